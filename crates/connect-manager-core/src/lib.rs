@@ -1,0 +1,16 @@
+//! The domain of connect-manager: identifiers, names, timestamps, resources, secrets and the
+//! rules of `SPEC.md` as plain functions and types. Nothing here does I/O.
+
+pub mod credentials;
+pub mod error;
+pub mod id;
+pub mod lookup;
+pub mod model;
+pub mod name;
+pub mod page;
+pub mod principal;
+pub mod secret;
+pub mod timestamp;
+
+pub use error::{Error, Result};
+pub use timestamp::Timestamp;

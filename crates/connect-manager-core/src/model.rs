@@ -1,0 +1,287 @@
+//! The resources of SPEC "Resources", as the API shows them (JSON, snake_case).
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::timestamp::Timestamp;
+
+impl utoipa::PartialSchema for Timestamp {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+            .description(Some("RFC 3339 timestamp, UTC"))
+            .into()
+    }
+}
+impl ToSchema for Timestamp {}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ServerState {
+    Active,
+    Deleted,
+}
+
+impl ServerState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServerState::Active => "ACTIVE",
+            ServerState::Deleted => "DELETED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "ACTIVE" => Some(ServerState::Active),
+            "DELETED" => Some(ServerState::Deleted),
+            _ => None,
+        }
+    }
+}
+
+/// A server's access to a granted vault. A Connect server may read and write the vaults it is
+/// granted; tokens narrow that down (R7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum VaultAccess {
+    Read,
+    Write,
+    ReadWrite,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ServerVault {
+    pub id: String,
+    pub name: String,
+    pub access: VaultAccess,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Server {
+    #[schema(pattern = "^[0-9A-Z]{26}$")]
+    pub id: String,
+    pub name: String,
+    pub state: ServerState,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub creator_id: String,
+    /// Bumped each time the server's credentials are rotated (C3).
+    pub tokens_version: i64,
+    /// The vaults the server may reach now, by name.
+    pub vaults: Vec<ServerVault>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum VaultType {
+    UserCreated,
+    Everyone,
+    Transfer,
+    Personal,
+    Private,
+    Employee,
+}
+
+impl VaultType {
+    pub const ALL: [VaultType; 6] = [
+        VaultType::UserCreated,
+        VaultType::Everyone,
+        VaultType::Transfer,
+        VaultType::Personal,
+        VaultType::Private,
+        VaultType::Employee,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VaultType::UserCreated => "USER_CREATED",
+            VaultType::Everyone => "EVERYONE",
+            VaultType::Transfer => "TRANSFER",
+            VaultType::Personal => "PERSONAL",
+            VaultType::Private => "PRIVATE",
+            VaultType::Employee => "EMPLOYEE",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+
+    /// R5: built-in Personal, Private and Employee vaults are never granted to a Connect server.
+    pub fn is_grantable(self) -> bool {
+        !matches!(
+            self,
+            VaultType::Personal | VaultType::Private | VaultType::Employee
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Vault {
+    #[schema(pattern = "^[0-9a-z]{26}$")]
+    pub id: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub vault_type: VaultType,
+    pub created_at: Timestamp,
+}
+
+/// R5 as a function: the error a grant of `vault` gets, if any.
+pub fn check_grantable(vault: &Vault) -> crate::Result<()> {
+    if vault.vault_type.is_grantable() {
+        Ok(())
+    } else {
+        Err(crate::Error::Invalid {
+            code: "vault_not_grantable",
+            message: "can't grant a Connect server access to a built-in Personal, Private or Employee vault".into(),
+            details: serde_json::json!({ "vault": vault.id, "type": vault.vault_type.as_str() }),
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct User {
+    #[schema(pattern = "^[0-9A-Z]{26}$")]
+    pub id: String,
+    pub name: String,
+    pub email: String,
+    pub created_at: Timestamp,
+}
+
+/// An API key's metadata; the key itself is shown once, at creation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ApiKeyInfo {
+    pub id: String,
+    pub user_id: String,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum GrantScope {
+    /// Secrets Automation manager: may create servers and manage every server.
+    Manager,
+    /// May manage every current and future server, but not create servers.
+    AllServers,
+    /// May manage one server.
+    Server,
+}
+
+impl GrantScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GrantScope::Manager => "MANAGER",
+            GrantScope::AllServers => "ALL_SERVERS",
+            GrantScope::Server => "SERVER",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            GrantScope::Manager,
+            GrantScope::AllServers,
+            GrantScope::Server,
+        ]
+        .into_iter()
+        .find(|g| g.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, ToSchema)]
+pub struct GroupGrant {
+    pub scope: GrantScope,
+    pub server_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Group {
+    #[schema(pattern = "^[0-9a-z]{26}$")]
+    pub id: String,
+    pub name: String,
+    pub created_at: Timestamp,
+    /// User IDs.
+    pub members: Vec<String>,
+    pub grants: Vec<GroupGrant>,
+}
+
+/// The name of the built-in group whose members may do everything (A2).
+pub const OWNERS_GROUP: &str = "Owners";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Success,
+    Denied,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Denied => "denied",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct AuditEvent {
+    pub id: String,
+    pub at: Timestamp,
+    pub actor_id: String,
+    /// What was done, as `resource.verb` (`server.create`, `vault.grant`, …).
+    pub action: String,
+    pub target_type: String,
+    pub target_id: String,
+    pub request_id: String,
+    pub client_ip: String,
+    pub outcome: String,
+}
+
+/// Who acts, for the audit trail: written with every change in the same transaction (A5).
+#[derive(Debug, Clone, Default)]
+pub struct Actor {
+    pub user_id: String,
+    pub request_id: String,
+    pub client_ip: String,
+}
+
+impl Actor {
+    /// Changes made beside the database by `connect-manager admin …` or at start-up.
+    pub fn system(what: &str) -> Self {
+        Actor {
+            user_id: format!("system:{what}"),
+            request_id: crate::id::new_lower(),
+            client_ip: "local".into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn r5_builtin_vault_types_are_not_grantable() {
+        let grantable: Vec<_> = VaultType::ALL
+            .into_iter()
+            .filter(|t| t.is_grantable())
+            .collect();
+        assert_eq!(
+            grantable,
+            [
+                VaultType::UserCreated,
+                VaultType::Everyone,
+                VaultType::Transfer
+            ]
+        );
+        for t in VaultType::ALL {
+            assert_eq!(VaultType::parse(t.as_str()), Some(t));
+            assert_eq!(
+                serde_json::to_value(t).unwrap(),
+                serde_json::Value::String(t.as_str().into())
+            );
+        }
+    }
+}

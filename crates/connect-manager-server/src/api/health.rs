@@ -1,0 +1,48 @@
+//! Liveness, readiness and the API description: no authentication.
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::error::{ApiResult, ErrorBody};
+use crate::state::AppState;
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// "ok"
+    pub status: String,
+}
+
+/// Alive: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "health",
+    responses((status = 200, body = Health)))]
+pub async fn healthz() -> axum::Json<Health> {
+    axum::Json(Health {
+        status: "ok".into(),
+    })
+}
+
+/// Ready: the database answers.
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses(
+        (status = 200, body = Health),
+        (status = 503, description = "The database is unavailable.", body = ErrorBody),
+    ))]
+pub async fn readyz(State(state): State<AppState>) -> ApiResult<axum::Json<Health>> {
+    state.store.ping().await?;
+    Ok(axum::Json(Health {
+        status: "ok".into(),
+    }))
+}
+
+/// This API's OpenAPI description (the committed `openapi.yaml`).
+#[utoipa::path(get, path = "/openapi.yaml", tag = "health",
+    responses((status = 200, description = "OpenAPI 3.1, YAML.", content_type = "application/yaml", body = String)))]
+pub async fn openapi_yaml() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/yaml")],
+        crate::openapi::OPENAPI_YAML,
+    )
+}

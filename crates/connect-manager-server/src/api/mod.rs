@@ -1,0 +1,110 @@
+//! The HTTP API. Handlers are short: extract, authorise, resolve references (R1), call the store,
+//! map. Rules live in core and in the store, never here.
+
+pub mod groups;
+pub mod health;
+pub mod servers;
+pub mod users;
+pub mod vaults;
+
+use connect_manager_core::lookup::resolve;
+use connect_manager_core::model::{Group, Server, User, Vault};
+use connect_manager_core::page::PageRequest;
+use serde::Deserialize;
+use utoipa::{IntoParams, IntoResponses};
+
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::Caller;
+use crate::state::AppState;
+
+/// The error responses every authenticated operation may give (E1).
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum Errors {
+    /// Malformed request: bad JSON, unknown field, wrong type, bad query or cursor.
+    #[response(status = 400)]
+    BadRequest(ErrorBody),
+    /// Missing or invalid credentials.
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// The caller may see the object but not take this action.
+    #[response(status = 403)]
+    Forbidden(ErrorBody),
+    /// Nothing matched the reference, or the caller may not see it.
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+    /// A name matched several objects (`ambiguous`), or the change conflicts with the state.
+    #[response(status = 409)]
+    Conflict(ErrorBody),
+    /// The request body is over 64 KiB.
+    #[response(status = 413)]
+    TooLarge(ErrorBody),
+    /// The body is not JSON (`Content-Type: application/json`).
+    #[response(status = 415)]
+    UnsupportedMediaType(ErrorBody),
+    /// A value breaks a rule (`invalid_field`, `vault_not_grantable`, …).
+    #[response(status = 422)]
+    Unprocessable(ErrorBody),
+    /// The database is unavailable.
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
+    /// Internal error: the message is generic, the detail is in the log under the request ID.
+    #[response(status = 500)]
+    Internal(ErrorBody),
+}
+
+/// Paging of every list: newest first.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// Items per page, 1–1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl ListParams {
+    pub fn page(&self) -> ApiResult<PageRequest> {
+        Ok(PageRequest::parse(self.limit, self.cursor.as_deref())?)
+    }
+}
+
+/// R1 and A4: a live server the caller may manage, by ID or name. One the caller may not manage
+/// is not a candidate, so it is 404 exactly like one that does not exist.
+pub async fn resolve_server(
+    state: &AppState,
+    caller: &Caller,
+    reference: &str,
+) -> ApiResult<Server> {
+    let mut candidates = state.store.find_servers(reference).await?;
+    candidates.retain(|s| caller.principal.may_manage_server(&s.id));
+    Ok(resolve("server", reference, candidates)?)
+}
+
+pub async fn resolve_vault(state: &AppState, reference: &str) -> ApiResult<Vault> {
+    Ok(resolve(
+        "vault",
+        reference,
+        state.store.find_vaults(reference).await?,
+    )?)
+}
+
+pub async fn resolve_group(state: &AppState, reference: &str) -> ApiResult<Group> {
+    Ok(resolve(
+        "group",
+        reference,
+        state.store.find_groups(reference).await?,
+    )?)
+}
+
+/// Users are named by ID or email.
+pub async fn resolve_user(state: &AppState, reference: &str) -> ApiResult<User> {
+    let mut candidates = state.store.find_users(reference).await?;
+    if let Some(pos) = candidates.iter().position(|u| u.id == reference) {
+        return Ok(candidates.swap_remove(pos));
+    }
+    candidates
+        .pop()
+        .ok_or_else(|| connect_manager_core::Error::not_found("user", reference).into())
+}

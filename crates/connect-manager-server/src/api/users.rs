@@ -1,0 +1,193 @@
+//! Users and their API keys (owners only, A2). A key is shown once and stored only as a hash.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use connect_manager_core::model::{ApiKeyInfo, User};
+use connect_manager_core::page::Page;
+use connect_manager_core::principal::Permission;
+use connect_manager_core::secret::{api_key_hash, new_api_key};
+use connect_manager_core::{Error, name};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{Errors, ListParams, resolve_user};
+use crate::error::ApiResult;
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller};
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUser {
+    pub name: String,
+    pub email: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedApiKey {
+    pub id: String,
+    /// The API key: shown this once, never again.
+    pub key: String,
+}
+
+/// A plausible email address: one `@` with text on both sides, no spaces or control characters.
+fn validate_email(raw: &str) -> Result<String, Error> {
+    let email = raw.trim();
+    let ok = email.len() <= 254
+        && email.split('@').count() == 2
+        && email.split('@').all(|part| !part.is_empty())
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(email.to_owned())
+    } else {
+        Err(Error::invalid_field(
+            "email",
+            "must be an email address like ops@example.com",
+        ))
+    }
+}
+
+/// Create a user (owners).
+#[utoipa::path(post, path = "/v1/users", tag = "users", request_body = CreateUser,
+    security(("api_key" = [])),
+    responses((status = 201, body = User), Errors))]
+pub async fn create_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreateUser>,
+) -> ApiResult<(StatusCode, Json<User>)> {
+    caller
+        .authorize(&state, Permission::Owner, "user.create", "user", "")
+        .await?;
+    let name = name::validate("name", &body.name)?;
+    let email = validate_email(&body.email)?;
+    let user = state
+        .store
+        .create_user(&caller.actor, &name, &email)
+        .await?;
+    Ok((StatusCode::CREATED, Json(user)))
+}
+
+/// List users, newest first (owners).
+#[utoipa::path(get, path = "/v1/users", tag = "users", params(ListParams),
+    security(("api_key" = [])),
+    responses((status = 200, body = Page<User>), Errors))]
+pub async fn list_users(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> ApiResult<Json<Page<User>>> {
+    caller
+        .authorize(&state, Permission::Owner, "user.list", "user", "")
+        .await?;
+    Ok(Json(state.store.list_users(&params.page()?).await?))
+}
+
+/// Get a user by ID or email (owners).
+#[utoipa::path(get, path = "/v1/users/{user}", tag = "users",
+    params(("user" = String, Path, description = "User ID or email")),
+    security(("api_key" = [])),
+    responses((status = 200, body = User), Errors))]
+pub async fn get_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(user): ApiPath<String>,
+) -> ApiResult<Json<User>> {
+    caller
+        .authorize(&state, Permission::Owner, "user.get", "user", &user)
+        .await?;
+    Ok(Json(resolve_user(&state, &user).await?))
+}
+
+/// Delete a user and its keys (owners). The last owner cannot be deleted (409).
+#[utoipa::path(delete, path = "/v1/users/{user}", tag = "users",
+    params(("user" = String, Path, description = "User ID or email")),
+    security(("api_key" = [])),
+    responses((status = 204, description = "Deleted."), Errors))]
+pub async fn delete_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(user): ApiPath<String>,
+) -> ApiResult<StatusCode> {
+    caller
+        .authorize(&state, Permission::Owner, "user.delete", "user", &user)
+        .await?;
+    let user = resolve_user(&state, &user).await?;
+    state.store.delete_user(&caller.actor, &user.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Create an API key for a user (owners). The key is in this response only.
+#[utoipa::path(post, path = "/v1/users/{user}/keys", tag = "users",
+    params(("user" = String, Path, description = "User ID or email")),
+    security(("api_key" = [])),
+    responses((status = 201, body = CreatedApiKey), Errors))]
+pub async fn create_api_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(user): ApiPath<String>,
+) -> ApiResult<(StatusCode, Json<CreatedApiKey>)> {
+    caller
+        .authorize(&state, Permission::Owner, "api_key.create", "user", &user)
+        .await?;
+    let user = resolve_user(&state, &user).await?;
+    let key = new_api_key();
+    let info = state
+        .store
+        .create_api_key(&caller.actor, &user.id, &api_key_hash(&key))
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedApiKey { id: info.id, key }),
+    ))
+}
+
+/// List a user's API keys: metadata only (owners).
+#[utoipa::path(get, path = "/v1/users/{user}/keys", tag = "users",
+    params(("user" = String, Path, description = "User ID or email"), ListParams),
+    security(("api_key" = [])),
+    responses((status = 200, body = Page<ApiKeyInfo>), Errors))]
+pub async fn list_api_keys(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(user): ApiPath<String>,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> ApiResult<Json<Page<ApiKeyInfo>>> {
+    caller
+        .authorize(&state, Permission::Owner, "api_key.list", "user", &user)
+        .await?;
+    let user = resolve_user(&state, &user).await?;
+    Ok(Json(
+        state.store.list_api_keys(&user.id, &params.page()?).await?,
+    ))
+}
+
+/// Delete an API key (owners). It stops working on the next request.
+#[utoipa::path(delete, path = "/v1/users/{user}/keys/{key_id}", tag = "users",
+    params(
+        ("user" = String, Path, description = "User ID or email"),
+        ("key_id" = String, Path, description = "API key ID"),
+    ),
+    security(("api_key" = [])),
+    responses((status = 204, description = "Deleted."), Errors))]
+pub async fn delete_api_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((user, key_id)): ApiPath<(String, String)>,
+) -> ApiResult<StatusCode> {
+    caller
+        .authorize(
+            &state,
+            Permission::Owner,
+            "api_key.delete",
+            "api_key",
+            &key_id,
+        )
+        .await?;
+    let user = resolve_user(&state, &user).await?;
+    state
+        .store
+        .delete_api_key(&caller.actor, &user.id, &key_id)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,211 @@
+//! E1: one JSON envelope for every error, at every status:
+//! `{"error": {"code", "message", "details"}, "request_id"}`. A 500 tells the client nothing but
+//! the request ID; the detail goes to the log.
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use connect_manager_core::Error;
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::request_id::current_request_id;
+
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub details: Value,
+    /// The `WWW-Authenticate` challenge sent with a 401.
+    pub challenge: &'static str,
+}
+
+/// The error envelope (E1).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+    pub request_id: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Machine-readable, snake_case: `not_found`, `ambiguous`, `vault_not_grantable`, …
+    pub code: String,
+    /// What went wrong, for a person.
+    pub message: String,
+    /// Structured context (the candidates of an ambiguous name, the field at fault, …).
+    #[schema(value_type = Object)]
+    pub details: Value,
+}
+
+/// Marks a response whose body is already the envelope.
+#[derive(Clone, Copy)]
+pub(crate) struct Enveloped;
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            details: Value::Object(Default::default()),
+            challenge: r#"Bearer realm="connect-manager""#,
+        }
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    /// The envelope for a status produced outside the handlers (unknown route, wrong method,
+    /// body limit, timeout).
+    pub fn for_status(status: StatusCode) -> Self {
+        let (code, message) = match status {
+            StatusCode::NOT_FOUND => ("not_found", "no such endpoint"),
+            StatusCode::METHOD_NOT_ALLOWED => (
+                "method_not_allowed",
+                "this endpoint does not take that method",
+            ),
+            StatusCode::PAYLOAD_TOO_LARGE => ("too_large", "the request body is over 64 KiB"),
+            StatusCode::REQUEST_TIMEOUT => ("timeout", "the request took too long"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+                "unsupported_media_type",
+                "send JSON with Content-Type: application/json",
+            ),
+            s if s.is_server_error() => ("internal", "internal error"),
+            _ => ("bad_request", "the request is not valid"),
+        };
+        ApiError::new(status, code, message)
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        let message = e.to_string();
+        match e {
+            Error::BadRequest { .. } => {
+                ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+            }
+            Error::Invalid { code, details, .. } => ApiError {
+                details: if details.is_null() {
+                    Value::Object(Default::default())
+                } else {
+                    details
+                },
+                ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+            },
+            Error::NotFound { kind, reference } => ApiError {
+                details: serde_json::json!({ "kind": kind, "reference": reference }),
+                ..ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+            },
+            Error::Ambiguous {
+                kind,
+                reference,
+                candidates,
+            } => ApiError {
+                details: serde_json::json!({
+                    "kind": kind, "reference": reference, "candidates": candidates,
+                }),
+                ..ApiError::new(StatusCode::CONFLICT, "ambiguous", message)
+            },
+            Error::Conflict { code, .. } => ApiError::new(StatusCode::CONFLICT, code, message),
+            Error::Forbidden { .. } => ApiError::new(StatusCode::FORBIDDEN, "forbidden", message),
+            Error::Unavailable { detail } => {
+                tracing::error!(error = %detail, "database unavailable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the database is unavailable; try again shortly",
+                )
+            }
+            Error::Internal { detail } => {
+                tracing::error!(error = %detail, "internal error");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error",
+                )
+            }
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        match r {
+            JsonRejection::MissingJsonContentType(_) => {
+                ApiError::for_status(StatusCode::UNSUPPORTED_MEDIA_TYPE)
+            }
+            JsonRejection::BytesRejection(_) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                ApiError::for_status(StatusCode::PAYLOAD_TOO_LARGE)
+            }
+            JsonRejection::JsonSyntaxError(_) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "malformed_json",
+                format!(
+                    "the body is not valid JSON: {}",
+                    inner_message(&r.body_text())
+                ),
+            ),
+            JsonRejection::JsonDataError(_) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_body",
+                format!(
+                    "the body does not fit this endpoint: {}",
+                    inner_message(&r.body_text())
+                ),
+            ),
+            _ => ApiError::new(r.status(), "bad_request", r.body_text()),
+        }
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            format!(
+                "the query string does not fit this endpoint: {}",
+                inner_message(&r.body_text())
+            ),
+        )
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", r.body_text())
+    }
+}
+
+/// axum's rejection texts start with a generic sentence; keep what serde said.
+fn inner_message(text: &str) -> &str {
+    text.split_once(": ").map(|(_, rest)| rest).unwrap_or(text)
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message,
+                details: self.details,
+            },
+            request_id: current_request_id(),
+        };
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(self.challenge),
+            );
+        }
+        response.extensions_mut().insert(Enveloped);
+        response
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,159 @@
+//! Extractors: request bodies and queries whose rejections speak the error envelope, the calling
+//! user (A1, Bearer API key) and the calling Connect server (HTTP Basic with its credentials).
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use connect_manager_core::model::Actor;
+use connect_manager_core::principal::{Permission, Principal};
+use connect_manager_core::secret::api_key_hash;
+
+use crate::error::{ApiError, ApiResult};
+use crate::request_id::RequestId;
+use crate::state::AppState;
+
+/// A JSON body; malformed, unknown-field, wrong-type and oversized bodies are 4xx envelopes.
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct ApiJson<T>(pub T);
+
+/// A query string, likewise.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct ApiQuery<T>(pub T);
+
+/// A path, likewise.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct ApiPath<T>(pub T);
+
+fn actor_for(parts: &Parts, user_id: String) -> Actor {
+    Actor {
+        user_id,
+        request_id: parts
+            .extensions
+            .get::<RequestId>()
+            .map(|r| r.0.clone())
+            .unwrap_or_default(),
+        client_ip: client_ip(parts),
+    }
+}
+
+pub fn client_ip(parts: &Parts) -> String {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_default()
+}
+
+fn credentials<'a>(parts: &'a Parts, scheme: &str) -> Option<&'a str> {
+    let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (given, rest) = value.split_once(' ')?;
+    given.eq_ignore_ascii_case(scheme).then(|| rest.trim())
+}
+
+/// A1: the user behind `Authorization: Bearer <API key>`, looked up on every request.
+pub struct Caller {
+    pub principal: Principal,
+    pub actor: Actor,
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        let Some(key) = credentials(parts, "Bearer").filter(|k| !k.is_empty()) else {
+            return Err(ApiError::unauthorized(
+                "send an API key: Authorization: Bearer <key>",
+            ));
+        };
+        match state.store.principal_for_key(&api_key_hash(key)).await? {
+            Some(principal) => Ok(Caller {
+                actor: actor_for(parts, principal.user_id.clone()),
+                principal,
+            }),
+            None => {
+                tracing::info!(client_ip = %client_ip(parts), "authentication failed: unknown API key");
+                Err(ApiError::unauthorized("the API key is not valid"))
+            }
+        }
+    }
+}
+
+impl Caller {
+    /// The one authorisation check (A2–A5): allowed, or a 403 whose attempt is audited.
+    pub async fn authorize(
+        &self,
+        state: &AppState,
+        permission: Permission<'_>,
+        action: &str,
+        target_type: &str,
+        target_id: &str,
+    ) -> ApiResult<()> {
+        if self.principal.allows(permission) {
+            return Ok(());
+        }
+        state
+            .store
+            .record_denial(&self.actor, action, target_type, target_id)
+            .await?;
+        let needed = match permission {
+            Permission::Owner => "only owners may do this",
+            Permission::CreateServers => {
+                "only owners and Secrets Automation managers may create servers"
+            }
+            Permission::ManageServer(_) => "you may not manage this server",
+        };
+        Err(ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "forbidden",
+            needed,
+        ))
+    }
+}
+
+/// A Connect server authenticating with its credentials: HTTP Basic, user = server ID,
+/// password = the secret in its credentials file (C1, C2, T4).
+pub struct ServerCaller {
+    pub server_id: String,
+    pub tokens_version: i64,
+}
+
+impl FromRequestParts<AppState> for ServerCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        let unauthorized = || {
+            let mut e = ApiError::unauthorized(
+                "authenticate as the server: HTTP Basic with its ID and the secret of its credentials file",
+            );
+            e.challenge = r#"Basic realm="connect-manager""#;
+            e
+        };
+        let decoded = credentials(parts, "Basic")
+            .and_then(|b| STANDARD.decode(b).ok())
+            .and_then(|raw| String::from_utf8(raw).ok())
+            .ok_or_else(unauthorized)?;
+        let (server_id, secret) = decoded.split_once(':').ok_or_else(unauthorized)?;
+        if !connect_manager_core::id::is_upper(server_id) {
+            return Err(unauthorized());
+        }
+        let Some(current) = state.store.server_credentials(server_id).await? else {
+            tracing::info!(client_ip = %client_ip(parts), "server authentication failed: unknown server");
+            return Err(unauthorized());
+        };
+        if !state.server_secrets.verify(secret, &current).await {
+            tracing::info!(client_ip = %client_ip(parts), "server authentication failed: bad secret");
+            return Err(unauthorized());
+        }
+        Ok(ServerCaller {
+            server_id: current.server_id,
+            tokens_version: current.tokens_version,
+        })
+    }
+}

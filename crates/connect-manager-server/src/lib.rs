@@ -1,0 +1,16 @@
+//! The HTTP service: configuration, start-up, router, extractors, handlers, errors, OpenAPI.
+//! [`launch`] runs it on a listener the caller bound, until `shutdown` resolves: the binary binds
+//! the configured address, tests bind `127.0.0.1:0`.
+
+pub mod api;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod openapi;
+pub mod request_id;
+pub mod startup;
+pub mod state;
+pub mod telemetry;
+
+pub use config::{Config, ConfigError, ServeArgs};
+pub use startup::{StartError, launch, open_store, prepare};

@@ -1,0 +1,65 @@
+//! Request IDs: taken from `x-request-id` when the caller sends a sane one, made otherwise,
+//! returned on every response, carried in every error envelope and every audit event. The middleware
+//! here also wraps any error response produced outside the handlers (unknown route, wrong method,
+//! body limit, timeout) in the envelope of E1, so no error leaves without it.
+
+use axum::extract::Request;
+use axum::http::{HeaderName, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::error::{ApiError, Enveloped};
+
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+tokio::task_local! {
+    static REQUEST_ID: String;
+}
+
+/// The current request's ID ("" outside a request).
+pub fn current_request_id() -> String {
+    REQUEST_ID.try_with(Clone::clone).unwrap_or_default()
+}
+
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+fn acceptable(v: &HeaderValue) -> Option<String> {
+    let s = v.to_str().ok()?;
+    (1..=128).contains(&s.len()).then_some(())?;
+    s.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        .then(|| s.to_owned())
+}
+
+pub async fn request_id_layer(mut req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get(&X_REQUEST_ID)
+        .and_then(acceptable)
+        .unwrap_or_else(connect_manager_core::id::new_lower);
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let mut response = REQUEST_ID
+        .scope(id.clone(), async move {
+            let response = next.run(req).await;
+            let status = response.status();
+            if (status.is_client_error() || status.is_server_error())
+                && response.extensions().get::<Enveloped>().is_none()
+            {
+                let mut enveloped = ApiError::for_status(status).into_response();
+                for name in [axum::http::header::ALLOW, axum::http::header::RETRY_AFTER] {
+                    if let Some(v) = response.headers().get(&name) {
+                        enveloped.headers_mut().insert(name, v.clone());
+                    }
+                }
+                enveloped
+            } else {
+                response
+            }
+        })
+        .await;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(X_REQUEST_ID.clone(), v);
+    }
+    response
+}

@@ -1,0 +1,46 @@
+//! Logging: one span per request (method, matched route, request ID), one event when it ends
+//! (status, latency). Headers are never logged, so neither is `Authorization`.
+
+use axum::extract::MatchedPath;
+use axum::http::Request;
+use tower_http::classify::{ServerErrorsAsFailures, SharedClassifier};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::LogFormat;
+use crate::request_id::RequestId;
+
+pub fn init(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+type MakeSpan = fn(&Request<axum::body::Body>) -> tracing::Span;
+
+pub fn trace_layer() -> TraceLayer<SharedClassifier<ServerErrorsAsFailures>, MakeSpan> {
+    TraceLayer::new_for_http()
+        .make_span_with(request_span as MakeSpan)
+        .on_response(DefaultOnResponse::new().level(Level::INFO))
+}
+
+fn request_span(req: &Request<axum::body::Body>) -> tracing::Span {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let request_id = req
+        .extensions()
+        .get::<RequestId>()
+        .map(|r| r.0.as_str())
+        .unwrap_or("");
+    tracing::info_span!("request", method = %req.method(), route = %route, request_id = %request_id)
+}

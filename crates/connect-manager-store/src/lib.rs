@@ -1,0 +1,268 @@
+//! Storage (SPEC S1): one async [`Store`] trait with one method per use case, each change in one
+//! transaction together with its audit event (A5). Two implementations on sqlx, chosen from the
+//! URL scheme at start: [`sqlite`] (the embedded default, WAL) and [`postgres`].
+//!
+//! Both run the same SQL, written once in `sql.rs` and compiled into each backend module with the
+//! backend's own types (`#[path]`), so the two cannot drift apart; what differs between the
+//! databases (connection setup, how a write transaction begins, row locks, migrations) lives in
+//! the backend modules. The [`conformance`] suite is what both must pass.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use connect_manager_core::model::{
+    Actor, ApiKeyInfo, AuditEvent, Group, GroupGrant, Server, User, Vault, VaultType,
+};
+use connect_manager_core::page::{Page, PageRequest};
+use connect_manager_core::principal::Principal;
+use connect_manager_core::{Error, Result};
+
+pub mod conformance;
+pub mod postgres;
+pub mod sqlite;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// A new server as the store writes it (R3): the vaults are already resolved to IDs.
+#[derive(Debug, Clone)]
+pub struct NewServer {
+    pub id: String,
+    pub name: String,
+    pub secret_verifier: String,
+    pub vault_ids: Vec<String>,
+}
+
+/// What a server authenticates against (T4, C2): live servers only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerCredentials {
+    pub server_id: String,
+    pub secret_verifier: String,
+    pub tokens_version: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    pub action: Option<String>,
+    pub actor_id: Option<String>,
+    pub target_id: Option<String>,
+    /// Inclusive lower bound, microseconds.
+    pub since: Option<i64>,
+    /// Exclusive upper bound, microseconds.
+    pub until: Option<i64>,
+}
+
+/// What happened at first start (A1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bootstrap {
+    /// The database was empty: this owner was created with the given key.
+    Created(User),
+    /// The database already had users: nothing was changed.
+    AlreadyDone,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    fn backend(&self) -> Backend;
+
+    /// One round trip to the database (`/readyz`).
+    async fn ping(&self) -> Result<()>;
+
+    /// Closes the pool: waits for connections in use to come back.
+    async fn close(&self);
+
+    // ---- installation ------------------------------------------------------------------------
+
+    /// The value stored under `key`, if any.
+    async fn setting(&self, key: &str) -> Result<Option<String>>;
+
+    /// Stores `value` under `key` unless one is there already; returns the value in force. Safe
+    /// when several replicas start at once: exactly one value wins.
+    async fn init_setting(&self, key: &str, value: &str) -> Result<String>;
+
+    /// On an empty database, creates the Owners group and `owner` in it with an API key whose
+    /// SHA-256 is `key_hash` (A1). Atomic: with several replicas starting at once, one creates.
+    async fn bootstrap_owner(&self, name: &str, email: &str, key_hash: &str) -> Result<Bootstrap>;
+
+    // ---- authentication ----------------------------------------------------------------------
+
+    /// The caller behind an API key (by its SHA-256), with what their groups grant.
+    async fn principal_for_key(&self, key_hash: &str) -> Result<Option<Principal>>;
+
+    /// A live server's verifier, for HTTP Basic with its credentials (C2, T4).
+    async fn server_credentials(&self, server_id: &str) -> Result<Option<ServerCredentials>>;
+
+    // ---- users and API keys (owners) ---------------------------------------------------------
+
+    async fn create_user(&self, actor: &Actor, name: &str, email: &str) -> Result<User>;
+    async fn list_users(&self, page: &PageRequest) -> Result<Page<User>>;
+    /// Users whose ID equals `reference` or whose email equals it case-insensitively.
+    async fn find_users(&self, reference: &str) -> Result<Vec<User>>;
+    /// Members of the Owners group, oldest first (`admin owner-key`).
+    async fn owners(&self) -> Result<Vec<User>>;
+    /// Deletes the user and its keys; refuses to delete the last owner (A2).
+    async fn delete_user(&self, actor: &Actor, user_id: &str) -> Result<()>;
+    async fn create_api_key(
+        &self,
+        actor: &Actor,
+        user_id: &str,
+        key_hash: &str,
+    ) -> Result<ApiKeyInfo>;
+    async fn list_api_keys(&self, user_id: &str, page: &PageRequest) -> Result<Page<ApiKeyInfo>>;
+    async fn delete_api_key(&self, actor: &Actor, user_id: &str, key_id: &str) -> Result<()>;
+
+    // ---- groups (owners) ---------------------------------------------------------------------
+
+    async fn create_group(&self, actor: &Actor, name: &str) -> Result<Group>;
+    async fn list_groups(&self, page: &PageRequest) -> Result<Page<Group>>;
+    async fn find_groups(&self, reference: &str) -> Result<Vec<Group>>;
+    /// Ends the group's grants and memberships; the Owners group cannot be deleted (A2).
+    async fn delete_group(&self, actor: &Actor, group_id: &str) -> Result<()>;
+    async fn add_member(&self, actor: &Actor, group_id: &str, user_id: &str) -> Result<Group>;
+    /// Refuses to remove the last owner from Owners (A2).
+    async fn remove_member(&self, actor: &Actor, group_id: &str, user_id: &str) -> Result<Group>;
+    /// R11: idempotent.
+    async fn grant_group(&self, actor: &Actor, group_id: &str, grant: &GroupGrant)
+    -> Result<Group>;
+    /// R11: 404 when the grant does not exist.
+    async fn revoke_group(
+        &self,
+        actor: &Actor,
+        group_id: &str,
+        grant: &GroupGrant,
+    ) -> Result<Group>;
+
+    // ---- vault registry ----------------------------------------------------------------------
+
+    async fn create_vault(&self, actor: &Actor, name: &str, vault_type: VaultType)
+    -> Result<Vault>;
+    async fn list_vaults(&self, page: &PageRequest) -> Result<Page<Vault>>;
+    async fn find_vaults(&self, reference: &str) -> Result<Vec<Vault>>;
+    async fn rename_vault(&self, actor: &Actor, vault_id: &str, name: &str) -> Result<Vault>;
+    /// Ends every grant of the vault (R6 applies to every server that had it).
+    async fn delete_vault(&self, actor: &Actor, vault_id: &str) -> Result<()>;
+
+    // ---- servers -----------------------------------------------------------------------------
+
+    /// R3: all or nothing; every vault must exist and be grantable (R5).
+    async fn create_server(&self, actor: &Actor, server: &NewServer) -> Result<Server>;
+    /// Live servers the viewer may manage (A4), newest first.
+    async fn list_servers(&self, viewer: &Principal, page: &PageRequest) -> Result<Page<Server>>;
+    /// Live servers whose ID equals `reference` or whose name matches it (R1).
+    async fn find_servers(&self, reference: &str) -> Result<Vec<Server>>;
+    /// A server by ID, live or deleted.
+    async fn get_server(&self, server_id: &str) -> Result<Option<Server>>;
+    async fn rename_server(&self, actor: &Actor, server_id: &str, name: &str) -> Result<Server>;
+    /// R4: state DELETED, name freed, credentials dead, vault and group grants ended.
+    async fn delete_server(&self, actor: &Actor, server_id: &str) -> Result<()>;
+    /// C3: a new verifier and `tokens_version + 1`; the old secret stops working at once.
+    async fn rotate_server_secret(
+        &self,
+        actor: &Actor,
+        server_id: &str,
+        secret_verifier: &str,
+    ) -> Result<Server>;
+    /// R5: the vault must exist and be grantable; granting twice is not an error.
+    async fn grant_vault(&self, actor: &Actor, server_id: &str, vault_id: &str) -> Result<Server>;
+    /// R6: 404 when there was no grant.
+    async fn revoke_vault(&self, actor: &Actor, server_id: &str, vault_id: &str) -> Result<Server>;
+
+    // ---- audit -------------------------------------------------------------------------------
+
+    /// A denied attempt (A5); changes write their own events.
+    async fn record_denial(
+        &self,
+        actor: &Actor,
+        action: &str,
+        target_type: &str,
+        target_id: &str,
+    ) -> Result<()>;
+    async fn list_audit_events(
+        &self,
+        filter: &AuditFilter,
+        page: &PageRequest,
+    ) -> Result<Page<AuditEvent>>;
+}
+
+pub type DynStore = Arc<dyn Store>;
+
+/// Opens the store named by `url` (`sqlite:…` or `postgres://…`) and runs its migrations.
+pub async fn open(url: &str) -> Result<DynStore> {
+    match url.split_once(':').map(|(scheme, _)| scheme) {
+        Some("sqlite") => Ok(Arc::new(sqlite::SqliteStore::open(url).await?)),
+        Some("postgres" | "postgresql") => Ok(Arc::new(postgres::PostgresStore::open(url).await?)),
+        _ => Err(Error::bad_request(format!(
+            "DATABASE_URL: unsupported scheme in '{}' (use sqlite:… or postgres://…)",
+            redact_url(url)
+        ))),
+    }
+}
+
+/// A database URL fit for a log line or an error message: the password is replaced.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Maps a database error: connection trouble is 503, the rest 500 (detail for the log only).
+pub(crate) fn db_err(e: sqlx::Error) -> Error {
+    match e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => Error::Unavailable {
+            detail: e.to_string(),
+        },
+        sqlx::Error::Database(ref d)
+            if d.code()
+                .is_some_and(|c| c.starts_with("08") || c == "57P01") =>
+        {
+            Error::Unavailable {
+                detail: e.to_string(),
+            }
+        }
+        other => Error::internal(other),
+    }
+}
+
+/// Maps a unique violation to `conflict`, anything else through [`db_err`].
+pub(crate) fn on_unique(e: sqlx::Error, conflict: impl FnOnce() -> Error) -> Error {
+    match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => conflict(),
+        _ => db_err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn database_urls_are_redacted() {
+        assert_eq!(
+            super::redact_url("postgres://app:s3cret@db:5432/cm"),
+            "postgres://app:***@db:5432/cm"
+        );
+        assert_eq!(super::redact_url("postgres://db/cm"), "postgres://db/cm");
+        assert_eq!(super::redact_url("sqlite:data/x.db"), "sqlite:data/x.db");
+    }
+}

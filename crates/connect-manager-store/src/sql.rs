@@ -1,0 +1,1420 @@
+//! The SQL both backends run, written once. This file is compiled into `sqlite` and `postgres`
+//! (`#[path]`), where `super::Db` is that backend's sqlx database; everything the two databases
+//! do differently is a function of the backend module (`begin_write`, `lock_owners`).
+//!
+//! Placeholders are `$n` (both databases accept them), timestamps are `BIGINT` microseconds, and
+//! every change runs in one transaction with its audit event (A5).
+
+use std::collections::{BTreeSet, HashMap};
+
+use async_trait::async_trait;
+use connect_manager_core::id::new_lower;
+use connect_manager_core::model::{
+    Actor, ApiKeyInfo, AuditEvent, GrantScope, Group, GroupGrant, Outcome, Server, ServerState,
+    ServerVault, User, Vault, VaultAccess, VaultType, check_grantable,
+};
+use connect_manager_core::name::name_key;
+use connect_manager_core::page::{Cursor, Page, PageRequest};
+use connect_manager_core::principal::Principal;
+use connect_manager_core::secret::ct_eq;
+use connect_manager_core::{Error, Result, Timestamp};
+use sqlx::AssertSqlSafe;
+
+use super::{BACKEND, Db, Pool, ThisStore, begin_write, lock_owners};
+use crate::{
+    AuditFilter, Backend, Bootstrap, NewServer, ServerCredentials, Store, db_err, on_unique,
+};
+
+type Tx = sqlx::Transaction<'static, Db>;
+type Conn = <Db as sqlx::Database>::Connection;
+
+/// `$first, $first+1, …` for `n` values: the only text ever formatted into SQL here.
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+async fn audit(
+    tx: &mut Tx,
+    actor: &Actor,
+    action: &str,
+    target_type: &str,
+    target_id: &str,
+    outcome: Outcome,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO audit_events \
+         (id, at, actor_id, action, target_type, target_id, request_id, client_ip, outcome) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(new_lower())
+    .bind(Timestamp::now().micros())
+    .bind(&actor.user_id)
+    .bind(action)
+    .bind(target_type)
+    .bind(target_id)
+    .bind(&actor.request_id)
+    .bind(&actor.client_ip)
+    .bind(outcome.as_str())
+    .execute(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+async fn commit(tx: Tx) -> Result<()> {
+    tx.commit().await.map_err(db_err)
+}
+
+// ---- rows -------------------------------------------------------------------------------------
+
+type UserRow = (String, String, String, i64);
+
+fn user(r: UserRow) -> User {
+    User {
+        id: r.0,
+        name: r.1,
+        email: r.2,
+        created_at: Timestamp(r.3),
+    }
+}
+
+type VaultRow = (String, String, String, i64);
+
+fn vault(r: VaultRow) -> Result<Vault> {
+    Ok(Vault {
+        vault_type: VaultType::parse(&r.2)
+            .ok_or_else(|| Error::internal(format!("vault {} has unknown type {}", r.0, r.2)))?,
+        id: r.0,
+        name: r.1,
+        created_at: Timestamp(r.3),
+    })
+}
+
+type ServerRow = (String, String, String, i64, i64, String, i64);
+const SERVER_COLS: &str = "id, name, state, created_at, updated_at, creator_id, tokens_version";
+
+fn server(r: ServerRow, vaults: Vec<ServerVault>) -> Result<Server> {
+    Ok(Server {
+        state: ServerState::parse(&r.2)
+            .ok_or_else(|| Error::internal(format!("server {} has unknown state {}", r.0, r.2)))?,
+        id: r.0,
+        name: r.1,
+        created_at: Timestamp(r.3),
+        updated_at: Timestamp(r.4),
+        creator_id: r.5,
+        tokens_version: r.6,
+        vaults,
+    })
+}
+
+type GroupRow = (String, String, i64);
+
+/// Loads the servers' vault grants and builds the servers, in the rows' order.
+async fn hydrate_servers(conn: &mut Conn, rows: Vec<ServerRow>) -> Result<Vec<Server>> {
+    let mut vaults: HashMap<String, Vec<ServerVault>> = HashMap::new();
+    if !rows.is_empty() {
+        let sql = format!(
+            "SELECT sv.server_id, v.id, v.name FROM server_vaults sv \
+             JOIN vaults v ON v.id = sv.vault_id \
+             WHERE sv.server_id IN ({}) ORDER BY v.name_key, v.id",
+            placeholders(1, rows.len())
+        );
+        let mut q = sqlx::query_as::<_, (String, String, String)>(AssertSqlSafe(sql));
+        for r in &rows {
+            q = q.bind(r.0.clone());
+        }
+        for (server_id, id, name) in q.fetch_all(&mut *conn).await.map_err(db_err)? {
+            vaults.entry(server_id).or_default().push(ServerVault {
+                id,
+                name,
+                access: VaultAccess::ReadWrite,
+            });
+        }
+    }
+    rows.into_iter()
+        .map(|r| {
+            let v = vaults.remove(&r.0).unwrap_or_default();
+            server(r, v)
+        })
+        .collect()
+}
+
+/// Loads the groups' members and grants and builds the groups, in the rows' order.
+async fn hydrate_groups(conn: &mut Conn, rows: Vec<GroupRow>) -> Result<Vec<Group>> {
+    let mut members: HashMap<String, Vec<String>> = HashMap::new();
+    let mut grants: HashMap<String, Vec<GroupGrant>> = HashMap::new();
+    if !rows.is_empty() {
+        let ids = placeholders(1, rows.len());
+        let sql = format!(
+            "SELECT group_id, user_id FROM group_members WHERE group_id IN ({ids}) \
+             ORDER BY user_id"
+        );
+        let mut q = sqlx::query_as::<_, (String, String)>(AssertSqlSafe(sql));
+        for r in &rows {
+            q = q.bind(r.0.clone());
+        }
+        for (group_id, user_id) in q.fetch_all(&mut *conn).await.map_err(db_err)? {
+            members.entry(group_id).or_default().push(user_id);
+        }
+        let sql = format!(
+            "SELECT group_id, role, '' FROM group_roles WHERE group_id IN ({ids}) \
+             UNION ALL \
+             SELECT group_id, 'SERVER', server_id FROM group_servers WHERE group_id IN ({ids})"
+        );
+        let mut q = sqlx::query_as::<_, (String, String, String)>(AssertSqlSafe(sql));
+        for r in &rows {
+            q = q.bind(r.0.clone());
+        }
+        for (group_id, scope, server_id) in q.fetch_all(&mut *conn).await.map_err(db_err)? {
+            let scope = GrantScope::parse(&scope)
+                .ok_or_else(|| Error::internal(format!("unknown grant scope {scope}")))?;
+            grants.entry(group_id).or_default().push(GroupGrant {
+                scope,
+                server_id: (scope == GrantScope::Server).then_some(server_id),
+            });
+        }
+    }
+    Ok(rows
+        .into_iter()
+        .map(|(id, name, created_at)| {
+            let mut g = grants.remove(&id).unwrap_or_default();
+            g.sort();
+            Group {
+                members: members.remove(&id).unwrap_or_default(),
+                grants: g,
+                id,
+                name,
+                created_at: Timestamp(created_at),
+            }
+        })
+        .collect())
+}
+
+async fn load_server(conn: &mut Conn, server_id: &str) -> Result<Option<Server>> {
+    let row: Option<ServerRow> = sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT {SERVER_COLS} FROM servers WHERE id = $1"
+    )))
+    .bind(server_id)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    Ok(hydrate_servers(conn, row.into_iter().collect())
+        .await?
+        .pop())
+}
+
+async fn load_live_server(conn: &mut Conn, server_id: &str) -> Result<Server> {
+    match load_server(conn, server_id).await? {
+        Some(s) if s.state == ServerState::Active => Ok(s),
+        _ => Err(Error::not_found("server", server_id)),
+    }
+}
+
+async fn load_group(conn: &mut Conn, group_id: &str) -> Result<Group> {
+    let row: Option<GroupRow> =
+        sqlx::query_as("SELECT id, name, created_at FROM groups WHERE id = $1")
+            .bind(group_id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db_err)?;
+    hydrate_groups(conn, row.into_iter().collect())
+        .await?
+        .pop()
+        .ok_or_else(|| Error::not_found("group", group_id))
+}
+
+async fn load_vault(conn: &mut Conn, vault_id: &str) -> Result<Vault> {
+    let row: Option<VaultRow> =
+        sqlx::query_as("SELECT id, name, type, created_at FROM vaults WHERE id = $1")
+            .bind(vault_id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db_err)?;
+    row.map(vault)
+        .transpose()?
+        .ok_or_else(|| Error::not_found("vault", vault_id))
+}
+
+async fn is_owners_group(conn: &mut Conn, group_id: &str) -> Result<bool> {
+    let builtin: Option<Option<String>> =
+        sqlx::query_scalar("SELECT builtin FROM groups WHERE id = $1")
+            .bind(group_id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db_err)?;
+    Ok(builtin.flatten().as_deref() == Some("owners"))
+}
+
+/// A2: refuses a change that would leave the Owners group without `user_id` when `user_id` is
+/// its last member. Call with the owners lock held.
+async fn ensure_not_last_owner(tx: &mut Tx, user_id: &str) -> Result<()> {
+    let (is_owner, owners): (i64, i64) = sqlx::query_as(
+        "SELECT COALESCE(SUM(CASE WHEN m.user_id = $1 THEN 1 ELSE 0 END), 0), COUNT(*) \
+         FROM group_members m JOIN groups g ON g.id = m.group_id WHERE g.builtin = 'owners'",
+    )
+    .bind(user_id)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    if is_owner > 0 && owners <= 1 {
+        return Err(Error::conflict(
+            "last_owner",
+            "this is the last owner: add another owner first, so nobody is locked out",
+        ));
+    }
+    Ok(())
+}
+
+fn name_taken(kind: &str, name: &str) -> Error {
+    Error::conflict(
+        "name_taken",
+        format!("a {kind} named '{name}' already exists"),
+    )
+}
+
+fn grant_target(group_id: &str, grant: &GroupGrant) -> String {
+    match &grant.server_id {
+        Some(s) => format!("{group_id}/{}/{s}", grant.scope.as_str()),
+        None => format!("{group_id}/{}", grant.scope.as_str()),
+    }
+}
+
+#[async_trait]
+impl Store for ThisStore {
+    fn backend(&self) -> Backend {
+        BACKEND
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(self.pool())
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.pool().close().await;
+    }
+
+    async fn setting(&self, key: &str) -> Result<Option<String>> {
+        sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
+            .bind(key)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db_err)
+    }
+
+    async fn init_setting(&self, key: &str, value: &str) -> Result<String> {
+        sqlx::query(
+            "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(self.pool())
+        .await
+        .map_err(db_err)?;
+        self.setting(key)
+            .await?
+            .ok_or_else(|| Error::internal(format!("setting {key} vanished")))
+    }
+
+    async fn bootstrap_owner(&self, name: &str, email: &str, key_hash: &str) -> Result<Bootstrap> {
+        let pool: &Pool = self.pool();
+        let mut tx = begin_write(pool).await?;
+        let now = Timestamp::now().micros();
+        // The marker row makes concurrent first starts safe: the second waits on the key and
+        // then inserts nothing.
+        let marked = sqlx::query(
+            "INSERT INTO settings (key, value) VALUES ('bootstrapped', $1) \
+             ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(now.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if marked == 0 || users > 0 {
+            commit(tx).await?;
+            return Ok(Bootstrap::AlreadyDone);
+        }
+        let owners_id = new_lower();
+        sqlx::query(
+            "INSERT INTO groups (id, name, name_key, builtin, created_at) \
+             VALUES ($1, $2, $3, 'owners', $4)",
+        )
+        .bind(&owners_id)
+        .bind(connect_manager_core::model::OWNERS_GROUP)
+        .bind(name_key(connect_manager_core::model::OWNERS_GROUP))
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let owner = User {
+            id: connect_manager_core::id::new_upper(),
+            name: name.to_owned(),
+            email: email.to_owned(),
+            created_at: Timestamp(now),
+        };
+        sqlx::query(
+            "INSERT INTO users (id, name, email, email_key, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&owner.id)
+        .bind(&owner.name)
+        .bind(&owner.email)
+        .bind(owner.email.to_lowercase())
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        sqlx::query("INSERT INTO group_members (group_id, user_id) VALUES ($1, $2)")
+            .bind(&owners_id)
+            .bind(&owner.id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let key_id = new_lower();
+        sqlx::query(
+            "INSERT INTO api_keys (id, user_id, key_hash, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&key_id)
+        .bind(&owner.id)
+        .bind(key_hash)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let actor = Actor::system("bootstrap");
+        audit(
+            &mut tx,
+            &actor,
+            "user.create",
+            "user",
+            &owner.id,
+            Outcome::Success,
+        )
+        .await?;
+        audit(
+            &mut tx,
+            &actor,
+            "api_key.create",
+            "api_key",
+            &key_id,
+            Outcome::Success,
+        )
+        .await?;
+        commit(tx).await?;
+        Ok(Bootstrap::Created(owner))
+    }
+
+    async fn principal_for_key(&self, key_hash: &str) -> Result<Option<Principal>> {
+        let mut conn = self.pool().acquire().await.map_err(db_err)?;
+        let row: Option<(String, String)> =
+            sqlx::query_as("SELECT user_id, key_hash FROM api_keys WHERE key_hash = $1")
+                .bind(key_hash)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(db_err)?;
+        let Some((user_id, stored)) = row else {
+            return Ok(None);
+        };
+        if !ct_eq(&stored, key_hash) {
+            return Ok(None);
+        }
+        let grants: Vec<(String, String)> = sqlx::query_as(
+            "SELECT 'OWNER', '' FROM group_members m JOIN groups g ON g.id = m.group_id \
+             WHERE m.user_id = $1 AND g.builtin = 'owners' \
+             UNION ALL \
+             SELECT r.role, '' FROM group_members m JOIN group_roles r ON r.group_id = m.group_id \
+             WHERE m.user_id = $1 \
+             UNION ALL \
+             SELECT 'SERVER', s.server_id FROM group_members m \
+             JOIN group_servers s ON s.group_id = m.group_id WHERE m.user_id = $1",
+        )
+        .bind(&user_id)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_err)?;
+        let mut p = Principal {
+            user_id,
+            ..Principal::default()
+        };
+        for (scope, server_id) in grants {
+            match scope.as_str() {
+                "OWNER" => p.owner = true,
+                "MANAGER" => p.manager = true,
+                "ALL_SERVERS" => p.all_servers = true,
+                _ => {
+                    p.servers.insert(server_id);
+                }
+            }
+        }
+        Ok(Some(p))
+    }
+
+    async fn server_credentials(&self, server_id: &str) -> Result<Option<ServerCredentials>> {
+        let row: Option<(String, String, i64)> = sqlx::query_as(
+            "SELECT id, secret_verifier, tokens_version FROM servers \
+             WHERE id = $1 AND state = 'ACTIVE'",
+        )
+        .bind(server_id)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(db_err)?;
+        Ok(row.map(
+            |(server_id, secret_verifier, tokens_version)| ServerCredentials {
+                server_id,
+                secret_verifier,
+                tokens_version,
+            },
+        ))
+    }
+
+    // ---- users ---------------------------------------------------------------------------------
+
+    async fn create_user(&self, actor: &Actor, name: &str, email: &str) -> Result<User> {
+        let mut tx = begin_write(self.pool()).await?;
+        let u = User {
+            id: connect_manager_core::id::new_upper(),
+            name: name.to_owned(),
+            email: email.to_owned(),
+            created_at: Timestamp::now(),
+        };
+        sqlx::query(
+            "INSERT INTO users (id, name, email, email_key, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&u.id)
+        .bind(&u.name)
+        .bind(&u.email)
+        .bind(u.email.to_lowercase())
+        .bind(u.created_at.micros())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| {
+            on_unique(e, || {
+                Error::conflict("email_taken", format!("a user with email '{email}' exists"))
+            })
+        })?;
+        audit(
+            &mut tx,
+            actor,
+            "user.create",
+            "user",
+            &u.id,
+            Outcome::Success,
+        )
+        .await?;
+        commit(tx).await?;
+        Ok(u)
+    }
+
+    async fn list_users(&self, page: &PageRequest) -> Result<Page<User>> {
+        let (at, id) = page.bounds();
+        let rows: Vec<UserRow> = sqlx::query_as(
+            "SELECT id, name, email, created_at FROM users WHERE (created_at, id) < ($1, $2) \
+             ORDER BY created_at DESC, id DESC LIMIT $3",
+        )
+        .bind(at)
+        .bind(id)
+        .bind(page.fetch())
+        .fetch_all(self.pool())
+        .await
+        .map_err(db_err)?;
+        Ok(
+            page.finish(rows.into_iter().map(user).collect(), |u| Cursor {
+                created_at: u.created_at.micros(),
+                id: u.id.clone(),
+            }),
+        )
+    }
+
+    async fn find_users(&self, reference: &str) -> Result<Vec<User>> {
+        let rows: Vec<UserRow> = sqlx::query_as(
+            "SELECT id, name, email, created_at FROM users WHERE id = $1 OR email_key = $2",
+        )
+        .bind(reference)
+        .bind(reference.trim().to_lowercase())
+        .fetch_all(self.pool())
+        .await
+        .map_err(db_err)?;
+        Ok(rows.into_iter().map(user).collect())
+    }
+
+    async fn owners(&self) -> Result<Vec<User>> {
+        let rows: Vec<UserRow> = sqlx::query_as(
+            "SELECT u.id, u.name, u.email, u.created_at FROM users u \
+             JOIN group_members m ON m.user_id = u.id JOIN groups g ON g.id = m.group_id \
+             WHERE g.builtin = 'owners' ORDER BY u.created_at, u.id",
+        )
+        .fetch_all(self.pool())
+        .await
+        .map_err(db_err)?;
+        Ok(rows.into_iter().map(user).collect())
+    }
+
+    async fn delete_user(&self, actor: &Actor, user_id: &str) -> Result<()> {
+        let mut tx = begin_write(self.pool()).await?;
+        lock_owners(&mut tx).await?;
+        ensure_not_last_owner(&mut tx, user_id).await?;
+        let deleted = sqlx::query("DELETE FROM users WHERE id = $1")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+        if deleted == 0 {
+            return Err(Error::not_found("user", user_id));
+        }
+        audit(
+            &mut tx,
+            actor,
+            "user.delete",
+            "user",
+            user_id,
+            Outcome::Success,
+        )
+        .await?;
+        commit(tx).await
+    }
+
+    async fn create_api_key(
+        &self,
+        actor: &Actor,
+        user_id: &str,
+        key_hash: &str,
+    ) -> Result<ApiKeyInfo> {
+        let mut tx = begin_write(self.pool()).await?;
+        let info = ApiKeyInfo {
+            id: new_lower(),
+            user_id: user_id.to_owned(),
+            created_at: Timestamp::now(),
+        };
+        let inserted = sqlx::query(
+            "INSERT INTO api_keys (id, user_id, key_hash, created_at) \
+             SELECT $1, id, $3, $4 FROM users WHERE id = $2",
+        )
+        .bind(&info.id)
+        .bind(user_id)
+        .bind(key_hash)
+        .bind(info.created_at.micros())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        if inserted == 0 {
+            return Err(Error::not_found("user", user_id));
+        }
+        audit(
+            &mut tx,
+            actor,
+            "api_key.create",
+            "api_key",
+            &info.id,
+            Outcome::Success,
+        )
+        .await?;
+        commit(tx).await?;
+        Ok(info)
+    }
+
+    async fn list_api_keys(&self, user_id: &str, page: &PageRequest) -> Result<Page<ApiKeyInfo>> {
+        let (at, id) = page.bounds();
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT id, user_id, created_at FROM api_keys \
+             WHERE user_id = $1 AND (created_at, id) < ($2, $3) \
+             ORDER BY created_at DESC, id DESC LIMIT $4",
+        )
+        .bind(user_id)
+        .bind(at)
+        .bind(id)
+        .bind(page.fetch())
+        .fetch_all(self.pool())
+        .await
+        .map_err(db_err)?;
+        let items = rows
+            .into_iter()
+            .map(|(id, user_id, created_at)| ApiKeyInfo {
+                id,
+                user_id,
+                created_at: Timestamp(created_at),
+            })
+            .collect();
+        Ok(page.finish(items, |k| Cursor {
+            created_at: k.created_at.micros(),
+            id: k.id.clone(),
+        }))
+    }
+
+    async fn delete_api_key(&self, actor: &Actor, user_id: &str, key_id: &str) -> Result<()> {
+        let mut tx = begin_write(self.pool()).await?;
+        let deleted = sqlx::query("DELETE FROM api_keys WHERE id = $1 AND user_id = $2")
+            .bind(key_id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+        if deleted == 0 {
+            return Err(Error::not_found("api key", key_id));
+        }
+        audit(
+            &mut tx,
+            actor,
+            "api_key.delete",
+            "api_key",
+            key_id,
+            Outcome::Success,
+        )
+        .await?;
+        commit(tx).await
+    }
+
+    // ---- groups --------------------------------------------------------------------------------
+
+    async fn create_group(&self, actor: &Actor, name: &str) -> Result<Group> {
+        let mut tx = begin_write(self.pool()).await?;
+        let g = Group {
+            id: new_lower(),
+            name: name.to_owned(),
+            created_at: Timestamp::now(),
+            members: vec![],
+            grants: vec![],
+        };
+        sqlx::query("INSERT INTO groups (id, name, name_key, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(&g.id)
+            .bind(&g.name)
+            .bind(name_key(&g.name))
+            .bind(g.created_at.micros())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| on_unique(e, || name_taken("group", name)))?;
+        audit(
+            &mut tx,
+            actor,
+            "group.create",
+            "group",
+            &g.id,
+            Outcome::Success,
+        )
+        .await?;
+        commit(tx).await?;
+        Ok(g)
+    }
+
+    async fn list_groups(&self, page: &PageRequest) -> Result<Page<Group>> {
+        let (at, id) = page.bounds();
+        let mut conn = self.pool().acquire().await.map_err(db_err)?;
+        let rows: Vec<GroupRow> = sqlx::query_as(
+            "SELECT id, name, created_at FROM groups WHERE (created_at, id) < ($1, $2) \
+             ORDER BY created_at DESC, id DESC LIMIT $3",
+        )
+        .bind(at)
+        .bind(id)
+        .bind(page.fetch())
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_err)?;
+        let groups = hydrate_groups(&mut conn, rows).await?;
+        Ok(page.finish(groups, |g| Cursor {
+            created_at: g.created_at.micros(),
+            id: g.id.clone(),
+        }))
+    }
+
+    async fn find_groups(&self, reference: &str) -> Result<Vec<Group>> {
+        let mut conn = self.pool().acquire().await.map_err(db_err)?;
+        let rows: Vec<GroupRow> = sqlx::query_as(
+            "SELECT id, name, created_at FROM groups WHERE id = $1 OR name_key = $2",
+        )
+        .bind(reference)
+        .bind(name_key(reference))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_err)?;
+        hydrate_groups(&mut conn, rows).await
+    }
+
+    async fn delete_group(&self, actor: &Actor, group_id: &str) -> Result<()> {
+        let mut tx = begin_write(self.pool()).await?;
+        if is_owners_group(&mut tx, group_id).await? {
+            return Err(Error::conflict(
+                "builtin_group",
+                "the Owners group cannot be deleted",
+            ));
+        }
+        let deleted = sqlx::query("DELETE FROM groups WHERE id = $1")
+            .bind(group_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+        if deleted == 0 {
+            return Err(Error::not_found("group", group_id));
+        }
+        audit(
+            &mut tx,
+            actor,
+            "group.delete",
+            "group",
+            group_id,
+            Outcome::Success,
+        )
+        .await?;
+        commit(tx).await
+    }
+
+    async fn add_member(&self, actor: &Actor, group_id: &str, user_id: &str) -> Result<Group> {
+        let mut tx = begin_write(self.pool()).await?;
+        load_group(&mut tx, group_id).await?;
+        let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if exists.is_none() {
+            return Err(Error::not_found("user", user_id));
+        }
+        let added = sqlx::query(
+            "INSERT INTO group_members (group_id, user_id) VALUES ($1, $2) \
+             ON CONFLICT (group_id, user_id) DO NOTHING",
+        )
+        .bind(group_id)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        if added > 0 {
+            let target = format!("{group_id}/{user_id}");
+            audit(
+                &mut tx,
+                actor,
+                "group.member.add",
+                "group_member",
+                &target,
+                Outcome::Success,
+            )
+            .await?;
+        }
+        let g = load_group(&mut tx, group_id).await?;
+        commit(tx).await?;
+        Ok(g)
+    }
+
+    async fn remove_member(&self, actor: &Actor, group_id: &str, user_id: &str) -> Result<Group> {
+        let mut tx = begin_write(self.pool()).await?;
+        if is_owners_group(&mut tx, group_id).await? {
+            lock_owners(&mut tx).await?;
+            ensure_not_last_owner(&mut tx, user_id).await?;
+        }
+        let removed = sqlx::query("DELETE FROM group_members WHERE group_id = $1 AND user_id = $2")
+            .bind(group_id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+        if removed == 0 {
+            load_group(&mut tx, group_id).await?;
+            return Err(Error::not_found("member", user_id));
+        }
+        let target = format!("{group_id}/{user_id}");
+        audit(
+            &mut tx,
+            actor,
+            "group.member.remove",
+            "group_member",
+            &target,
+            Outcome::Success,
+        )
+        .await?;
+        let g = load_group(&mut tx, group_id).await?;
+        commit(tx).await?;
+        Ok(g)
+    }
+
+    async fn grant_group(
+        &self,
+        actor: &Actor,
+        group_id: &str,
+        grant: &GroupGrant,
+    ) -> Result<Group> {
+        let mut tx = begin_write(self.pool()).await?;
+        load_group(&mut tx, group_id).await?;
+        let added = match (&grant.scope, &grant.server_id) {
+            (GrantScope::Server, Some(server_id)) => {
+                load_live_server(&mut tx, server_id).await?;
+                sqlx::query(
+                    "INSERT INTO group_servers (group_id, server_id) VALUES ($1, $2) \
+                     ON CONFLICT (group_id, server_id) DO NOTHING",
+                )
+                .bind(group_id)
+                .bind(server_id)
+                .execute(&mut *tx)
+                .await
+            }
+            (GrantScope::Manager | GrantScope::AllServers, None) => {
+                sqlx::query(
+                    "INSERT INTO group_roles (group_id, role) VALUES ($1, $2) \
+                     ON CONFLICT (group_id, role) DO NOTHING",
+                )
+                .bind(group_id)
+                .bind(grant.scope.as_str())
+                .execute(&mut *tx)
+                .await
+            }
+            _ => {
+                return Err(Error::bad_request(
+                    "a SERVER grant names one server; others none",
+                ));
+            }
+        }
+        .map_err(db_err)?
+        .rows_affected();
+        if added > 0 {
+            let target = grant_target(group_id, grant);
+            audit(
+                &mut tx,
+                actor,
+                "group.grant",
+                "group_grant",
+                &target,
+                Outcome::Success,
+            )
+            .await?;
+        }
+        let g = load_group(&mut tx, group_id).await?;
+        commit(tx).await?;
+        Ok(g)
+    }
+
+    async fn revoke_group(
+        &self,
+        actor: &Actor,
+        group_id: &str,
+        grant: &GroupGrant,
+    ) -> Result<Group> {
+        let mut tx = begin_write(self.pool()).await?;
+        load_group(&mut tx, group_id).await?;
+        let removed = match &grant.server_id {
+            Some(server_id) => {
+                sqlx::query("DELETE FROM group_servers WHERE group_id = $1 AND server_id = $2")
+                    .bind(group_id)
+                    .bind(server_id)
+                    .execute(&mut *tx)
+                    .await
+            }
+            None => {
+                sqlx::query("DELETE FROM group_roles WHERE group_id = $1 AND role = $2")
+                    .bind(group_id)
+                    .bind(grant.scope.as_str())
+                    .execute(&mut *tx)
+                    .await
+            }
+        }
+        .map_err(db_err)?
+        .rows_affected();
+        if removed == 0 {
+            return Err(Error::not_found("grant", grant_target(group_id, grant)));
+        }
+        let target = grant_target(group_id, grant);
+        audit(
+            &mut tx,
+            actor,
+            "group.revoke",
+            "group_grant",
+            &target,
+            Outcome::Success,
+        )
+        .await?;
+        let g = load_group(&mut tx, group_id).await?;
+        commit(tx).await?;
+        Ok(g)
+    }
+
+    // ---- vaults --------------------------------------------------------------------------------
+
+    async fn create_vault(
+        &self,
+        actor: &Actor,
+        name: &str,
+        vault_type: VaultType,
+    ) -> Result<Vault> {
+        let mut tx = begin_write(self.pool()).await?;
+        let v = Vault {
+            id: new_lower(),
+            name: name.to_owned(),
+            vault_type,
+            created_at: Timestamp::now(),
+        };
+        sqlx::query(
+            "INSERT INTO vaults (id, name, name_key, type, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&v.id)
+        .bind(&v.name)
+        .bind(name_key(&v.name))
+        .bind(v.vault_type.as_str())
+        .bind(v.created_at.micros())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| on_unique(e, || name_taken("vault", name)))?;
+        audit(
+            &mut tx,
+            actor,
+            "vault.create",
+            "vault",
+            &v.id,
+            Outcome::Success,
+        )
+        .await?;
+        commit(tx).await?;
+        Ok(v)
+    }
+
+    async fn list_vaults(&self, page: &PageRequest) -> Result<Page<Vault>> {
+        let (at, id) = page.bounds();
+        let rows: Vec<VaultRow> = sqlx::query_as(
+            "SELECT id, name, type, created_at FROM vaults WHERE (created_at, id) < ($1, $2) \
+             ORDER BY created_at DESC, id DESC LIMIT $3",
+        )
+        .bind(at)
+        .bind(id)
+        .bind(page.fetch())
+        .fetch_all(self.pool())
+        .await
+        .map_err(db_err)?;
+        let vaults = rows.into_iter().map(vault).collect::<Result<Vec<_>>>()?;
+        Ok(page.finish(vaults, |v| Cursor {
+            created_at: v.created_at.micros(),
+            id: v.id.clone(),
+        }))
+    }
+
+    async fn find_vaults(&self, reference: &str) -> Result<Vec<Vault>> {
+        let rows: Vec<VaultRow> = sqlx::query_as(
+            "SELECT id, name, type, created_at FROM vaults WHERE id = $1 OR name_key = $2",
+        )
+        .bind(reference)
+        .bind(name_key(reference))
+        .fetch_all(self.pool())
+        .await
+        .map_err(db_err)?;
+        rows.into_iter().map(vault).collect()
+    }
+
+    async fn rename_vault(&self, actor: &Actor, vault_id: &str, name: &str) -> Result<Vault> {
+        let mut tx = begin_write(self.pool()).await?;
+        let updated = sqlx::query("UPDATE vaults SET name = $1, name_key = $2 WHERE id = $3")
+            .bind(name)
+            .bind(name_key(name))
+            .bind(vault_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| on_unique(e, || name_taken("vault", name)))?
+            .rows_affected();
+        if updated == 0 {
+            return Err(Error::not_found("vault", vault_id));
+        }
+        audit(
+            &mut tx,
+            actor,
+            "vault.rename",
+            "vault",
+            vault_id,
+            Outcome::Success,
+        )
+        .await?;
+        let v = load_vault(&mut tx, vault_id).await?;
+        commit(tx).await?;
+        Ok(v)
+    }
+
+    async fn delete_vault(&self, actor: &Actor, vault_id: &str) -> Result<()> {
+        let mut tx = begin_write(self.pool()).await?;
+        let now = Timestamp::now().micros();
+        sqlx::query(
+            "UPDATE servers SET updated_at = $1 \
+             WHERE id IN (SELECT server_id FROM server_vaults WHERE vault_id = $2)",
+        )
+        .bind(now)
+        .bind(vault_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let deleted = sqlx::query("DELETE FROM vaults WHERE id = $1")
+            .bind(vault_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+        if deleted == 0 {
+            return Err(Error::not_found("vault", vault_id));
+        }
+        audit(
+            &mut tx,
+            actor,
+            "vault.delete",
+            "vault",
+            vault_id,
+            Outcome::Success,
+        )
+        .await?;
+        commit(tx).await
+    }
+
+    // ---- servers -------------------------------------------------------------------------------
+
+    async fn create_server(&self, actor: &Actor, new: &NewServer) -> Result<Server> {
+        let mut tx = begin_write(self.pool()).await?;
+        let vault_ids: BTreeSet<&String> = new.vault_ids.iter().collect();
+        for vault_id in &vault_ids {
+            check_grantable(&load_vault(&mut tx, vault_id).await?)?;
+        }
+        let now = Timestamp::now().micros();
+        sqlx::query(
+            "INSERT INTO servers (id, name, name_key, state, created_at, updated_at, creator_id, \
+             tokens_version, secret_verifier) VALUES ($1, $2, $3, 'ACTIVE', $4, $4, $5, 1, $6)",
+        )
+        .bind(&new.id)
+        .bind(&new.name)
+        .bind(name_key(&new.name))
+        .bind(now)
+        .bind(&actor.user_id)
+        .bind(&new.secret_verifier)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| on_unique(e, || name_taken("server", &new.name)))?;
+        for vault_id in &vault_ids {
+            sqlx::query(
+                "INSERT INTO server_vaults (server_id, vault_id, created_at) VALUES ($1, $2, $3)",
+            )
+            .bind(&new.id)
+            .bind(*vault_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
+        audit(
+            &mut tx,
+            actor,
+            "server.create",
+            "server",
+            &new.id,
+            Outcome::Success,
+        )
+        .await?;
+        let s = load_live_server(&mut tx, &new.id).await?;
+        commit(tx).await?;
+        Ok(s)
+    }
+
+    async fn list_servers(&self, viewer: &Principal, page: &PageRequest) -> Result<Page<Server>> {
+        let (at, id) = page.bounds();
+        let mut conn = self.pool().acquire().await.map_err(db_err)?;
+        let rows: Vec<ServerRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {SERVER_COLS} FROM servers s WHERE s.state = 'ACTIVE' \
+             AND ($1 OR s.id IN (SELECT gs.server_id FROM group_servers gs \
+                  JOIN group_members m ON m.group_id = gs.group_id WHERE m.user_id = $2)) \
+             AND (s.created_at, s.id) < ($3, $4) \
+             ORDER BY s.created_at DESC, s.id DESC LIMIT $5"
+        )))
+        .bind(viewer.manages_all_servers())
+        .bind(&viewer.user_id)
+        .bind(at)
+        .bind(id)
+        .bind(page.fetch())
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_err)?;
+        let servers = hydrate_servers(&mut conn, rows).await?;
+        Ok(page.finish(servers, |s| Cursor {
+            created_at: s.created_at.micros(),
+            id: s.id.clone(),
+        }))
+    }
+
+    async fn find_servers(&self, reference: &str) -> Result<Vec<Server>> {
+        let mut conn = self.pool().acquire().await.map_err(db_err)?;
+        let rows: Vec<ServerRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {SERVER_COLS} FROM servers \
+             WHERE state = 'ACTIVE' AND (id = $1 OR name_key = $2)"
+        )))
+        .bind(reference)
+        .bind(name_key(reference))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_err)?;
+        hydrate_servers(&mut conn, rows).await
+    }
+
+    async fn get_server(&self, server_id: &str) -> Result<Option<Server>> {
+        let mut conn = self.pool().acquire().await.map_err(db_err)?;
+        load_server(&mut conn, server_id).await
+    }
+
+    async fn rename_server(&self, actor: &Actor, server_id: &str, name: &str) -> Result<Server> {
+        let mut tx = begin_write(self.pool()).await?;
+        let updated = sqlx::query(
+            "UPDATE servers SET name = $1, name_key = $2, updated_at = $3 \
+             WHERE id = $4 AND state = 'ACTIVE'",
+        )
+        .bind(name)
+        .bind(name_key(name))
+        .bind(Timestamp::now().micros())
+        .bind(server_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| on_unique(e, || name_taken("server", name)))?
+        .rows_affected();
+        if updated == 0 {
+            return Err(Error::not_found("server", server_id));
+        }
+        audit(
+            &mut tx,
+            actor,
+            "server.rename",
+            "server",
+            server_id,
+            Outcome::Success,
+        )
+        .await?;
+        let s = load_live_server(&mut tx, server_id).await?;
+        commit(tx).await?;
+        Ok(s)
+    }
+
+    async fn delete_server(&self, actor: &Actor, server_id: &str) -> Result<()> {
+        let mut tx = begin_write(self.pool()).await?;
+        let updated = sqlx::query(
+            "UPDATE servers SET state = 'DELETED', secret_verifier = '', updated_at = $1 \
+             WHERE id = $2 AND state = 'ACTIVE'",
+        )
+        .bind(Timestamp::now().micros())
+        .bind(server_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        if updated == 0 {
+            return Err(Error::not_found("server", server_id));
+        }
+        for sql in [
+            "DELETE FROM server_vaults WHERE server_id = $1",
+            "DELETE FROM group_servers WHERE server_id = $1",
+        ] {
+            sqlx::query(sql)
+                .bind(server_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+        audit(
+            &mut tx,
+            actor,
+            "server.delete",
+            "server",
+            server_id,
+            Outcome::Success,
+        )
+        .await?;
+        commit(tx).await
+    }
+
+    async fn rotate_server_secret(
+        &self,
+        actor: &Actor,
+        server_id: &str,
+        secret_verifier: &str,
+    ) -> Result<Server> {
+        let mut tx = begin_write(self.pool()).await?;
+        let updated = sqlx::query(
+            "UPDATE servers SET secret_verifier = $1, tokens_version = tokens_version + 1, \
+             updated_at = $2 WHERE id = $3 AND state = 'ACTIVE'",
+        )
+        .bind(secret_verifier)
+        .bind(Timestamp::now().micros())
+        .bind(server_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        if updated == 0 {
+            return Err(Error::not_found("server", server_id));
+        }
+        audit(
+            &mut tx,
+            actor,
+            "server.credentials.rotate",
+            "server",
+            server_id,
+            Outcome::Success,
+        )
+        .await?;
+        let s = load_live_server(&mut tx, server_id).await?;
+        commit(tx).await?;
+        Ok(s)
+    }
+
+    async fn grant_vault(&self, actor: &Actor, server_id: &str, vault_id: &str) -> Result<Server> {
+        let mut tx = begin_write(self.pool()).await?;
+        load_live_server(&mut tx, server_id).await?;
+        check_grantable(&load_vault(&mut tx, vault_id).await?)?;
+        let now = Timestamp::now().micros();
+        let added = sqlx::query(
+            "INSERT INTO server_vaults (server_id, vault_id, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (server_id, vault_id) DO NOTHING",
+        )
+        .bind(server_id)
+        .bind(vault_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        if added > 0 {
+            sqlx::query("UPDATE servers SET updated_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(server_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            let target = format!("{server_id}/{vault_id}");
+            audit(
+                &mut tx,
+                actor,
+                "vault.grant",
+                "server_vault",
+                &target,
+                Outcome::Success,
+            )
+            .await?;
+        }
+        let s = load_live_server(&mut tx, server_id).await?;
+        commit(tx).await?;
+        Ok(s)
+    }
+
+    async fn revoke_vault(&self, actor: &Actor, server_id: &str, vault_id: &str) -> Result<Server> {
+        let mut tx = begin_write(self.pool()).await?;
+        load_live_server(&mut tx, server_id).await?;
+        let removed =
+            sqlx::query("DELETE FROM server_vaults WHERE server_id = $1 AND vault_id = $2")
+                .bind(server_id)
+                .bind(vault_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?
+                .rows_affected();
+        if removed == 0 {
+            return Err(Error::not_found(
+                "vault grant",
+                format!("{vault_id} on server {server_id}"),
+            ));
+        }
+        sqlx::query("UPDATE servers SET updated_at = $1 WHERE id = $2")
+            .bind(Timestamp::now().micros())
+            .bind(server_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let target = format!("{server_id}/{vault_id}");
+        audit(
+            &mut tx,
+            actor,
+            "vault.revoke",
+            "server_vault",
+            &target,
+            Outcome::Success,
+        )
+        .await?;
+        let s = load_live_server(&mut tx, server_id).await?;
+        commit(tx).await?;
+        Ok(s)
+    }
+
+    // ---- audit ---------------------------------------------------------------------------------
+
+    async fn record_denial(
+        &self,
+        actor: &Actor,
+        action: &str,
+        target_type: &str,
+        target_id: &str,
+    ) -> Result<()> {
+        let mut tx = begin_write(self.pool()).await?;
+        audit(
+            &mut tx,
+            actor,
+            action,
+            target_type,
+            target_id,
+            Outcome::Denied,
+        )
+        .await?;
+        commit(tx).await
+    }
+
+    async fn list_audit_events(
+        &self,
+        filter: &AuditFilter,
+        page: &PageRequest,
+    ) -> Result<Page<AuditEvent>> {
+        let (at, id) = page.bounds();
+        type Row = (
+            String,
+            i64,
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+        );
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT id, at, actor_id, action, target_type, target_id, request_id, client_ip, \
+             outcome FROM audit_events \
+             WHERE ($1 IS NULL OR action = $1) AND ($2 IS NULL OR actor_id = $2) \
+             AND ($3 IS NULL OR target_id = $3) AND ($4 IS NULL OR at >= $4) \
+             AND ($5 IS NULL OR at < $5) AND (at, id) < ($6, $7) \
+             ORDER BY at DESC, id DESC LIMIT $8",
+        )
+        .bind(filter.action.as_deref())
+        .bind(filter.actor_id.as_deref())
+        .bind(filter.target_id.as_deref())
+        .bind(filter.since)
+        .bind(filter.until)
+        .bind(at)
+        .bind(id)
+        .bind(page.fetch())
+        .fetch_all(self.pool())
+        .await
+        .map_err(db_err)?;
+        let events = rows
+            .into_iter()
+            .map(|r| AuditEvent {
+                id: r.0,
+                at: Timestamp(r.1),
+                actor_id: r.2,
+                action: r.3,
+                target_type: r.4,
+                target_id: r.5,
+                request_id: r.6,
+                client_ip: r.7,
+                outcome: r.8,
+            })
+            .collect();
+        Ok(page.finish(events, |e| Cursor {
+            created_at: e.at.micros(),
+            id: e.id.clone(),
+        }))
+    }
+}

@@ -1,0 +1,65 @@
+//! The embedded default (S1): SQLite in WAL mode with a busy timeout, `synchronous=NORMAL` and
+//! foreign keys on. Writes begin with `BEGIN IMMEDIATE`, so two writers queue on the busy timeout
+//! instead of failing when a read lock would be upgraded.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use connect_manager_core::Result;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+use crate::{Backend, db_err};
+
+pub(crate) type Db = sqlx::Sqlite;
+pub(crate) type Pool = sqlx::SqlitePool;
+pub(crate) type ThisStore = SqliteStore;
+pub(crate) const BACKEND: Backend = Backend::Sqlite;
+
+// One SQL source for both backends, compiled once per backend (see the crate docs).
+#[allow(clippy::duplicate_mod)]
+#[path = "sql.rs"]
+mod sql;
+
+pub struct SqliteStore {
+    pool: Pool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `url` (`sqlite:path/to/file.db`) and runs the
+    /// migrations in `migrations/sqlite`.
+    pub async fn open(url: &str) -> Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| connect_manager_core::Error::bad_request(format!("DATABASE_URL: {e}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(db_err)?;
+        sqlx::migrate!("../../migrations/sqlite")
+            .run(&pool)
+            .await
+            .map_err(|e| connect_manager_core::Error::internal(format!("migrations: {e}")))?;
+        Ok(SqliteStore { pool })
+    }
+
+    /// The pool, for tests that read raw rows.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+}
+
+async fn begin_write(pool: &Pool) -> Result<sqlx::Transaction<'static, Db>> {
+    pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)
+}
+
+/// Serialises changes to the Owners group (A2's last-owner check). `BEGIN IMMEDIATE` already
+/// holds the database's only write lock.
+async fn lock_owners(_tx: &mut sqlx::Transaction<'static, Db>) -> Result<()> {
+    Ok(())
+}
