@@ -8,7 +8,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::{groups, health, servers, users, vaults};
+use crate::api::{audit, groups, health, servers, users, vaults};
 use crate::state::AppState;
 
 /// The committed description, served at `GET /openapi.yaml`.
@@ -30,6 +30,7 @@ pub const OPENAPI_YAML: &str = include_str!("../../../openapi.yaml");
         (name = "vaults", description = "The vault registry"),
         (name = "users", description = "Users and API keys (owners)"),
         (name = "groups", description = "Groups and members (owners)"),
+        (name = "audit", description = "The audit trail (owners)"),
         (name = "health", description = "Liveness, readiness, this description"),
     )
 )]
@@ -98,6 +99,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(servers::rotate_credentials))
         .routes(routes!(servers::grant_vault, servers::revoke_vault))
         .routes(routes!(servers::connect_self))
+        .routes(routes!(audit::list_events))
 }
 
 /// The router and the generated description.

@@ -5,7 +5,7 @@
 //! Both run the same SQL, written once in `sql.rs` and compiled into each backend module with the
 //! backend's own types (`#[path]`), so the two cannot drift apart; what differs between the
 //! databases (connection setup, how a write transaction begins, row locks, migrations) lives in
-//! the backend modules. The [`conformance`] suite is what both must pass.
+//! the backend modules. The conformance suite (`tests/conformance.rs`) is what both must pass.
 
 use std::sync::Arc;
 
@@ -17,9 +17,10 @@ use connect_manager_core::page::{Page, PageRequest};
 use connect_manager_core::principal::Principal;
 use connect_manager_core::{Error, Result};
 
-pub mod conformance;
 pub mod postgres;
 pub mod sqlite;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -265,4 +266,9 @@ mod tests {
         assert_eq!(super::redact_url("postgres://db/cm"), "postgres://db/cm");
         assert_eq!(super::redact_url("sqlite:data/x.db"), "sqlite:data/x.db");
     }
+}
+
+#[cfg(feature = "testing")]
+fn id_for_tests() -> String {
+    connect_manager_core::id::new_lower()
 }

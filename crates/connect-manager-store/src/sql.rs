@@ -773,7 +773,7 @@ impl Store for ThisStore {
     async fn add_member(&self, actor: &Actor, group_id: &str, user_id: &str) -> Result<Group> {
         let mut tx = begin_write(self.pool()).await?;
         load_group(&mut tx, group_id).await?;
-        let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM users WHERE id = $1")
+        let exists: Option<String> = sqlx::query_scalar("SELECT id FROM users WHERE id = $1")
             .bind(user_id)
             .fetch_optional(&mut *tx)
             .await

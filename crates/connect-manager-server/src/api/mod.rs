@@ -1,6 +1,7 @@
 //! The HTTP API. Handlers are short: extract, authorise, resolve references (R1), call the store,
 //! map. Rules live in core and in the store, never here.
 
+pub mod audit;
 pub mod groups;
 pub mod health;
 pub mod servers;

@@ -1,0 +1,54 @@
+//! The audit trail (A5): every change and every denied attempt, newest first (owners).
+
+use axum::Json;
+use axum::extract::State;
+use connect_manager_core::model::AuditEvent;
+use connect_manager_core::page::{Page, PageRequest};
+use connect_manager_core::principal::Permission;
+use connect_manager_store::AuditFilter;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::Errors;
+use crate::error::ApiResult;
+use crate::extract::{ApiQuery, Caller};
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditParams {
+    /// Items per page, 1–1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Only this action (`server.create`, `vault.grant`, …).
+    pub action: Option<String>,
+    /// Only events of this actor (a user ID).
+    pub actor: Option<String>,
+    /// Only events about this target ID.
+    pub target: Option<String>,
+}
+
+/// Page through audit events (owners).
+#[utoipa::path(get, path = "/v1/audit/events", tag = "audit", params(AuditParams),
+    security(("api_key" = [])),
+    responses((status = 200, body = Page<AuditEvent>), Errors))]
+pub async fn list_events(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(params): ApiQuery<AuditParams>,
+) -> ApiResult<Json<Page<AuditEvent>>> {
+    caller
+        .authorize(&state, Permission::Owner, "audit.list", "audit", "")
+        .await?;
+    let page = PageRequest::parse(params.limit, params.cursor.as_deref())?;
+    let filter = AuditFilter {
+        action: params.action,
+        actor_id: params.actor,
+        target_id: params.target,
+        since: None,
+        until: None,
+    };
+    Ok(Json(state.store.list_audit_events(&filter, &page).await?))
+}

@@ -1,0 +1,137 @@
+//! Test databases: every test gets its own fresh SQLite file or PostgreSQL database, removed
+//! afterwards. PostgreSQL tests run when `TEST_DATABASE_URL` names a server where the test user
+//! may create databases (`scripts/test` starts one). Without it they are skipped, except under
+//! `CI=true`, where a PostgreSQL test that cannot reach its database fails.
+
+use sqlx::Connection;
+
+use crate::{Backend, DynStore};
+
+pub struct TestDb {
+    pub backend: Backend,
+    /// The URL a store or a `serve` process opens.
+    pub url: String,
+    dir: tempfile::TempDir,
+    postgres: Option<(String, String)>,
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+impl TestDb {
+    pub async fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().expect("temp dir");
+        TestDb {
+            backend: Backend::Sqlite,
+            url: format!("sqlite://{}", dir.path().join("test.db").display()),
+            dir,
+            postgres: None,
+        }
+    }
+
+    /// A fresh PostgreSQL database, or `None` (test skipped) when none is configured outside CI.
+    pub async fn postgres() -> Option<TestDb> {
+        let admin = match std::env::var("TEST_DATABASE_URL") {
+            Ok(url) if !url.is_empty() => url,
+            _ if in_ci() => {
+                panic!("CI=true but TEST_DATABASE_URL is not set: PostgreSQL tests must run")
+            }
+            _ => {
+                eprintln!("skipped: TEST_DATABASE_URL is not set (scripts/test sets it)");
+                return None;
+            }
+        };
+        let name = format!("cm_test_{}", crate::id_for_tests());
+        let mut conn = sqlx::PgConnection::connect(&admin)
+            .await
+            .unwrap_or_else(|e| panic!("cannot reach TEST_DATABASE_URL: {e}"));
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .expect("create test database");
+        conn.close().await.ok();
+        let base = admin
+            .rsplit_once('/')
+            .map(|(b, _)| b.to_owned())
+            .expect("TEST_DATABASE_URL ends in /<database>");
+        let url = match base.split_once('?') {
+            Some(_) => panic!("TEST_DATABASE_URL must not carry query parameters"),
+            None => format!("{base}/{name}"),
+        };
+        Some(TestDb {
+            backend: Backend::Postgres,
+            url,
+            dir: tempfile::tempdir().expect("temp dir"),
+            postgres: Some((admin, name)),
+        })
+    }
+
+    pub async fn for_backend(backend: Backend) -> Option<TestDb> {
+        match backend {
+            Backend::Sqlite => Some(TestDb::sqlite().await),
+            Backend::Postgres => TestDb::postgres().await,
+        }
+    }
+
+    /// A scratch directory that lives as long as the database (data dir, files).
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    pub async fn open(&self) -> DynStore {
+        crate::open(&self.url).await.expect("open test store")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some((admin, name)) = self.postgres.take() else {
+            return;
+        };
+        // Drop runs outside async; a short-lived runtime on its own thread removes the database.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                    .execute(&mut conn)
+                    .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// Runs each listed `async fn name(db: TestDb)` once per backend, as `sqlite::name` and
+/// `postgres::name`, so the test output counts each backend's tests.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let db = $crate::testing::TestDb::sqlite().await;
+                    super::$name(db).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(db) = $crate::testing::TestDb::postgres().await {
+                        super::$name(db).await;
+                    }
+                }
+            )*
+        }
+    };
+}

@@ -1,0 +1,619 @@
+//! The conformance suite: every `Store` implementation passes it, SQLite always and PostgreSQL
+//! whenever `TEST_DATABASE_URL` is set (always in CI). Each test has its own fresh database.
+
+use connect_manager_core::Error;
+use connect_manager_core::model::{Actor, GrantScope, GroupGrant, ServerState, VaultType};
+use connect_manager_core::page::PageRequest;
+use connect_manager_core::principal::Principal;
+use connect_manager_store::testing::TestDb;
+use connect_manager_store::{AuditFilter, Bootstrap, DynStore, NewServer, backend_tests};
+
+fn actor() -> Actor {
+    Actor {
+        user_id: "UTESTACTOR0000000000000000".into(),
+        request_id: "req".into(),
+        client_ip: "127.0.0.1".into(),
+    }
+}
+
+async fn new_server(
+    store: &DynStore,
+    name: &str,
+    vaults: &[&str],
+) -> Result<connect_manager_core::model::Server, Error> {
+    store
+        .create_server(
+            &actor(),
+            &NewServer {
+                id: connect_manager_core::id::new_upper(),
+                name: name.into(),
+                secret_verifier: "$argon2id$test".into(),
+                vault_ids: vaults.iter().map(|v| v.to_string()).collect(),
+            },
+        )
+        .await
+}
+
+async fn audit_count(store: &DynStore) -> usize {
+    store
+        .list_audit_events(
+            &AuditFilter::default(),
+            &PageRequest {
+                limit: 1000,
+                after: None,
+            },
+        )
+        .await
+        .unwrap()
+        .items
+        .len()
+}
+
+async fn s1_migrations_run_and_ping_answers(db: TestDb) {
+    let store = db.open().await;
+    store.ping().await.unwrap();
+    // Opening again runs the migrations again: a no-op.
+    let again = db.open().await;
+    again.ping().await.unwrap();
+    assert_eq!(store.backend(), db.backend);
+}
+
+async fn a1_bootstrap_creates_one_owner_once(db: TestDb) {
+    let store = db.open().await;
+    let created = store
+        .bootstrap_owner("Owner", "owner@localhost", "hash-1")
+        .await
+        .unwrap();
+    let Bootstrap::Created(owner) = created else {
+        panic!("expected a new owner")
+    };
+    assert_eq!(
+        store
+            .bootstrap_owner("Other", "o@x", "hash-2")
+            .await
+            .unwrap(),
+        Bootstrap::AlreadyDone
+    );
+    let p = store.principal_for_key("hash-1").await.unwrap().unwrap();
+    assert_eq!(p.user_id, owner.id);
+    assert!(p.owner);
+    assert!(store.principal_for_key("hash-2").await.unwrap().is_none());
+    assert_eq!(store.owners().await.unwrap(), vec![owner]);
+}
+
+async fn a1_concurrent_first_starts_make_one_owner(db: TestDb) {
+    let stores = [db.open().await, db.open().await, db.open().await];
+    let mut tasks = Vec::new();
+    for (i, s) in stores.iter().enumerate() {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            s.bootstrap_owner("Owner", &format!("o{i}@x"), &format!("key-{i}"))
+                .await
+        }));
+    }
+    let mut created = 0;
+    for t in tasks {
+        if let Bootstrap::Created(_) = t.await.unwrap().unwrap() {
+            created += 1;
+        }
+    }
+    assert_eq!(created, 1);
+    assert_eq!(stores[0].owners().await.unwrap().len(), 1);
+}
+
+async fn init_setting_keeps_the_first_value(db: TestDb) {
+    let store = db.open().await;
+    assert_eq!(store.init_setting("k", "a").await.unwrap(), "a");
+    assert_eq!(store.init_setting("k", "b").await.unwrap(), "a");
+    assert_eq!(store.setting("k").await.unwrap().as_deref(), Some("a"));
+    assert_eq!(store.setting("missing").await.unwrap(), None);
+}
+
+async fn r2_names_are_unique_case_insensitively(db: TestDb) {
+    let store = db.open().await;
+    store
+        .create_vault(&actor(), "Prod", VaultType::UserCreated)
+        .await
+        .unwrap();
+    let dup = store
+        .create_vault(&actor(), "PROD", VaultType::Everyone)
+        .await;
+    assert!(
+        matches!(
+            dup,
+            Err(Error::Conflict {
+                code: "name_taken",
+                ..
+            })
+        ),
+        "{dup:?}"
+    );
+    store.create_group(&actor(), "Ops").await.unwrap();
+    assert!(matches!(
+        store.create_group(&actor(), "ops").await,
+        Err(Error::Conflict { .. })
+    ));
+    new_server(&store, "Web", &[]).await.unwrap();
+    assert!(matches!(
+        new_server(&store, "wEB", &[]).await,
+        Err(Error::Conflict { .. })
+    ));
+    let v2 = store
+        .create_vault(&actor(), "Dev", VaultType::UserCreated)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.rename_vault(&actor(), &v2.id, "prod").await,
+        Err(Error::Conflict { .. })
+    ));
+}
+
+async fn r1_find_matches_id_or_name_key(db: TestDb) {
+    let store = db.open().await;
+    let v = store
+        .create_vault(&actor(), "Prod Secrets", VaultType::UserCreated)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.find_vaults("prod secrets").await.unwrap(),
+        vec![v.clone()]
+    );
+    assert_eq!(store.find_vaults(&v.id).await.unwrap(), vec![v.clone()]);
+    assert!(store.find_vaults("nope").await.unwrap().is_empty());
+    let s = new_server(&store, "Web", &[]).await.unwrap();
+    assert_eq!(store.find_servers("WEB").await.unwrap().len(), 1);
+    assert_eq!(store.find_servers(&s.id).await.unwrap()[0].id, s.id);
+}
+
+async fn r3_server_create_is_all_or_nothing(db: TestDb) {
+    let store = db.open().await;
+    let ok = store
+        .create_vault(&actor(), "Shared", VaultType::Everyone)
+        .await
+        .unwrap();
+    let personal = store
+        .create_vault(&actor(), "Mine", VaultType::Personal)
+        .await
+        .unwrap();
+    let before = audit_count(&store).await;
+    let err = new_server(&store, "web", &[&ok.id, &personal.id])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Invalid {
+                code: "vault_not_grantable",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let err = new_server(&store, "web", &[&ok.id, "nosuchvault0000000000000000"])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::NotFound { kind: "vault", .. }),
+        "{err:?}"
+    );
+    let all = Principal {
+        owner: true,
+        ..Default::default()
+    };
+    assert!(
+        store
+            .list_servers(&all, &PageRequest::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert_eq!(
+        audit_count(&store).await,
+        before,
+        "a failed change leaves no event"
+    );
+    let s = new_server(&store, "web", &[&ok.id, &ok.id]).await.unwrap();
+    assert_eq!(s.vaults.len(), 1);
+    assert_eq!(s.vaults[0].id, ok.id);
+    assert_eq!(s.state, ServerState::Active);
+    assert_eq!(s.tokens_version, 1);
+}
+
+async fn r4_server_delete_frees_name_ends_grants_keeps_row(db: TestDb) {
+    let store = db.open().await;
+    let v = store
+        .create_vault(&actor(), "Shared", VaultType::Everyone)
+        .await
+        .unwrap();
+    let s = new_server(&store, "web", &[&v.id]).await.unwrap();
+    let g = store.create_group(&actor(), "ops").await.unwrap();
+    let grant = GroupGrant {
+        scope: GrantScope::Server,
+        server_id: Some(s.id.clone()),
+    };
+    store.grant_group(&actor(), &g.id, &grant).await.unwrap();
+    assert!(store.server_credentials(&s.id).await.unwrap().is_some());
+    store.delete_server(&actor(), &s.id).await.unwrap();
+    assert!(
+        store.server_credentials(&s.id).await.unwrap().is_none(),
+        "credentials dead"
+    );
+    assert!(store.find_servers("web").await.unwrap().is_empty());
+    let kept = store.get_server(&s.id).await.unwrap().unwrap();
+    assert_eq!(kept.state, ServerState::Deleted);
+    assert!(kept.vaults.is_empty(), "vault grants end");
+    assert!(
+        store.find_groups(&g.id).await.unwrap()[0].grants.is_empty(),
+        "group grants end"
+    );
+    new_server(&store, "web", &[])
+        .await
+        .expect("the name is free again");
+    assert!(matches!(
+        store.delete_server(&actor(), &s.id).await,
+        Err(Error::NotFound { .. })
+    ));
+}
+
+async fn r5_grant_checks_vault_and_is_idempotent(db: TestDb) {
+    let store = db.open().await;
+    let s = new_server(&store, "web", &[]).await.unwrap();
+    for t in [VaultType::Personal, VaultType::Private, VaultType::Employee] {
+        let v = store.create_vault(&actor(), t.as_str(), t).await.unwrap();
+        let err = store.grant_vault(&actor(), &s.id, &v.id).await.unwrap_err();
+        assert!(matches!(
+            err,
+            Error::Invalid {
+                code: "vault_not_grantable",
+                ..
+            }
+        ));
+    }
+    let v = store
+        .create_vault(&actor(), "Shared", VaultType::Transfer)
+        .await
+        .unwrap();
+    store.grant_vault(&actor(), &s.id, &v.id).await.unwrap();
+    let again = store.grant_vault(&actor(), &s.id, &v.id).await.unwrap();
+    assert_eq!(again.vaults.len(), 1);
+    assert!(matches!(
+        store
+            .grant_vault(&actor(), &s.id, "nosuchvault0000000000000000")
+            .await,
+        Err(Error::NotFound { kind: "vault", .. })
+    ));
+}
+
+async fn r6_revoke_ends_grant_and_404s_without_one(db: TestDb) {
+    let store = db.open().await;
+    let v = store
+        .create_vault(&actor(), "Shared", VaultType::Everyone)
+        .await
+        .unwrap();
+    let s = new_server(&store, "web", &[&v.id]).await.unwrap();
+    let after = store.revoke_vault(&actor(), &s.id, &v.id).await.unwrap();
+    assert!(after.vaults.is_empty());
+    assert!(matches!(
+        store.revoke_vault(&actor(), &s.id, &v.id).await,
+        Err(Error::NotFound { .. })
+    ));
+    // Deleting a vault ends its grants too.
+    let s2 = new_server(&store, "api", &[&v.id]).await.unwrap();
+    assert_eq!(s2.vaults.len(), 1);
+    store.delete_vault(&actor(), &v.id).await.unwrap();
+    assert!(
+        store
+            .get_server(&s2.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .vaults
+            .is_empty()
+    );
+}
+
+async fn c3_rotation_replaces_verifier_and_bumps_version(db: TestDb) {
+    let store = db.open().await;
+    let s = new_server(&store, "web", &[]).await.unwrap();
+    let rotated = store
+        .rotate_server_secret(&actor(), &s.id, "$argon2id$new")
+        .await
+        .unwrap();
+    assert_eq!(rotated.tokens_version, 2);
+    let creds = store.server_credentials(&s.id).await.unwrap().unwrap();
+    assert_eq!(creds.secret_verifier, "$argon2id$new");
+    assert_eq!(creds.tokens_version, 2);
+}
+
+async fn r11_group_grants_are_idempotent_and_revocable(db: TestDb) {
+    let store = db.open().await;
+    let g = store.create_group(&actor(), "ops").await.unwrap();
+    let s = new_server(&store, "web", &[]).await.unwrap();
+    let grants = [
+        GroupGrant {
+            scope: GrantScope::Manager,
+            server_id: None,
+        },
+        GroupGrant {
+            scope: GrantScope::AllServers,
+            server_id: None,
+        },
+        GroupGrant {
+            scope: GrantScope::Server,
+            server_id: Some(s.id.clone()),
+        },
+    ];
+    for grant in &grants {
+        store.grant_group(&actor(), &g.id, grant).await.unwrap();
+        let twice = store.grant_group(&actor(), &g.id, grant).await.unwrap();
+        assert_eq!(twice.grants.iter().filter(|x| *x == grant).count(), 1);
+    }
+    assert_eq!(store.find_groups("OPS").await.unwrap()[0].grants.len(), 3);
+    for grant in &grants {
+        store.revoke_group(&actor(), &g.id, grant).await.unwrap();
+        assert!(matches!(
+            store.revoke_group(&actor(), &g.id, grant).await,
+            Err(Error::NotFound { .. })
+        ));
+    }
+}
+
+async fn a2_last_owner_stays(db: TestDb) {
+    let store = db.open().await;
+    let Bootstrap::Created(owner) = store.bootstrap_owner("Owner", "o@x", "h").await.unwrap()
+    else {
+        panic!()
+    };
+    let owners = store.find_groups("owners").await.unwrap().remove(0);
+    assert!(matches!(
+        store.delete_user(&actor(), &owner.id).await,
+        Err(Error::Conflict {
+            code: "last_owner",
+            ..
+        })
+    ));
+    assert!(matches!(
+        store.remove_member(&actor(), &owners.id, &owner.id).await,
+        Err(Error::Conflict {
+            code: "last_owner",
+            ..
+        })
+    ));
+    assert!(matches!(
+        store.delete_group(&actor(), &owners.id).await,
+        Err(Error::Conflict { .. })
+    ));
+    let second = store
+        .create_user(&actor(), "Second", "second@x")
+        .await
+        .unwrap();
+    store
+        .add_member(&actor(), &owners.id, &second.id)
+        .await
+        .unwrap();
+    store
+        .remove_member(&actor(), &owners.id, &owner.id)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.delete_user(&actor(), &second.id).await,
+        Err(Error::Conflict { .. })
+    ));
+}
+
+async fn users_keys_and_memberships_cascade(db: TestDb) {
+    let store = db.open().await;
+    let u = store
+        .create_user(&actor(), "Ann", "Ann@Example.com")
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .create_user(&actor(), "Ann 2", "ann@example.COM")
+            .await,
+        Err(Error::Conflict {
+            code: "email_taken",
+            ..
+        })
+    ));
+    assert_eq!(
+        store.find_users("ann@example.com").await.unwrap(),
+        vec![u.clone()]
+    );
+    let k = store
+        .create_api_key(&actor(), &u.id, "hash-ann")
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .list_api_keys(&u.id, &PageRequest::default())
+            .await
+            .unwrap()
+            .items,
+        vec![k.clone()]
+    );
+    let g = store.create_group(&actor(), "ops").await.unwrap();
+    store.add_member(&actor(), &g.id, &u.id).await.unwrap();
+    assert_eq!(
+        store
+            .add_member(&actor(), &g.id, &u.id)
+            .await
+            .unwrap()
+            .members,
+        vec![u.id.clone()]
+    );
+    assert!(store.principal_for_key("hash-ann").await.unwrap().is_some());
+    store.delete_api_key(&actor(), &u.id, &k.id).await.unwrap();
+    assert!(store.principal_for_key("hash-ann").await.unwrap().is_none());
+    store
+        .create_api_key(&actor(), &u.id, "hash-ann-2")
+        .await
+        .unwrap();
+    store.delete_user(&actor(), &u.id).await.unwrap();
+    assert!(
+        store
+            .principal_for_key("hash-ann-2")
+            .await
+            .unwrap()
+            .is_none(),
+        "keys go with the user"
+    );
+    assert!(
+        store.find_groups("ops").await.unwrap()[0]
+            .members
+            .is_empty()
+    );
+    assert!(matches!(
+        store.create_api_key(&actor(), &u.id, "h").await,
+        Err(Error::NotFound { kind: "user", .. })
+    ));
+}
+
+async fn a3_principal_carries_group_grants(db: TestDb) {
+    let store = db.open().await;
+    let u = store.create_user(&actor(), "Ann", "ann@x").await.unwrap();
+    store.create_api_key(&actor(), &u.id, "k").await.unwrap();
+    let g = store.create_group(&actor(), "ops").await.unwrap();
+    store.add_member(&actor(), &g.id, &u.id).await.unwrap();
+    let s = new_server(&store, "web", &[]).await.unwrap();
+    let other = new_server(&store, "api", &[]).await.unwrap();
+    store
+        .grant_group(
+            &actor(),
+            &g.id,
+            &GroupGrant {
+                scope: GrantScope::Server,
+                server_id: Some(s.id.clone()),
+            },
+        )
+        .await
+        .unwrap();
+    let p = store.principal_for_key("k").await.unwrap().unwrap();
+    assert!(!p.owner && !p.manager && !p.all_servers);
+    assert!(p.servers.contains(&s.id));
+    let page = store
+        .list_servers(&p, &PageRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        page.items.iter().map(|s| &s.id).collect::<Vec<_>>(),
+        vec![&s.id]
+    );
+    store
+        .grant_group(
+            &actor(),
+            &g.id,
+            &GroupGrant {
+                scope: GrantScope::AllServers,
+                server_id: None,
+            },
+        )
+        .await
+        .unwrap();
+    let p = store.principal_for_key("k").await.unwrap().unwrap();
+    assert!(p.all_servers);
+    let page = store
+        .list_servers(&p, &PageRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 2);
+    assert!(page.items.iter().any(|x| x.id == other.id));
+}
+
+async fn lists_page_newest_first_without_gaps(db: TestDb) {
+    let store = db.open().await;
+    let mut made = Vec::new();
+    for i in 0..7 {
+        made.push(
+            store
+                .create_vault(&actor(), &format!("v{i}"), VaultType::UserCreated)
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    let mut seen = Vec::new();
+    let mut page = PageRequest::parse(Some(3), None).unwrap();
+    loop {
+        let p = store.list_vaults(&page).await.unwrap();
+        assert!(p.items.len() <= 3);
+        seen.extend(p.items.into_iter().map(|v| v.id));
+        match p.next_cursor {
+            Some(c) => page = PageRequest::parse(Some(3), Some(&c)).unwrap(),
+            None => break,
+        }
+    }
+    made.reverse();
+    assert_eq!(seen, made);
+}
+
+async fn a5_changes_and_denials_are_audited(db: TestDb) {
+    let store = db.open().await;
+    let v = store
+        .create_vault(&actor(), "Shared", VaultType::Everyone)
+        .await
+        .unwrap();
+    let s = new_server(&store, "web", &[]).await.unwrap();
+    store.grant_vault(&actor(), &s.id, &v.id).await.unwrap();
+    store
+        .record_denial(&actor(), "vault.create", "vault", "")
+        .await
+        .unwrap();
+    let events = store
+        .list_audit_events(&AuditFilter::default(), &PageRequest::default())
+        .await
+        .unwrap()
+        .items;
+    let actions: Vec<_> = events
+        .iter()
+        .map(|e| (e.action.as_str(), e.outcome.as_str()))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("vault.create", "denied"),
+            ("vault.grant", "success"),
+            ("server.create", "success"),
+            ("vault.create", "success"),
+        ]
+    );
+    assert!(
+        events
+            .iter()
+            .all(|e| e.request_id == "req" && e.client_ip == "127.0.0.1")
+    );
+    let only = store
+        .list_audit_events(
+            &AuditFilter {
+                action: Some("server.create".into()),
+                ..Default::default()
+            },
+            &PageRequest::default(),
+        )
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(only.len(), 1);
+    assert_eq!(only[0].target_id, s.id);
+}
+
+backend_tests!(
+    s1_migrations_run_and_ping_answers,
+    a1_bootstrap_creates_one_owner_once,
+    a1_concurrent_first_starts_make_one_owner,
+    init_setting_keeps_the_first_value,
+    r1_find_matches_id_or_name_key,
+    r2_names_are_unique_case_insensitively,
+    r3_server_create_is_all_or_nothing,
+    r4_server_delete_frees_name_ends_grants_keeps_row,
+    r5_grant_checks_vault_and_is_idempotent,
+    r6_revoke_ends_grant_and_404s_without_one,
+    c3_rotation_replaces_verifier_and_bumps_version,
+    r11_group_grants_are_idempotent_and_revocable,
+    a2_last_owner_stays,
+    users_keys_and_memberships_cascade,
+    a3_principal_carries_group_grants,
+    lists_page_newest_first_without_gaps,
+    a5_changes_and_denials_are_audited,
+);
