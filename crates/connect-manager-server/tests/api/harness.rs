@@ -1,0 +1,273 @@
+//! A running service per test, on its own database, and a small client for it.
+
+use std::path::PathBuf;
+
+use connect_manager_server::config::LogFormat;
+use connect_manager_server::{ServeArgs, launch};
+use connect_manager_store::testing::TestDb;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+pub const OWNER_KEY: &str = "test-owner-key-0123456789abcdefghijklmnop";
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub db: TestDb,
+    pub data_dir: PathBuf,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// A response: status, headers and JSON body (Null when empty or not JSON).
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    #[track_caller]
+    pub fn expect(self, status: u16) -> Value {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status; body: {}",
+            self.body
+        );
+        self.body
+    }
+
+    /// Asserts the error envelope (E1) with this status and code.
+    #[track_caller]
+    pub fn expect_error(self, status: u16, code: &str) -> Value {
+        let body = self.expect(status);
+        assert_eq!(body["error"]["code"], code, "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{body}"
+        );
+        assert!(body["error"]["details"].is_object(), "{body}");
+        assert!(
+            body["request_id"].as_str().is_some_and(|r| !r.is_empty()),
+            "{body}"
+        );
+        body
+    }
+}
+
+impl TestApp {
+    pub async fn spawn(db: TestDb) -> TestApp {
+        let data_dir = db.dir().join("data");
+        let args = ServeArgs {
+            bind: "127.0.0.1:0".into(),
+            data_dir: data_dir.clone(),
+            database_url: Some(db.url.clone()),
+            master_key: None,
+            master_key_file: None,
+            bootstrap_key: Some(OWNER_KEY.into()),
+            bootstrap_key_file: None,
+            public_url: Some("https://cm.example.test".into()),
+            log_format: LogFormat::Text,
+        };
+        let config = args.validate().expect("valid test config");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            launch(config, listener, async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("service runs");
+        });
+        let app = TestApp {
+            base,
+            client: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(30))
+                .build()
+                .unwrap(),
+            db,
+            data_dir,
+            shutdown: Some(tx),
+            task: Some(task),
+        };
+        app.get_as(None, "/readyz").await.expect(200);
+        app
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap();
+        }
+    }
+
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(key) = key {
+            req = req.bearer_auth(key);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        reply(req.send().await.expect("request sent")).await
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(Method::GET, path, Some(OWNER_KEY), None).await
+    }
+    pub async fn get_as(&self, key: Option<&str>, path: &str) -> Reply {
+        self.send(Method::GET, path, key, None).await
+    }
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        self.send(Method::POST, path, Some(OWNER_KEY), Some(body))
+            .await
+    }
+    pub async fn post_as(&self, key: &str, path: &str, body: Value) -> Reply {
+        self.send(Method::POST, path, Some(key), Some(body)).await
+    }
+    pub async fn patch(&self, path: &str, body: Value) -> Reply {
+        self.send(Method::PATCH, path, Some(OWNER_KEY), Some(body))
+            .await
+    }
+    pub async fn put(&self, path: &str) -> Reply {
+        self.send(Method::PUT, path, Some(OWNER_KEY), None).await
+    }
+    pub async fn delete(&self, path: &str) -> Reply {
+        self.send(Method::DELETE, path, Some(OWNER_KEY), None).await
+    }
+    pub async fn as_user(&self, key: &str, method: Method, path: &str) -> Reply {
+        self.send(method, path, Some(key), None).await
+    }
+
+    /// GET as a Connect server (HTTP Basic with its ID and secret).
+    pub async fn get_as_server(&self, path: &str, server_id: &str, secret: &str) -> Reply {
+        let req = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .basic_auth(server_id, Some(secret));
+        reply(req.send().await.expect("request sent")).await
+    }
+
+    // ---- fixtures ----------------------------------------------------------------------------
+
+    pub async fn vault(&self, name: &str, vault_type: &str) -> Value {
+        self.post("/v1/vaults", json!({"name": name, "type": vault_type}))
+            .await
+            .expect(201)
+    }
+
+    /// Creates a server; returns (server, secret from its credentials file).
+    pub async fn server(&self, name: &str, vaults: &[&str]) -> (Value, String) {
+        let body = self
+            .post(
+                "/v1/connect/servers",
+                json!({"name": name, "vaults": vaults}),
+            )
+            .await
+            .expect(201);
+        let secret = secret_of(&body["credentials"]);
+        (body["server"].clone(), secret)
+    }
+
+    /// A user in a new group with the given grant path (`manager`, `all-servers`,
+    /// `servers/<id>`, or None for no group); returns (user id, API key).
+    pub async fn user_with(&self, name: &str, grant: Option<&str>) -> (String, String) {
+        let user = self
+            .post(
+                "/v1/users",
+                json!({"name": name, "email": format!("{name}@example.test")}),
+            )
+            .await
+            .expect(201);
+        let id = user["id"].as_str().unwrap().to_owned();
+        let key = self
+            .post(&format!("/v1/users/{id}/keys"), json!({}))
+            .await
+            .expect(201)["key"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        if let Some(grant) = grant {
+            let group = self
+                .post("/v1/groups", json!({"name": format!("{name}-group")}))
+                .await
+                .expect(201);
+            let gid = group["id"].as_str().unwrap();
+            self.put(&format!("/v1/groups/{gid}/members/{id}"))
+                .await
+                .expect(200);
+            self.put(&format!("/v1/connect/groups/{gid}/grants/{grant}"))
+                .await
+                .expect(200);
+        }
+        (id, key)
+    }
+
+    pub async fn audit_actions(&self) -> Vec<(String, String)> {
+        let events = self.get("/v1/audit/events?limit=1000").await.expect(200);
+        events["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["action"].as_str().unwrap().to_owned(),
+                    e["outcome"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+async fn reply(response: reqwest::Response) -> Reply {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.bytes().await.unwrap_or_default();
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// The server secret inside a credentials file (C1), decrypted as its holder would.
+pub fn secret_of(credentials: &Value) -> String {
+    let file: connect_manager_core::credentials::CredentialsFile =
+        serde_json::from_value(credentials.clone()).expect("a credentials file");
+    connect_manager_core::credentials::open(&file)
+        .expect("opens")
+        .secret
+}
+
+pub fn items(page: &Value) -> Vec<Value> {
+    page["items"].as_array().expect("a list page").clone()
+}
+
+pub fn ids(page: &Value) -> Vec<String> {
+    items(page)
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_owned())
+        .collect()
+}

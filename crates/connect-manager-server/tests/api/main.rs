@@ -1,0 +1,12 @@
+//! HTTP tests: the real stack (`launch` on 127.0.0.1:0) on a fresh database of each backend.
+
+mod harness;
+
+mod auth;
+mod errors;
+mod groups;
+mod openapi;
+mod secrets;
+mod servers;
+mod users;
+mod vaults;
