@@ -267,8 +267,3 @@ mod tests {
         assert_eq!(super::redact_url("sqlite:data/x.db"), "sqlite:data/x.db");
     }
 }
-
-#[cfg(feature = "testing")]
-fn id_for_tests() -> String {
-    connect_manager_core::id::new_lower()
-}

@@ -42,7 +42,7 @@ impl TestDb {
                 return None;
             }
         };
-        let name = format!("cm_test_{}", crate::id_for_tests());
+        let name = format!("cm_test_{}", connect_manager_core::id::new_lower());
         let mut conn = sqlx::PgConnection::connect(&admin)
             .await
             .unwrap_or_else(|e| panic!("cannot reach TEST_DATABASE_URL: {e}"));

@@ -1,0 +1,321 @@
+//! The built binary, run as an operator would: start-up on a fresh machine, configuration errors,
+//! recovery keys, and several replicas starting at once on one PostgreSQL.
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use connect_manager_store::testing::TestDb;
+
+const BIN: &str = env!("CARGO_BIN_EXE_connect-manager");
+
+fn command(dir: &Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .stdin(Stdio::null());
+    c
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Running {
+    child: Child,
+    base: String,
+    log: std::path::PathBuf,
+}
+
+impl Running {
+    fn start(mut cmd: Command, dir: &Path) -> Running {
+        let port = free_port();
+        let log = dir.join(format!("serve-{port}.log"));
+        let child = cmd
+            .arg("serve")
+            .env("CONNECT_MANAGER_BIND", format!("127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Running {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            log,
+        }
+    }
+
+    async fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(r) = reqwest::get(format!("{}/readyz", self.base)).await
+                && r.status() == 200
+            {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("serve exited with {status}: {}", self.stderr());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("serve did not become ready: {}", self.stderr());
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn stop(mut self) -> String {
+        unsafe_sigterm(self.child.id());
+        let status = self.child.wait().unwrap();
+        assert!(
+            status.success(),
+            "serve did not exit 0 on SIGTERM: {status}"
+        );
+        self.stderr()
+    }
+}
+
+fn unsafe_sigterm(pid: u32) {
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().unwrap()
+}
+
+#[tokio::test]
+async fn fresh_start_on_the_embedded_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = Running::start(command(dir.path()), dir.path());
+    app.wait_ready().await;
+    // Defaults: ./data with the database and a 0600 master key; the owner's key on stderr once.
+    let data = dir.path().join("data");
+    assert!(data.join("connect-manager.db").exists());
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(data.join("master.key"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+    let stderr = app.stderr();
+    let key = stderr
+        .lines()
+        .find(|l| l.starts_with("cmk_"))
+        .expect("the key is printed")
+        .to_owned();
+    let r = reqwest::Client::new()
+        .get(format!("{}/v1/users", app.base))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let log = app.stop();
+    assert_eq!(
+        log.matches(&key).count(),
+        1,
+        "the key appears once, never in the log lines"
+    );
+
+    // A second start on the same data: no new owner, no key printed.
+    let mut again = Running::start(command(dir.path()), dir.path());
+    again.wait_ready().await;
+    let log = again.stop();
+    assert!(!log.contains("cmk_"), "{log}");
+}
+
+#[test]
+fn config_errors_stop_startup_with_exit_code_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let cases: Vec<(Vec<(&str, String)>, &str)> = vec![
+        (
+            vec![("DATABASE_URL", "mysql://db/x".into())],
+            "DATABASE_URL",
+        ),
+        (
+            vec![("CONNECT_MANAGER_BOOTSTRAP_KEY", "too-short".into())],
+            "CONNECT_MANAGER_BOOTSTRAP_KEY",
+        ),
+        (
+            vec![(
+                "CONNECT_MANAGER_DATA_DIR",
+                file.join("sub").display().to_string(),
+            )],
+            "CONNECT_MANAGER_DATA_DIR",
+        ),
+        (
+            vec![("CONNECT_MANAGER_BIND", "not-an-address".into())],
+            "CONNECT_MANAGER_BIND",
+        ),
+        (
+            vec![("CONNECT_MANAGER_MASTER_KEY", "short".into())],
+            "CONNECT_MANAGER_MASTER_KEY",
+        ),
+        (
+            vec![("CONNECT_MANAGER_PUBLIC_URL", "ftp://x".into())],
+            "CONNECT_MANAGER_PUBLIC_URL",
+        ),
+        (
+            vec![(
+                "CONNECT_MANAGER_BOOTSTRAP_KEY_FILE",
+                dir.path().join("missing").display().to_string(),
+            )],
+            "CONNECT_MANAGER_BOOTSTRAP_KEY_FILE",
+        ),
+    ];
+    for (env, mentions) in cases {
+        let mut cmd = command(dir.path());
+        cmd.arg("serve");
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+        let out = run(&mut cmd);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{env:?}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+        assert!(stderr.contains(mentions), "{env:?}: {stderr}");
+    }
+}
+
+#[tokio::test]
+async fn a_different_master_key_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = command(dir.path());
+    cmd.env("CONNECT_MANAGER_MASTER_KEY", "a".repeat(40));
+    let mut app = Running::start(cmd, dir.path());
+    app.wait_ready().await;
+    app.stop();
+    let mut cmd = command(dir.path());
+    cmd.arg("serve")
+        .env("CONNECT_MANAGER_MASTER_KEY", "b".repeat(40));
+    let out = run(&mut cmd);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("master key does not match"));
+}
+
+#[tokio::test]
+async fn a1_admin_owner_key_mints_a_working_key() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing to recover yet: a clear error, no database created.
+    let out = run(command(dir.path()).args(["admin", "owner-key"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no database"));
+    assert!(!dir.path().join("data/connect-manager.db").exists());
+
+    let mut cmd = command(dir.path());
+    cmd.env(
+        "CONNECT_MANAGER_BOOTSTRAP_KEY",
+        "lost-key-lost-key-lost-key-lost-key",
+    );
+    let mut app = Running::start(cmd, dir.path());
+    app.wait_ready().await;
+    // Beside the running service (SQLite WAL allows it).
+    let out = run(command(dir.path()).args(["admin", "owner-key"]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(key.starts_with("cmk_"));
+    let r = reqwest::Client::new()
+        .get(format!("{}/v1/audit/events", app.base))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "the new key is an owner's");
+    let events: serde_json::Value = r.json().await.unwrap();
+    assert!(events.to_string().contains("system:admin-owner-key"));
+    app.stop();
+}
+
+#[test]
+fn credentials_show_hides_the_secret_unless_revealed() {
+    let dir = tempfile::tempdir().unwrap();
+    let payload = connect_manager_core_payload();
+    let file = connect_manager_core::credentials::seal(&payload);
+    std::fs::write(
+        dir.path().join("1password-credentials.json"),
+        serde_json::to_string(&file).unwrap(),
+    )
+    .unwrap();
+    let out = run(command(dir.path()).args(["credentials", "show"]));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success());
+    assert!(
+        stdout.contains(&payload.server_id) && !stdout.contains(&payload.secret),
+        "{stdout}"
+    );
+    let out = run(command(dir.path()).args(["credentials", "show", "--reveal"]));
+    assert!(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .contains(&payload.secret)
+    );
+    std::fs::write(dir.path().join("bad.json"), "{}").unwrap();
+    let out = run(command(dir.path()).args(["credentials", "show", "bad.json"]));
+    assert_eq!(out.status.code(), Some(1));
+}
+
+fn connect_manager_core_payload() -> connect_manager_core::credentials::CredentialsPayload {
+    connect_manager_core::credentials::CredentialsPayload {
+        server_id: connect_manager_core::id::new_upper(),
+        secret: connect_manager_core::secret::new_server_secret(),
+        url: "http://localhost:8080".into(),
+    }
+}
+
+/// S1/S2: several replicas starting at once on one fresh PostgreSQL database apply each migration
+/// once and make one owner.
+#[tokio::test]
+async fn postgres_replicas_starting_together_migrate_once() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut replicas: Vec<Running> = (0..3)
+        .map(|_| {
+            let mut cmd = command(dir.path());
+            cmd.env("DATABASE_URL", &db.url)
+                .env("CONNECT_MANAGER_MASTER_KEY", "m".repeat(40));
+            Running::start(cmd, dir.path())
+        })
+        .collect();
+    for r in &mut replicas {
+        r.wait_ready().await;
+    }
+    let logs: Vec<String> = replicas.into_iter().map(Running::stop).collect();
+    let keys: usize = logs.iter().map(|l| l.matches("cmk_").count()).sum();
+    assert_eq!(keys, 1, "exactly one replica created the first owner");
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    let files = std::fs::read_dir(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../migrations/postgres"
+    ))
+    .unwrap()
+    .count();
+    assert_eq!(applied as usize, files);
+    let owners: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(owners, 1);
+}
