@@ -9,51 +9,102 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use connect_manager_core::credentials::{self, CredentialsFile};
 use connect_manager_core::model::Actor;
+use connect_manager_core::secret::MasterKey;
 use connect_manager_core::secret::{api_key_hash, new_api_key};
-use connect_manager_server::config::{SQLITE_FILE, database_url};
+use connect_manager_core::token::generate_key;
+use connect_manager_server::config::{LogFormat, SQLITE_FILE};
+use connect_manager_server::{ServeArgs, open_checked};
+use connect_manager_store::DynStore;
 
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
     /// Mint a new API key for an owner, straight in the database (recovery; A1). Prints the key
     /// once on stdout.
-    OwnerKey(OwnerKeyArgs),
+    OwnerKey {
+        /// The owner (user ID or email); default: the oldest owner.
+        #[arg(long)]
+        user: Option<String>,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Make a new token signing key (T3). Running services sign with it at once; older keys stay
+    /// published while they verify a live token.
+    RotateKey {
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
 }
 
+/// Where the database and the master key are: the same settings as `serve`.
 #[derive(Debug, Args)]
-pub struct OwnerKeyArgs {
-    /// The owner (user ID or email); default: the oldest owner.
-    #[arg(long)]
-    pub user: Option<String>,
-    /// Directory of the embedded SQLite database.
+pub struct DatabaseArgs {
+    /// Directory of the embedded SQLite database and the master key file.
     #[arg(long, env = "CONNECT_MANAGER_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
     /// `postgres://…` for PostgreSQL; default: SQLite in the data directory.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
+    /// The master key (32+ characters); default: the key file in the data directory.
+    #[arg(long, env = "CONNECT_MANAGER_MASTER_KEY", hide_env_values = true)]
+    pub master_key: Option<String>,
+    /// File holding the master key.
+    #[arg(
+        long,
+        env = "CONNECT_MANAGER_MASTER_KEY_FILE",
+        conflicts_with = "master_key"
+    )]
+    pub master_key_file: Option<PathBuf>,
+}
+
+impl DatabaseArgs {
+    /// Opens an existing installation's database (never creates one) and its master key.
+    async fn open(self) -> anyhow::Result<(DynStore, MasterKey)> {
+        if self.database_url.as_deref().is_none_or(str::is_empty) {
+            let file = self.data_dir.join(SQLITE_FILE);
+            if !file.exists() {
+                bail!(
+                    "no database at {} (set CONNECT_MANAGER_DATA_DIR or DATABASE_URL)",
+                    file.display()
+                );
+            }
+        }
+        let config = ServeArgs {
+            bind: "127.0.0.1:0".into(),
+            data_dir: self.data_dir,
+            database_url: self.database_url,
+            master_key: self.master_key,
+            master_key_file: self.master_key_file,
+            bootstrap_key: None,
+            bootstrap_key_file: None,
+            public_url: None,
+            log_format: LogFormat::Text,
+        }
+        .validate()?;
+        Ok(open_checked(&config).await?)
+    }
 }
 
 pub async fn run_admin(command: AdminCommand) -> anyhow::Result<()> {
     match command {
-        AdminCommand::OwnerKey(args) => owner_key(args).await,
+        AdminCommand::OwnerKey { user, database } => owner_key(user, database).await,
+        AdminCommand::RotateKey { database } => {
+            let (store, master) = database.open().await?;
+            let key = generate_key(&master);
+            store
+                .add_signing_key(&Actor::system("admin-rotate-key"), &key)
+                .await
+                .map_err(anyhow::Error::msg)?;
+            store.close().await;
+            println!("{}", key.kid);
+            Ok(())
+        }
     }
 }
 
-async fn owner_key(args: OwnerKeyArgs) -> anyhow::Result<()> {
-    let url = database_url(&args.data_dir, args.database_url.clone())?;
-    if url.starts_with("sqlite:") && args.database_url_is_default() {
-        let file = args.data_dir.join(SQLITE_FILE);
-        if !file.exists() {
-            bail!(
-                "no database at {} (set CONNECT_MANAGER_DATA_DIR or DATABASE_URL)",
-                file.display()
-            );
-        }
-    }
-    let store = connect_manager_store::open(&url)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
+async fn owner_key(user: Option<String>, database: DatabaseArgs) -> anyhow::Result<()> {
+    let (store, _) = database.open().await?;
     let owners = store.owners().await.map_err(anyhow::Error::msg)?;
-    let owner = match &args.user {
+    let owner = match &user {
         Some(reference) => owners
             .into_iter()
             .find(|u| u.id == *reference || u.email.eq_ignore_ascii_case(reference))
@@ -76,12 +127,6 @@ async fn owner_key(args: OwnerKeyArgs) -> anyhow::Result<()> {
     eprintln!("New API key for owner {} ({}):", owner.id, owner.email);
     println!("{key}");
     Ok(())
-}
-
-impl OwnerKeyArgs {
-    fn database_url_is_default(&self) -> bool {
-        self.database_url.as_deref().is_none_or(str::is_empty)
-    }
 }
 
 #[derive(Debug, Subcommand)]

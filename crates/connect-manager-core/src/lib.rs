@@ -1,7 +1,9 @@
 //! The domain of connect-manager: identifiers, names, timestamps, resources, secrets and the
 //! rules of `SPEC.md` as plain functions and types. Nothing here does I/O.
 
+pub mod access;
 pub mod credentials;
+pub mod duration;
 pub mod error;
 pub mod id;
 pub mod lookup;
@@ -11,6 +13,7 @@ pub mod page;
 pub mod principal;
 pub mod secret;
 pub mod timestamp;
+pub mod token;
 
 pub use error::{Error, Result};
 pub use timestamp::Timestamp;

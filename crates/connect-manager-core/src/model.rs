@@ -285,3 +285,115 @@ mod tests {
         }
     }
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TokenState {
+    Active,
+    Revoked,
+}
+
+impl TokenState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenState::Active => "ACTIVE",
+            TokenState::Revoked => "REVOKED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "ACTIVE" => Some(TokenState::Active),
+            "REVOKED" => Some(TokenState::Revoked),
+            _ => None,
+        }
+    }
+}
+
+/// A token as the API shows it (SPEC "Resources"). The JWT is shown once, at creation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Token {
+    /// The JWT's `jti`.
+    #[schema(pattern = "^[0-9a-z]{26}$")]
+    pub id: String,
+    pub name: String,
+    /// ACTIVE until revoked; an expired token stays ACTIVE with `expired: true` (R12).
+    pub state: TokenState,
+    pub issuer: String,
+    pub audience: Vec<String>,
+    pub features: Vec<String>,
+    /// The scope as issued.
+    pub vaults: Vec<crate::access::VaultAcl>,
+    pub created_at: Timestamp,
+    pub expires_at: Option<Timestamp>,
+    pub expired: bool,
+    pub revoked_at: Option<Timestamp>,
+    /// The server's ID.
+    pub integration_id: String,
+}
+
+/// A token as stored: everything but the JWT.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    pub id: String,
+    pub server_id: String,
+    pub name: String,
+    pub state: TokenState,
+    pub issuer: String,
+    pub kid: String,
+    pub created_at: Timestamp,
+    pub expires_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+    /// `(vault ID, access bits)` as issued.
+    pub vaults: Vec<(String, i64)>,
+}
+
+impl TokenRecord {
+    /// R12: expired at `now`.
+    pub fn is_expired(&self, now: Timestamp) -> bool {
+        self.expires_at.is_some_and(|e| e <= now)
+    }
+
+    /// R8, R12: a token is valid while active and not expired.
+    pub fn is_valid(&self, now: Timestamp) -> bool {
+        self.state == TokenState::Active && !self.is_expired(now)
+    }
+
+    /// R6: the scope that is still granted to the server.
+    pub fn effective_vaults(&self, granted: &dyn Fn(&str) -> bool) -> Vec<crate::access::VaultAcl> {
+        self.vaults
+            .iter()
+            .filter(|(vault, _)| granted(vault))
+            .map(|(vault, bits)| crate::access::VaultAcl {
+                id: vault.clone(),
+                acl: crate::access::acl(*bits),
+            })
+            .collect()
+    }
+
+    pub fn view(&self, now: Timestamp) -> Token {
+        Token {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            state: self.state,
+            issuer: self.issuer.clone(),
+            audience: vec![crate::token::AUDIENCE.into()],
+            features: vec![crate::token::FEATURE_VAULT_ACCESS.into()],
+            vaults: self.effective_vaults(&|_| true),
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            expired: self.is_expired(now),
+            revoked_at: self.revoked_at,
+            integration_id: self.server_id.clone(),
+        }
+    }
+}
+
+impl crate::lookup::Named for TokenRecord {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+}

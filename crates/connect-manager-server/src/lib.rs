@@ -3,6 +3,7 @@
 //! the configured address, tests bind `127.0.0.1:0`.
 
 pub mod api;
+pub mod cache;
 pub mod config;
 pub mod error;
 pub mod extract;
@@ -13,4 +14,4 @@ pub mod state;
 pub mod telemetry;
 
 pub use config::{Config, ConfigError, ServeArgs};
-pub use startup::{StartError, launch, open_store, prepare};
+pub use startup::{StartError, launch, open_checked, open_store, prepare};

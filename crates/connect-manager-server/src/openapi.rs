@@ -8,7 +8,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::{audit, groups, health, servers, users, vaults};
+use crate::api::{audit, groups, health, servers, tokens, users, vaults};
 use crate::state::AppState;
 
 /// The committed description, served at `GET /openapi.yaml`.
@@ -25,6 +25,7 @@ pub const OPENAPI_YAML: &str = include_str!("../../../openapi.yaml");
     modifiers(&SecuritySchemes),
     tags(
         (name = "connect servers", description = "op connect server …"),
+        (name = "connect tokens", description = "op connect token …, introspection, signing keys"),
         (name = "connect vaults", description = "op connect vault grant|revoke"),
         (name = "connect groups", description = "op connect group grant|revoke"),
         (name = "vaults", description = "The vault registry"),
@@ -99,6 +100,12 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(servers::rotate_credentials))
         .routes(routes!(servers::grant_vault, servers::revoke_vault))
         .routes(routes!(servers::connect_self))
+        .routes(routes!(tokens::create_token))
+        .routes(routes!(tokens::list_tokens))
+        .routes(routes!(tokens::rename_token, tokens::revoke_token))
+        .routes(routes!(tokens::introspect))
+        .routes(routes!(tokens::jwks))
+        .routes(routes!(tokens::rotate_key))
         .routes(routes!(audit::list_events))
 }
 

@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -12,8 +13,9 @@ use connect_manager_core::secret::{MasterKey, api_key_hash, new_api_key};
 use connect_manager_store::{Bootstrap, DynStore};
 use tokio::net::TcpListener;
 
+use crate::cache::{AccessCache, KeyRing};
 use crate::config::{Config, ConfigError, MasterKeySource};
-use crate::state::{AppState, ServerSecretCache};
+use crate::state::AppState;
 
 /// Why the service could not start: a configuration error (exit code 2) or anything else (1).
 #[derive(Debug, thiserror::Error)]
@@ -120,15 +122,15 @@ pub async fn open_store(config: &Config) -> Result<DynStore, StartError> {
         })
 }
 
-fn other(e: Error) -> StartError {
+pub(crate) fn other(e: Error) -> StartError {
     StartError::Other(match e {
         Error::Unavailable { detail } | Error::Internal { detail } => detail,
         e => e.to_string(),
     })
 }
 
-/// Data directory, master key, database, migrations and the first owner.
-pub async fn prepare(config: &Config) -> Result<Prepared, StartError> {
+/// Opens the database and the master key, and checks that they belong together.
+pub async fn open_checked(config: &Config) -> Result<(DynStore, MasterKey), StartError> {
     let store = open_store(config).await?;
     let master_key = load_master_key(config)?;
     let check = master_key.check_value();
@@ -143,6 +145,12 @@ pub async fn prepare(config: &Config) -> Result<Prepared, StartError> {
         )
         .into());
     }
+    Ok((store, master_key))
+}
+
+/// Data directory, master key, database, migrations and the first owner.
+pub async fn prepare(config: &Config) -> Result<Prepared, StartError> {
+    let (store, master_key) = open_checked(config).await?;
     let account_id = store
         .init_setting("account_id", &connect_manager_core::id::new_upper())
         .await
@@ -179,6 +187,26 @@ pub async fn prepare(config: &Config) -> Result<Prepared, StartError> {
     })
 }
 
+/// The shared state of the handlers: caches subscribed to the store's changes.
+pub async fn app_state(prepared: Prepared, config: &Config) -> Result<AppState, StartError> {
+    let keys = Arc::new(
+        KeyRing::load(&prepared.store, prepared.master_key)
+            .await
+            .map_err(other)?,
+    );
+    let access = Arc::new(AccessCache::default());
+    prepared.store.subscribe(access.clone());
+    prepared.store.subscribe(keys.clone());
+    Ok(AppState {
+        store: prepared.store,
+        public_url: config.public_url.as_str().into(),
+        server_secrets: Default::default(),
+        access,
+        keys,
+        account_id: prepared.account_id.into(),
+    })
+}
+
 /// The whole HTTP application over `state`.
 pub fn app(state: AppState) -> Router {
     let (router, _) = crate::openapi::split();
@@ -207,12 +235,7 @@ pub async fn launch(
 ) -> Result<(), StartError> {
     let prepared = prepare(&config).await?;
     let store = prepared.store.clone();
-    let state = AppState {
-        store: prepared.store,
-        public_url: config.public_url.as_str().into(),
-        server_secrets: Default::default(),
-    };
-    let _: &ServerSecretCache = &state.server_secrets;
+    let state = app_state(prepared, &config).await?;
     tracing::info!(
         addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
         backend = store.backend().as_str(),

@@ -5,6 +5,8 @@ use std::sync::{Arc, Mutex};
 
 use connect_manager_core::secret::{fingerprint, verify_server_secret};
 use connect_manager_store::{DynStore, ServerCredentials};
+
+use crate::cache::{AccessCache, KeyRing};
 use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
@@ -14,6 +16,11 @@ pub struct AppState {
     /// The URL written into credentials files (and, later, the token issuer).
     pub public_url: Arc<str>,
     pub server_secrets: Arc<ServerSecretCache>,
+    /// Servers' credentials and grants, tokens: the introspection hot path (cache.rs).
+    pub access: Arc<AccessCache>,
+    pub keys: Arc<KeyRing>,
+    /// This installation's account ID (the `1password.com/auuid` claim).
+    pub account_id: Arc<str>,
 }
 
 /// C2: argon2id runs off the async runtime, a few at a time, and a verified secret is remembered

@@ -10,11 +10,13 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use connect_manager_core::Timestamp;
 use connect_manager_core::model::{
-    Actor, ApiKeyInfo, AuditEvent, Group, GroupGrant, Server, User, Vault, VaultType,
+    Actor, ApiKeyInfo, AuditEvent, Group, GroupGrant, Server, TokenRecord, User, Vault, VaultType,
 };
 use connect_manager_core::page::{Page, PageRequest};
 use connect_manager_core::principal::Principal;
+use connect_manager_core::token::SealedKey;
 use connect_manager_core::{Error, Result};
 
 pub mod postgres;
@@ -46,13 +48,96 @@ pub struct NewServer {
     pub vault_ids: Vec<String>,
 }
 
-/// What a server authenticates against (T4, C2): live servers only.
+/// What a server authenticates against (T4, C2).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerCredentials {
     pub server_id: String,
     pub secret_verifier: String,
     pub tokens_version: i64,
 }
+
+/// A new token as the store writes it (R7): vaults resolved to IDs, access as bits.
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    pub id: String,
+    pub server_id: String,
+    pub name: String,
+    pub issuer: String,
+    pub kid: String,
+    pub created_at: Timestamp,
+    pub expires_at: Option<Timestamp>,
+    pub vaults: Vec<(String, i64)>,
+}
+
+/// What introspection needs of a live server (T4, R6): its credentials and the vaults it is
+/// granted now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerAccess {
+    pub credentials: ServerCredentials,
+    pub vault_ids: Vec<String>,
+}
+
+/// What changed, for caches (S2). Each backend announces a change to its own process after the
+/// commit; PostgreSQL also tells every other replica (NOTIFY in the same transaction, delivered on
+/// commit).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A token was revoked or renamed.
+    Token(String),
+    /// A server's state, credentials or vault grants changed.
+    Server(String),
+    /// A signing key was added.
+    Keys,
+    /// Anything may have changed (e.g. a vault was deleted; the change feed reconnected).
+    All,
+    /// The change feed is down: notifications may be missed until the next `All`.
+    Unreliable,
+}
+
+impl Change {
+    pub fn encode(&self) -> String {
+        match self {
+            Change::Token(id) => format!("t:{id}"),
+            Change::Server(id) => format!("s:{id}"),
+            Change::Keys => "k".into(),
+            Change::All | Change::Unreliable => "*".into(),
+        }
+    }
+
+    pub fn decode(s: &str) -> Change {
+        match s.split_once(':') {
+            Some(("t", id)) => Change::Token(id.to_owned()),
+            Some(("s", id)) => Change::Server(id.to_owned()),
+            _ if s == "k" => Change::Keys,
+            _ => Change::All,
+        }
+    }
+}
+
+/// Something that must hear of changes: a cache.
+pub trait ChangeListener: Send + Sync + 'static {
+    /// Called on the committing task or the change feed's task: must not block.
+    fn changed(&self, change: &Change);
+}
+
+/// The listeners of one store.
+#[derive(Default)]
+pub struct Listeners(std::sync::RwLock<Vec<Arc<dyn ChangeListener>>>);
+
+impl Listeners {
+    pub fn add(&self, listener: Arc<dyn ChangeListener>) {
+        self.0.write().expect("listeners lock").push(listener);
+    }
+
+    pub fn announce(&self, change: &Change) {
+        for l in self.0.read().expect("listeners lock").iter() {
+            l.changed(change);
+        }
+    }
+}
+
+/// The channel PostgreSQL replicas announce changes on.
+pub const CHANGE_CHANNEL: &str = "connect_manager_changes";
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditFilter {
@@ -84,6 +169,10 @@ pub trait Store: Send + Sync + 'static {
     /// Closes the pool: waits for connections in use to come back.
     async fn close(&self);
 
+    /// Tells `listener` of every change committed from now on, by this process (synchronously,
+    /// before the changing call returns) or, on PostgreSQL, by any replica.
+    fn subscribe(&self, listener: Arc<dyn ChangeListener>);
+
     // ---- installation ------------------------------------------------------------------------
 
     /// The value stored under `key`, if any.
@@ -101,9 +190,6 @@ pub trait Store: Send + Sync + 'static {
 
     /// The caller behind an API key (by its SHA-256), with what their groups grant.
     async fn principal_for_key(&self, key_hash: &str) -> Result<Option<Principal>>;
-
-    /// A live server's verifier, for HTTP Basic with its credentials (C2, T4).
-    async fn server_credentials(&self, server_id: &str) -> Result<Option<ServerCredentials>>;
 
     // ---- users and API keys (owners) ---------------------------------------------------------
 
@@ -179,6 +265,34 @@ pub trait Store: Send + Sync + 'static {
     async fn grant_vault(&self, actor: &Actor, server_id: &str, vault_id: &str) -> Result<Server>;
     /// R6: 404 when there was no grant.
     async fn revoke_vault(&self, actor: &Actor, server_id: &str, vault_id: &str) -> Result<Server>;
+
+    // ---- signing keys and tokens ----------------------------------------------------------------
+
+    /// Every signing key, newest first (T3).
+    async fn signing_keys(&self) -> Result<Vec<SealedKey>>;
+    /// Adds a signing key; it signs from now on, on every replica (T3).
+    async fn add_signing_key(&self, actor: &Actor, key: &SealedKey) -> Result<()>;
+    /// The keys of tokens that are active and not expired at `now`.
+    async fn live_token_kids(&self, now: Timestamp) -> Result<Vec<String>>;
+    /// R7: the server must be live and every vault granted to it.
+    async fn create_token(&self, actor: &Actor, token: &NewToken) -> Result<TokenRecord>;
+    async fn token(&self, token_id: &str) -> Result<Option<TokenRecord>>;
+    /// Tokens whose ID equals `reference` or whose name matches it (R1), of any server.
+    async fn find_tokens(&self, reference: &str) -> Result<Vec<TokenRecord>>;
+    /// R10: active and revoked tokens of the servers the viewer may manage, newest first; of one
+    /// server when `server_id` is given (a deleted one too), else of live servers.
+    async fn list_tokens(
+        &self,
+        viewer: &Principal,
+        server_id: Option<&str>,
+        page: &PageRequest,
+    ) -> Result<Page<TokenRecord>>;
+    /// R9: renames only.
+    async fn rename_token(&self, actor: &Actor, token_id: &str, name: &str) -> Result<TokenRecord>;
+    /// R8: revokes; revoking a revoked token changes nothing and is not an error.
+    async fn revoke_token(&self, actor: &Actor, token_id: &str) -> Result<TokenRecord>;
+    /// A live server's credentials and granted vaults, for introspection.
+    async fn server_access(&self, server_id: &str) -> Result<Option<ServerAccess>>;
 
     // ---- audit -------------------------------------------------------------------------------
 

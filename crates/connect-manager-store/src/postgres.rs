@@ -7,7 +7,10 @@ use std::time::Duration;
 use connect_manager_core::Result;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use crate::{Backend, db_err};
+use crate::{Backend, CHANGE_CHANNEL, Change, Listeners, db_err};
+use std::sync::Arc;
+
+use tokio::sync::watch;
 
 pub(crate) type Db = sqlx::Postgres;
 pub(crate) type Pool = sqlx::PgPool;
@@ -21,6 +24,8 @@ mod sql;
 
 pub struct PostgresStore {
     pool: Pool,
+    listeners: Arc<Listeners>,
+    stop: watch::Sender<bool>,
 }
 
 impl PostgresStore {
@@ -42,13 +47,91 @@ impl PostgresStore {
             .run(&pool)
             .await
             .map_err(|e| connect_manager_core::Error::internal(format!("migrations: {e}")))?;
-        Ok(PostgresStore { pool })
+        let listeners = Arc::new(Listeners::default());
+        let stop = watch::channel(false).0;
+        let listener = listen(&pool).await?;
+        tokio::spawn(follow_changes(
+            pool.clone(),
+            listener,
+            listeners.clone(),
+            stop.subscribe(),
+        ));
+        Ok(PostgresStore {
+            pool,
+            listeners,
+            stop,
+        })
+    }
+
+    fn listeners(&self) -> &Listeners {
+        &self.listeners
+    }
+
+    async fn shutdown(&self) {
+        let _ = self.stop.send(true);
     }
 
     /// The pool, for tests that read raw rows.
     pub fn pool(&self) -> &Pool {
         &self.pool
     }
+}
+
+/// Relays other replicas' changes (S2). While the listening connection is down nothing can be
+/// trusted to arrive, so caches are told `Unreliable` and bypass themselves; once a new connection
+/// listens again they are told `All` (anything may have changed meanwhile) and trust the feed.
+async fn follow_changes(
+    pool: Pool,
+    mut listener: sqlx::postgres::PgListener,
+    listeners: Arc<Listeners>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let next = tokio::select! {
+            _ = stop.changed() => return,
+            next = listener.try_recv() => next,
+        };
+        match next {
+            Ok(Some(n)) => {
+                listeners.announce(&Change::decode(n.payload()));
+                continue;
+            }
+            Ok(None) => tracing::warn!("change feed lost its connection"),
+            Err(e) => tracing::warn!(error = %e, "change feed failed"),
+        }
+        listeners.announce(&Change::Unreliable);
+        listener = loop {
+            tokio::select! {
+                _ = stop.changed() => return,
+                () = tokio::time::sleep(Duration::from_millis(250)) => {}
+            }
+            match listen(&pool).await {
+                Ok(l) => break l,
+                Err(e) => tracing::debug!(error = %e, "change feed still down"),
+            }
+        };
+        tracing::info!("change feed back; caches flushed");
+        listeners.announce(&Change::All);
+    }
+}
+
+async fn listen(pool: &Pool) -> Result<sqlx::postgres::PgListener> {
+    let mut listener = sqlx::postgres::PgListener::connect_with(pool)
+        .await
+        .map_err(db_err)?;
+    listener.listen(CHANGE_CHANNEL).await.map_err(db_err)?;
+    Ok(listener)
+}
+
+/// Tells every replica, on commit (NOTIFY is transactional).
+async fn notify(tx: &mut sqlx::Transaction<'static, Db>, change: &Change) -> Result<()> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(CHANGE_CHANNEL)
+        .bind(change.encode())
+        .execute(&mut **tx)
+        .await
+        .map_err(db_err)?;
+    Ok(())
 }
 
 async fn begin_write(pool: &Pool) -> Result<sqlx::Transaction<'static, Db>> {

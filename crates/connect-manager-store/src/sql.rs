@@ -11,18 +11,20 @@ use async_trait::async_trait;
 use connect_manager_core::id::new_lower;
 use connect_manager_core::model::{
     Actor, ApiKeyInfo, AuditEvent, GrantScope, Group, GroupGrant, Outcome, Server, ServerState,
-    ServerVault, User, Vault, VaultAccess, VaultType, check_grantable,
+    ServerVault, TokenRecord, TokenState, User, Vault, VaultAccess, VaultType, check_grantable,
 };
 use connect_manager_core::name::name_key;
 use connect_manager_core::page::{Cursor, Page, PageRequest};
 use connect_manager_core::principal::Principal;
 use connect_manager_core::secret::ct_eq;
+use connect_manager_core::token::SealedKey;
 use connect_manager_core::{Error, Result, Timestamp};
 use sqlx::AssertSqlSafe;
 
-use super::{BACKEND, Db, Pool, ThisStore, begin_write, lock_owners};
+use super::{BACKEND, Db, Pool, ThisStore, begin_write, lock_owners, notify};
 use crate::{
-    AuditFilter, Backend, Bootstrap, NewServer, ServerCredentials, Store, db_err, on_unique,
+    AuditFilter, Backend, Bootstrap, Change, NewServer, NewToken, ServerAccess, ServerCredentials,
+    Store, db_err, on_unique,
 };
 
 type Tx = sqlx::Transaction<'static, Db>;
@@ -68,6 +70,18 @@ async fn commit(tx: Tx) -> Result<()> {
     tx.commit().await.map_err(db_err)
 }
 
+impl ThisStore {
+    /// Commits and announces what changed: to other replicas in the transaction (PostgreSQL),
+    /// to this process once committed, so its caches drop the old state before the caller is
+    /// answered.
+    async fn commit_announcing(&self, mut tx: Tx, change: Change) -> Result<()> {
+        notify(&mut tx, &change).await?;
+        commit(tx).await?;
+        self.listeners().announce(&change);
+        Ok(())
+    }
+}
+
 // ---- rows -------------------------------------------------------------------------------------
 
 type UserRow = (String, String, String, i64);
@@ -111,6 +125,67 @@ fn server(r: ServerRow, vaults: Vec<ServerVault>) -> Result<Server> {
 }
 
 type GroupRow = (String, String, i64);
+
+type TokenRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    Option<i64>,
+    Option<i64>,
+);
+const TOKEN_COLS: &str =
+    "t.id, t.server_id, t.name, t.state, t.issuer, t.kid, t.created_at, t.expires_at, t.revoked_at";
+
+/// Loads the tokens' scopes and builds the records, in the rows' order.
+async fn hydrate_tokens(conn: &mut Conn, rows: Vec<TokenRow>) -> Result<Vec<TokenRecord>> {
+    let mut scopes: HashMap<String, Vec<(String, i64)>> = HashMap::new();
+    if !rows.is_empty() {
+        let sql = format!(
+            "SELECT token_id, vault_id, access FROM token_vaults WHERE token_id IN ({}) \
+             ORDER BY vault_id",
+            placeholders(1, rows.len())
+        );
+        let mut q = sqlx::query_as::<_, (String, String, i64)>(AssertSqlSafe(sql));
+        for r in &rows {
+            q = q.bind(r.0.clone());
+        }
+        for (token_id, vault_id, access) in q.fetch_all(&mut *conn).await.map_err(db_err)? {
+            scopes.entry(token_id).or_default().push((vault_id, access));
+        }
+    }
+    rows.into_iter()
+        .map(|r| {
+            Ok(TokenRecord {
+                state: TokenState::parse(&r.3)
+                    .ok_or_else(|| Error::internal(format!("token {} has state {}", r.0, r.3)))?,
+                vaults: scopes.remove(&r.0).unwrap_or_default(),
+                id: r.0,
+                server_id: r.1,
+                name: r.2,
+                issuer: r.4,
+                kid: r.5,
+                created_at: Timestamp(r.6),
+                expires_at: r.7.map(Timestamp),
+                revoked_at: r.8.map(Timestamp),
+            })
+        })
+        .collect()
+}
+
+async fn load_token(conn: &mut Conn, token_id: &str) -> Result<Option<TokenRecord>> {
+    let row: Option<TokenRow> = sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT {TOKEN_COLS} FROM tokens t WHERE t.id = $1"
+    )))
+    .bind(token_id)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    Ok(hydrate_tokens(conn, row.into_iter().collect()).await?.pop())
+}
 
 /// Loads the servers' vault grants and builds the servers, in the rows' order.
 async fn hydrate_servers(conn: &mut Conn, rows: Vec<ServerRow>) -> Result<Vec<Server>> {
@@ -297,7 +372,12 @@ impl Store for ThisStore {
     }
 
     async fn close(&self) {
+        self.shutdown().await;
         self.pool().close().await;
+    }
+
+    fn subscribe(&self, listener: std::sync::Arc<dyn crate::ChangeListener>) {
+        self.listeners().add(listener);
     }
 
     async fn setting(&self, key: &str) -> Result<Option<String>> {
@@ -457,24 +537,6 @@ impl Store for ThisStore {
             }
         }
         Ok(Some(p))
-    }
-
-    async fn server_credentials(&self, server_id: &str) -> Result<Option<ServerCredentials>> {
-        let row: Option<(String, String, i64)> = sqlx::query_as(
-            "SELECT id, secret_verifier, tokens_version FROM servers \
-             WHERE id = $1 AND state = 'ACTIVE'",
-        )
-        .bind(server_id)
-        .fetch_optional(self.pool())
-        .await
-        .map_err(db_err)?;
-        Ok(row.map(
-            |(server_id, secret_verifier, tokens_version)| ServerCredentials {
-                server_id,
-                secret_verifier,
-                tokens_version,
-            },
-        ))
     }
 
     // ---- users ---------------------------------------------------------------------------------
@@ -1066,7 +1128,7 @@ impl Store for ThisStore {
             Outcome::Success,
         )
         .await?;
-        commit(tx).await
+        self.commit_announcing(tx, Change::All).await
     }
 
     // ---- servers -------------------------------------------------------------------------------
@@ -1216,6 +1278,16 @@ impl Store for ThisStore {
                 .await
                 .map_err(db_err)?;
         }
+        // R4: every token of the server is revoked with it.
+        sqlx::query(
+            "UPDATE tokens SET state = 'REVOKED', revoked_at = $1 \
+             WHERE server_id = $2 AND state = 'ACTIVE'",
+        )
+        .bind(Timestamp::now().micros())
+        .bind(server_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
         audit(
             &mut tx,
             actor,
@@ -1225,7 +1297,8 @@ impl Store for ThisStore {
             Outcome::Success,
         )
         .await?;
-        commit(tx).await
+        self.commit_announcing(tx, Change::Server(server_id.to_owned()))
+            .await
     }
 
     async fn rotate_server_secret(
@@ -1259,7 +1332,8 @@ impl Store for ThisStore {
         )
         .await?;
         let s = load_live_server(&mut tx, server_id).await?;
-        commit(tx).await?;
+        self.commit_announcing(tx, Change::Server(server_id.to_owned()))
+            .await?;
         Ok(s)
     }
 
@@ -1298,7 +1372,8 @@ impl Store for ThisStore {
             .await?;
         }
         let s = load_live_server(&mut tx, server_id).await?;
-        commit(tx).await?;
+        self.commit_announcing(tx, Change::Server(server_id.to_owned()))
+            .await?;
         Ok(s)
     }
 
@@ -1336,8 +1411,277 @@ impl Store for ThisStore {
         )
         .await?;
         let s = load_live_server(&mut tx, server_id).await?;
-        commit(tx).await?;
+        self.commit_announcing(tx, Change::Server(server_id.to_owned()))
+            .await?;
         Ok(s)
+    }
+    // ---- signing keys and tokens -------------------------------------------------------------
+
+    async fn signing_keys(&self) -> Result<Vec<SealedKey>> {
+        let rows: Vec<(String, String, String, String)> = sqlx::query_as(
+            "SELECT kid, sealed_private, x, y FROM signing_keys ORDER BY created_at DESC, kid DESC",
+        )
+        .fetch_all(self.pool())
+        .await
+        .map_err(db_err)?;
+        Ok(rows
+            .into_iter()
+            .map(|(kid, sealed_private, x, y)| SealedKey {
+                kid,
+                sealed_private,
+                x,
+                y,
+            })
+            .collect())
+    }
+
+    async fn add_signing_key(&self, actor: &Actor, key: &SealedKey) -> Result<()> {
+        let mut tx = begin_write(self.pool()).await?;
+        sqlx::query(
+            "INSERT INTO signing_keys (kid, sealed_private, x, y, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&key.kid)
+        .bind(&key.sealed_private)
+        .bind(&key.x)
+        .bind(&key.y)
+        .bind(Timestamp::now().micros())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        audit(
+            &mut tx,
+            actor,
+            "signing_key.create",
+            "signing_key",
+            &key.kid,
+            Outcome::Success,
+        )
+        .await?;
+        self.commit_announcing(tx, Change::Keys).await
+    }
+
+    async fn live_token_kids(&self, now: Timestamp) -> Result<Vec<String>> {
+        sqlx::query_scalar(
+            "SELECT DISTINCT kid FROM tokens WHERE state = 'ACTIVE' \
+             AND (expires_at IS NULL OR expires_at > $1)",
+        )
+        .bind(now.micros())
+        .fetch_all(self.pool())
+        .await
+        .map_err(db_err)
+    }
+
+    async fn create_token(&self, actor: &Actor, new: &NewToken) -> Result<TokenRecord> {
+        let mut tx = begin_write(self.pool()).await?;
+        load_live_server(&mut tx, &new.server_id).await?;
+        if new.vaults.is_empty() {
+            return Err(Error::invalid_field("vaults", "name at least one vault"));
+        }
+        for (vault_id, _) in &new.vaults {
+            let granted: Option<String> = sqlx::query_scalar(
+                "SELECT vault_id FROM server_vaults WHERE server_id = $1 AND vault_id = $2",
+            )
+            .bind(&new.server_id)
+            .bind(vault_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            if granted.is_none() {
+                return Err(Error::Invalid {
+                    code: "vault_not_granted",
+                    message: format!(
+                        "vault {vault_id} is not granted to server {}: grant it first \
+                         (op connect vault grant)",
+                        new.server_id
+                    ),
+                    details: serde_json::json!({ "vault": vault_id, "server": new.server_id }),
+                });
+            }
+        }
+        sqlx::query(
+            "INSERT INTO tokens (id, server_id, name, name_key, state, issuer, kid, created_at, \
+             expires_at, revoked_at) VALUES ($1, $2, $3, $4, 'ACTIVE', $5, $6, $7, $8, NULL)",
+        )
+        .bind(&new.id)
+        .bind(&new.server_id)
+        .bind(&new.name)
+        .bind(name_key(&new.name))
+        .bind(&new.issuer)
+        .bind(&new.kid)
+        .bind(new.created_at.micros())
+        .bind(new.expires_at.map(Timestamp::micros))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        for (vault_id, access) in &new.vaults {
+            sqlx::query(
+                "INSERT INTO token_vaults (token_id, vault_id, access) VALUES ($1, $2, $3)",
+            )
+            .bind(&new.id)
+            .bind(vault_id)
+            .bind(access)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
+        audit(
+            &mut tx,
+            actor,
+            "token.create",
+            "token",
+            &new.id,
+            Outcome::Success,
+        )
+        .await?;
+        let t = load_token(&mut tx, &new.id)
+            .await?
+            .ok_or_else(|| Error::internal("token vanished"))?;
+        commit(tx).await?;
+        Ok(t)
+    }
+
+    async fn token(&self, token_id: &str) -> Result<Option<TokenRecord>> {
+        let mut conn = self.pool().acquire().await.map_err(db_err)?;
+        load_token(&mut conn, token_id).await
+    }
+
+    async fn find_tokens(&self, reference: &str) -> Result<Vec<TokenRecord>> {
+        let mut conn = self.pool().acquire().await.map_err(db_err)?;
+        let rows: Vec<TokenRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {TOKEN_COLS} FROM tokens t WHERE t.id = $1 OR t.name_key = $2 \
+             ORDER BY t.created_at DESC, t.id DESC LIMIT 100"
+        )))
+        .bind(reference)
+        .bind(name_key(reference))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_err)?;
+        hydrate_tokens(&mut conn, rows).await
+    }
+
+    async fn list_tokens(
+        &self,
+        viewer: &Principal,
+        server_id: Option<&str>,
+        page: &PageRequest,
+    ) -> Result<Page<TokenRecord>> {
+        let (at, id) = page.bounds();
+        let mut conn = self.pool().acquire().await.map_err(db_err)?;
+        let rows: Vec<TokenRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {TOKEN_COLS} FROM tokens t JOIN servers s ON s.id = t.server_id \
+             WHERE ($1 OR t.server_id IN (SELECT gs.server_id FROM group_servers gs \
+                  JOIN group_members m ON m.group_id = gs.group_id WHERE m.user_id = $2)) \
+             AND (($3 IS NULL AND s.state = 'ACTIVE') OR t.server_id = $3) \
+             AND (t.created_at, t.id) < ($4, $5) \
+             ORDER BY t.created_at DESC, t.id DESC LIMIT $6"
+        )))
+        .bind(viewer.manages_all_servers())
+        .bind(&viewer.user_id)
+        .bind(server_id)
+        .bind(at)
+        .bind(id)
+        .bind(page.fetch())
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_err)?;
+        let tokens = hydrate_tokens(&mut conn, rows).await?;
+        Ok(page.finish(tokens, |t| Cursor {
+            created_at: t.created_at.micros(),
+            id: t.id.clone(),
+        }))
+    }
+
+    async fn rename_token(&self, actor: &Actor, token_id: &str, name: &str) -> Result<TokenRecord> {
+        let mut tx = begin_write(self.pool()).await?;
+        let updated = sqlx::query("UPDATE tokens SET name = $1, name_key = $2 WHERE id = $3")
+            .bind(name)
+            .bind(name_key(name))
+            .bind(token_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+        if updated == 0 {
+            return Err(Error::not_found("token", token_id));
+        }
+        audit(
+            &mut tx,
+            actor,
+            "token.rename",
+            "token",
+            token_id,
+            Outcome::Success,
+        )
+        .await?;
+        let t = load_token(&mut tx, token_id)
+            .await?
+            .ok_or_else(|| Error::not_found("token", token_id))?;
+        self.commit_announcing(tx, Change::Token(token_id.to_owned()))
+            .await?;
+        Ok(t)
+    }
+
+    async fn revoke_token(&self, actor: &Actor, token_id: &str) -> Result<TokenRecord> {
+        let mut tx = begin_write(self.pool()).await?;
+        let revoked = sqlx::query(
+            "UPDATE tokens SET state = 'REVOKED', revoked_at = $1 WHERE id = $2 AND state = 'ACTIVE'",
+        )
+        .bind(Timestamp::now().micros())
+        .bind(token_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        let t = load_token(&mut tx, token_id)
+            .await?
+            .ok_or_else(|| Error::not_found("token", token_id))?;
+        if revoked == 0 {
+            // Already revoked: not an error, and nothing changed.
+            commit(tx).await?;
+            return Ok(t);
+        }
+        audit(
+            &mut tx,
+            actor,
+            "token.revoke",
+            "token",
+            token_id,
+            Outcome::Success,
+        )
+        .await?;
+        self.commit_announcing(tx, Change::Token(token_id.to_owned()))
+            .await?;
+        Ok(t)
+    }
+
+    async fn server_access(&self, server_id: &str) -> Result<Option<ServerAccess>> {
+        let mut conn = self.pool().acquire().await.map_err(db_err)?;
+        let row: Option<(String, String, i64)> = sqlx::query_as(
+            "SELECT id, secret_verifier, tokens_version FROM servers \
+             WHERE id = $1 AND state = 'ACTIVE'",
+        )
+        .bind(server_id)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db_err)?;
+        let Some((server_id, secret_verifier, tokens_version)) = row else {
+            return Ok(None);
+        };
+        let vault_ids: Vec<String> =
+            sqlx::query_scalar("SELECT vault_id FROM server_vaults WHERE server_id = $1")
+                .bind(&server_id)
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(db_err)?;
+        Ok(Some(ServerAccess {
+            credentials: ServerCredentials {
+                server_id,
+                secret_verifier,
+                tokens_version,
+            },
+            vault_ids,
+        }))
     }
 
     // ---- audit ---------------------------------------------------------------------------------

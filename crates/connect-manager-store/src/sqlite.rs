@@ -22,6 +22,7 @@ mod sql;
 
 pub struct SqliteStore {
     pool: Pool,
+    listeners: crate::Listeners,
 }
 
 impl SqliteStore {
@@ -45,13 +46,27 @@ impl SqliteStore {
             .run(&pool)
             .await
             .map_err(|e| connect_manager_core::Error::internal(format!("migrations: {e}")))?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore {
+            pool,
+            listeners: crate::Listeners::default(),
+        })
     }
 
     /// The pool, for tests that read raw rows.
     pub fn pool(&self) -> &Pool {
         &self.pool
     }
+
+    fn listeners(&self) -> &crate::Listeners {
+        &self.listeners
+    }
+
+    async fn shutdown(&self) {}
+}
+
+/// SQLite serves one process: the in-process announcement after commit is all there is.
+async fn notify(_tx: &mut sqlx::Transaction<'static, Db>, _change: &crate::Change) -> Result<()> {
+    Ok(())
 }
 
 async fn begin_write(pool: &Pool) -> Result<sqlx::Transaction<'static, Db>> {

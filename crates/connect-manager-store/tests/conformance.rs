@@ -233,10 +233,10 @@ async fn r4_server_delete_frees_name_ends_grants_keeps_row(db: TestDb) {
         server_id: Some(s.id.clone()),
     };
     store.grant_group(&actor(), &g.id, &grant).await.unwrap();
-    assert!(store.server_credentials(&s.id).await.unwrap().is_some());
+    assert!(store.server_access(&s.id).await.unwrap().is_some());
     store.delete_server(&actor(), &s.id).await.unwrap();
     assert!(
-        store.server_credentials(&s.id).await.unwrap().is_none(),
+        store.server_access(&s.id).await.unwrap().is_none(),
         "credentials dead"
     );
     assert!(store.find_servers("web").await.unwrap().is_empty());
@@ -321,7 +321,12 @@ async fn c3_rotation_replaces_verifier_and_bumps_version(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(rotated.tokens_version, 2);
-    let creds = store.server_credentials(&s.id).await.unwrap().unwrap();
+    let creds = store
+        .server_access(&s.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .credentials;
     assert_eq!(creds.secret_verifier, "$argon2id$new");
     assert_eq!(creds.tokens_version, 2);
 }

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod groups;
 pub mod health;
 pub mod servers;
+pub mod tokens;
 pub mod users;
 pub mod vaults;
 

@@ -1,0 +1,384 @@
+//! Tokens: `op connect token create|delete|edit|list` (R7–R10, R12, T1–T2), introspection (T4),
+//! the JWKS and key rotation (T3).
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use connect_manager_core::access::VaultAcl;
+use connect_manager_core::duration::parse_expires_in;
+use connect_manager_core::lookup::resolve;
+use connect_manager_core::model::{
+    Server, ServerState, Token, TokenRecord, VaultAccess, check_grantable,
+};
+use connect_manager_core::page::Page;
+use connect_manager_core::principal::Permission;
+use connect_manager_core::token::{
+    AUDIENCE, Claims, FEATURE_VAULT_ACCESS, Jwks, VaultScope, random_token_value,
+};
+use connect_manager_core::{Error, Timestamp, id, name};
+use connect_manager_store::NewToken;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::{Errors, resolve_server, resolve_vault};
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller, ServerCaller};
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenVault {
+    /// Vault ID or name; it must be granted to the server.
+    pub vault: String,
+    /// Omitted: the server's access (read and write).
+    pub access: Option<VaultAccess>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateToken {
+    pub name: String,
+    /// At least one.
+    pub vaults: Vec<TokenVault>,
+    /// A sum of `<n>s|m|h|d|w` terms (`90m`, `1w2d`); omitted: the token does not expire.
+    pub expires_in: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RenameToken {
+    pub name: String,
+}
+
+/// A new token: the token object plus the JWT, shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedToken {
+    #[serde(flatten)]
+    pub token: Token,
+    /// The JWT. It is never stored and cannot be shown again.
+    #[serde(rename = "token")]
+    pub jwt: String,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TokenParams {
+    /// Only this server's tokens (ID or name; a deleted server by ID).
+    pub server: Option<String>,
+    /// Items per page, 1–1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ServerFilter {
+    /// The token's server (ID or name), to tell tokens of the same name apart.
+    pub server: Option<String>,
+}
+
+/// A server whose tokens the caller may read: a live one by ID or name (R1, A4), or, for callers
+/// who manage every server, a deleted one by its exact ID (its tokens stay listed, R4).
+async fn token_server(state: &AppState, caller: &Caller, reference: &str) -> ApiResult<Server> {
+    match resolve_server(state, caller, reference).await {
+        Err(e) if e.status == StatusCode::NOT_FOUND && caller.principal.manages_all_servers() => {
+            match state.store.get_server(reference).await? {
+                Some(s) if s.state == ServerState::Deleted => Ok(s),
+                _ => Err(e),
+            }
+        }
+        other => other,
+    }
+}
+
+/// R1 for tokens: by ID or name among the tokens of servers the caller may manage, narrowed to
+/// one server with `?server=`. Names need not be unique: several matches are 409 `ambiguous`.
+async fn resolve_token(
+    state: &AppState,
+    caller: &Caller,
+    reference: &str,
+    server: Option<&str>,
+) -> ApiResult<TokenRecord> {
+    let server_id = match server {
+        Some(s) => Some(token_server(state, caller, s).await?.id),
+        None => None,
+    };
+    let mut candidates = state.store.find_tokens(reference).await?;
+    candidates.retain(|t| {
+        caller.principal.may_manage_server(&t.server_id)
+            && server_id.as_ref().is_none_or(|s| *s == t.server_id)
+    });
+    Ok(resolve("token", reference, candidates)?)
+}
+
+/// `op connect token create <name> --server S --vault V[,r|,w] … [--expires-in 30d]` (R7). The
+/// JWT is in this response only.
+#[utoipa::path(post, path = "/v1/connect/servers/{server}/tokens", tag = "connect tokens",
+    request_body = CreateToken,
+    params(("server" = String, Path, description = "Server ID or name")),
+    security(("api_key" = [])),
+    responses((status = 201, body = CreatedToken), Errors))]
+pub async fn create_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(server): ApiPath<String>,
+    ApiJson(body): ApiJson<CreateToken>,
+) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
+    let server = resolve_server(&state, &caller, &server).await?;
+    let name = name::validate("name", &body.name)?;
+    let lifetime = body
+        .expires_in
+        .as_deref()
+        .map(parse_expires_in)
+        .transpose()?;
+    if body.vaults.is_empty() {
+        return Err(Error::invalid_field("vaults", "name at least one vault").into());
+    }
+    // Vaults by ID, access bits merged when a vault is named twice.
+    let mut scope: BTreeMap<String, i64> = BTreeMap::new();
+    for v in &body.vaults {
+        let vault = resolve_vault(&state, &v.vault).await?;
+        check_grantable(&vault)?;
+        *scope.entry(vault.id).or_default() |= v.access.unwrap_or(VaultAccess::ReadWrite).bits();
+    }
+    let keys = state.keys.current(&state.store).await?;
+    let kid = keys
+        .signing_kid()
+        .ok_or_else(|| Error::internal("no signing key"))?
+        .to_owned();
+    let now = Timestamp::now();
+    let expires_at = lifetime.map(|s| now.plus_seconds(s));
+    let claims = Claims {
+        iss: state.public_url.to_string(),
+        aud: vec![AUDIENCE.into()],
+        sub: server.id.clone(),
+        jti: id::new_lower(),
+        iat: now.unix_seconds(),
+        exp: expires_at.map(Timestamp::unix_seconds),
+        account_uuid: state.account_id.to_string(),
+        token: random_token_value(),
+        features: vec![FEATURE_VAULT_ACCESS.into()],
+        vaults: scope
+            .iter()
+            .map(|(u, a)| VaultScope {
+                u: u.clone(),
+                a: *a,
+            })
+            .collect(),
+    };
+    let jwt = keys.sign(&claims)?;
+    let record = state
+        .store
+        .create_token(
+            &caller.actor,
+            &NewToken {
+                id: claims.jti.clone(),
+                server_id: server.id,
+                name,
+                issuer: claims.iss.clone(),
+                kid,
+                created_at: now,
+                expires_at,
+                vaults: scope.into_iter().collect(),
+            },
+        )
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedToken {
+            token: record.view(now),
+            jwt,
+        }),
+    ))
+}
+
+/// `op connect token list [--server S]` (R10): active and revoked, newest first.
+#[utoipa::path(get, path = "/v1/connect/tokens", tag = "connect tokens", params(TokenParams),
+    security(("api_key" = [])),
+    responses((status = 200, body = Page<Token>), Errors))]
+pub async fn list_tokens(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(params): ApiQuery<TokenParams>,
+) -> ApiResult<Json<Page<Token>>> {
+    let page = super::ListParams {
+        limit: params.limit,
+        cursor: params.cursor,
+    }
+    .page()?;
+    let server_id = match params.server.as_deref() {
+        Some(s) => Some(token_server(&state, &caller, s).await?.id),
+        None => None,
+    };
+    let records = state
+        .store
+        .list_tokens(&caller.principal, server_id.as_deref(), &page)
+        .await?;
+    let now = Timestamp::now();
+    Ok(Json(Page {
+        items: records.items.iter().map(|t| t.view(now)).collect(),
+        next_cursor: records.next_cursor,
+    }))
+}
+
+/// `op connect token edit <token> --name N [--server S]` (R9): renames only.
+#[utoipa::path(patch, path = "/v1/connect/tokens/{token}", tag = "connect tokens",
+    request_body = RenameToken,
+    params(("token" = String, Path, description = "Token ID or name"), ServerFilter),
+    security(("api_key" = [])),
+    responses((status = 200, body = Token), Errors))]
+pub async fn rename_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(token): ApiPath<String>,
+    ApiQuery(filter): ApiQuery<ServerFilter>,
+    ApiJson(body): ApiJson<RenameToken>,
+) -> ApiResult<Json<Token>> {
+    let name = name::validate("name", &body.name)?;
+    let token = resolve_token(&state, &caller, &token, filter.server.as_deref()).await?;
+    let renamed = state
+        .store
+        .rename_token(&caller.actor, &token.id, &name)
+        .await?;
+    Ok(Json(renamed.view(Timestamp::now())))
+}
+
+/// `op connect token delete <token> [--server S]` (R8): revokes. The token stays listed, REVOKED;
+/// revoking it again is not an error.
+#[utoipa::path(delete, path = "/v1/connect/tokens/{token}", tag = "connect tokens",
+    params(("token" = String, Path, description = "Token ID or name"), ServerFilter),
+    security(("api_key" = [])),
+    responses((status = 200, body = Token), Errors))]
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(token): ApiPath<String>,
+    ApiQuery(filter): ApiQuery<ServerFilter>,
+) -> ApiResult<Json<Token>> {
+    let token = resolve_token(&state, &caller, &token, filter.server.as_deref()).await?;
+    let revoked = state.store.revoke_token(&caller.actor, &token.id).await?;
+    Ok(Json(revoked.view(Timestamp::now())))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IntrospectRequest {
+    /// The JWT.
+    pub token: String,
+}
+
+/// RFC 7662's shape. An inactive token is `{"active": false}` and nothing else, whatever the
+/// reason.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct Introspection {
+    pub active: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    /// The server's ID.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
+    /// The token's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The effective access: the token's scope ∩ the server's live grants (R6).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vaults: Option<Vec<VaultAcl>>,
+}
+
+/// Whether a token is valid now, and what it may reach (T4). Authenticate as the Connect server
+/// the token belongs to; a server learns only about its own tokens.
+#[utoipa::path(post, path = "/v1/introspect", tag = "connect tokens",
+    request_body = IntrospectRequest,
+    security(("server_credentials" = [])),
+    responses(
+        (status = 200, body = Introspection),
+        (status = 400, description = "The body is not `{\"token\": \"…\"}`.", body = ErrorBody),
+        (status = 401, description = "Not a live server's credentials.", body = ErrorBody),
+        (status = 413, description = "The body is over 64 KiB.", body = ErrorBody),
+        (status = 415, description = "The body is not JSON.", body = ErrorBody),
+        (status = 503, description = "The database is unavailable.", body = ErrorBody),
+    ))]
+pub async fn introspect(
+    State(state): State<AppState>,
+    server: ServerCaller,
+    ApiJson(body): ApiJson<IntrospectRequest>,
+) -> ApiResult<Json<Introspection>> {
+    let inactive = || Json(Introspection::default());
+    let Some(claims) = state.keys.verify(&state.store, &body.token).await? else {
+        return Ok(inactive());
+    };
+    if claims.sub != server.server_id {
+        return Ok(inactive());
+    }
+    let Some(record) = state.access.token(&state.store, &claims.jti).await? else {
+        return Ok(inactive());
+    };
+    if record.server_id != server.server_id
+        || record.issuer != claims.iss
+        || !record.is_valid(Timestamp::now())
+    {
+        return Ok(inactive());
+    }
+    let granted = &server.access.vault_ids;
+    Ok(Json(Introspection {
+        active: true,
+        jti: Some(record.id.clone()),
+        sub: Some(record.server_id.clone()),
+        iat: Some(claims.iat),
+        exp: claims.exp,
+        name: Some(record.name.clone()),
+        vaults: Some(record.effective_vaults(&|v| granted.iter().any(|g| g == v))),
+    }))
+}
+
+/// The public keys that verify this service's tokens (T3): the signing key and every key that
+/// still verifies a live token.
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "connect tokens",
+    responses(
+        (status = 200, body = Jwks),
+        (status = 503, description = "The database is unavailable.", body = ErrorBody),
+    ))]
+pub async fn jwks(State(state): State<AppState>) -> ApiResult<impl IntoResponse> {
+    let doc = state.keys.jwks(&state.store).await?;
+    Ok((
+        [(header::CACHE_CONTROL, "public, max-age=60")],
+        Json((*doc).clone()),
+    ))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RotatedKey {
+    /// The new signing key's ID.
+    pub kid: String,
+}
+
+/// Make a new signing key (owners, T3). New tokens are signed with it at once on every replica;
+/// older keys stay published while they verify a live token.
+#[utoipa::path(post, path = "/v1/keys/rotate", tag = "connect tokens",
+    security(("api_key" = [])),
+    responses((status = 201, body = RotatedKey), Errors))]
+pub async fn rotate_key(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<(StatusCode, Json<RotatedKey>)> {
+    caller
+        .authorize(
+            &state,
+            Permission::Owner,
+            "signing_key.create",
+            "signing_key",
+            "",
+        )
+        .await?;
+    let kid = state.keys.rotate(&state.store, &caller.actor).await?;
+    Ok((StatusCode::CREATED, Json(RotatedKey { kid })))
+}
