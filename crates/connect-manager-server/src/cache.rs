@@ -237,5 +237,7 @@ impl ChangeListener for KeyRing {
         if matches!(change, Change::Keys | Change::All | Change::Unreliable) {
             self.stale.store(true, Ordering::SeqCst);
         }
+        // A revocation may retire a key from the JWKS; recompute it on the next request.
+        *self.jwks.lock().expect("jwks lock") = None;
     }
 }

@@ -2,11 +2,18 @@
 //! whenever `TEST_DATABASE_URL` is set (always in CI). Each test has its own fresh database.
 
 use connect_manager_core::Error;
-use connect_manager_core::model::{Actor, GrantScope, GroupGrant, ServerState, VaultType};
+use connect_manager_core::Timestamp;
+use connect_manager_core::model::{
+    Actor, GrantScope, GroupGrant, ServerState, TokenState, VaultType,
+};
 use connect_manager_core::page::PageRequest;
 use connect_manager_core::principal::Principal;
+use connect_manager_core::secret::MasterKey;
+use connect_manager_core::token::generate_key;
 use connect_manager_store::testing::TestDb;
-use connect_manager_store::{AuditFilter, Bootstrap, DynStore, NewServer, backend_tests};
+use connect_manager_store::{
+    AuditFilter, Bootstrap, Change, ChangeListener, DynStore, NewServer, NewToken, backend_tests,
+};
 
 fn actor() -> Actor {
     Actor {
@@ -603,6 +610,343 @@ async fn a5_changes_and_denials_are_audited(db: TestDb) {
     assert_eq!(only[0].target_id, s.id);
 }
 
+// ---- tokens ----------------------------------------------------------------------------------
+
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<Change>>);
+
+impl ChangeListener for Recorder {
+    fn changed(&self, change: &Change) {
+        self.0.lock().unwrap().push(change.clone());
+    }
+}
+
+impl Recorder {
+    fn take(&self) -> Vec<Change> {
+        std::mem::take(&mut self.0.lock().unwrap())
+    }
+
+    /// `change` was announced before the changing call returned. (On PostgreSQL this process
+    /// also hears its own NOTIFY a moment later; a repeat is harmless and allowed.)
+    #[track_caller]
+    fn expect(&self, change: Change) {
+        let got = self.take();
+        assert!(
+            !got.is_empty() && got.iter().all(|c| *c == change),
+            "{got:?} != {change:?}"
+        );
+    }
+
+    /// Waits out late repeats, then forgets them.
+    async fn settle(&self) {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        self.take();
+    }
+}
+
+fn new_token(server_id: &str, kid: &str, name: &str, vaults: &[(&str, i64)]) -> NewToken {
+    NewToken {
+        id: connect_manager_core::id::new_lower(),
+        server_id: server_id.into(),
+        name: name.into(),
+        issuer: "https://cm.test".into(),
+        kid: kid.into(),
+        created_at: Timestamp::now(),
+        expires_at: None,
+        vaults: vaults.iter().map(|(v, a)| (v.to_string(), *a)).collect(),
+    }
+}
+
+async fn signing_key(store: &DynStore) -> String {
+    let master = MasterKey::from_text(&"m".repeat(40)).unwrap();
+    let key = generate_key(&master);
+    store.add_signing_key(&actor(), &key).await.unwrap();
+    key.kid
+}
+
+async fn t3_signing_keys_newest_first_and_live_kids(db: TestDb) {
+    let store = db.open().await;
+    let first = signing_key(&store).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    let second = signing_key(&store).await;
+    let kids: Vec<_> = store
+        .signing_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.kid)
+        .collect();
+    assert_eq!(kids, vec![second.clone(), first.clone()]);
+    let v = store
+        .create_vault(&actor(), "v", VaultType::Everyone)
+        .await
+        .unwrap();
+    let s = new_server(&store, "web", &[&v.id]).await.unwrap();
+    let t = store
+        .create_token(&actor(), &new_token(&s.id, &first, "old", &[(&v.id, 48)]))
+        .await
+        .unwrap();
+    let mut expired = new_token(&s.id, &second, "expired", &[(&v.id, 48)]);
+    expired.expires_at = Some(Timestamp(1));
+    store.create_token(&actor(), &expired).await.unwrap();
+    assert_eq!(
+        store.live_token_kids(Timestamp::now()).await.unwrap(),
+        vec![first.clone()]
+    );
+    store.revoke_token(&actor(), &t.id).await.unwrap();
+    assert!(
+        store
+            .live_token_kids(Timestamp::now())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn r7_tokens_need_granted_vaults_on_a_live_server(db: TestDb) {
+    let store = db.open().await;
+    let kid = signing_key(&store).await;
+    let granted = store
+        .create_vault(&actor(), "granted", VaultType::Everyone)
+        .await
+        .unwrap();
+    let other = store
+        .create_vault(&actor(), "other", VaultType::Everyone)
+        .await
+        .unwrap();
+    let s = new_server(&store, "web", &[&granted.id]).await.unwrap();
+    let before = audit_count(&store).await;
+    let err = store
+        .create_token(
+            &actor(),
+            &new_token(&s.id, &kid, "t", &[(&granted.id, 48), (&other.id, 48)]),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Invalid {
+                code: "vault_not_granted",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(matches!(
+        store
+            .create_token(&actor(), &new_token(&s.id, &kid, "t", &[]))
+            .await,
+        Err(Error::Invalid { .. })
+    ));
+    assert_eq!(audit_count(&store).await, before);
+    let all = Principal {
+        owner: true,
+        ..Default::default()
+    };
+    assert!(
+        store
+            .list_tokens(&all, None, &PageRequest::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    let t = store
+        .create_token(
+            &actor(),
+            &new_token(&s.id, &kid, "t", &[(&granted.id, 1008)]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(t.state, TokenState::Active);
+    assert_eq!(t.vaults, vec![(granted.id.clone(), 1008)]);
+    assert_eq!(store.token(&t.id).await.unwrap(), Some(t.clone()));
+    store.delete_server(&actor(), &s.id).await.unwrap();
+    assert!(matches!(
+        store
+            .create_token(&actor(), &new_token(&s.id, &kid, "t", &[(&granted.id, 48)]))
+            .await,
+        Err(Error::NotFound { .. })
+    ));
+}
+
+async fn r8_revoke_is_idempotent_and_announced(db: TestDb) {
+    let store = db.open().await;
+    let kid = signing_key(&store).await;
+    let v = store
+        .create_vault(&actor(), "v", VaultType::Everyone)
+        .await
+        .unwrap();
+    let s = new_server(&store, "web", &[&v.id]).await.unwrap();
+    let t = store
+        .create_token(&actor(), &new_token(&s.id, &kid, "t", &[(&v.id, 48)]))
+        .await
+        .unwrap();
+    let recorder = std::sync::Arc::new(Recorder::default());
+    store.subscribe(recorder.clone());
+    recorder.settle().await;
+    let revoked = store.revoke_token(&actor(), &t.id).await.unwrap();
+    assert_eq!(revoked.state, TokenState::Revoked);
+    assert!(revoked.revoked_at.is_some());
+    recorder.expect(Change::Token(t.id.clone()));
+    recorder.settle().await;
+    let again = store.revoke_token(&actor(), &t.id).await.unwrap();
+    assert_eq!(again.revoked_at, revoked.revoked_at);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(
+        recorder.take().is_empty(),
+        "nothing changed, nothing announced"
+    );
+    store
+        .rename_token(&actor(), &t.id, "renamed")
+        .await
+        .unwrap();
+    recorder.expect(Change::Token(t.id.clone()));
+    recorder.settle().await;
+    store.revoke_vault(&actor(), &s.id, &v.id).await.unwrap();
+    recorder.expect(Change::Server(s.id.clone()));
+    recorder.settle().await;
+    store
+        .rotate_server_secret(&actor(), &s.id, "$argon2id$x")
+        .await
+        .unwrap();
+    recorder.expect(Change::Server(s.id.clone()));
+    recorder.settle().await;
+    store.delete_vault(&actor(), &v.id).await.unwrap();
+    recorder.expect(Change::All);
+    assert!(matches!(
+        store
+            .revoke_token(&actor(), "nosuchtoken000000000000000")
+            .await,
+        Err(Error::NotFound { .. })
+    ));
+}
+
+async fn r4_server_delete_revokes_every_token(db: TestDb) {
+    let store = db.open().await;
+    let kid = signing_key(&store).await;
+    let v = store
+        .create_vault(&actor(), "v", VaultType::Everyone)
+        .await
+        .unwrap();
+    let s = new_server(&store, "web", &[&v.id]).await.unwrap();
+    for name in ["a", "b"] {
+        store
+            .create_token(&actor(), &new_token(&s.id, &kid, name, &[(&v.id, 48)]))
+            .await
+            .unwrap();
+    }
+    let recorder = std::sync::Arc::new(Recorder::default());
+    store.subscribe(recorder.clone());
+    recorder.settle().await;
+    store.delete_server(&actor(), &s.id).await.unwrap();
+    recorder.expect(Change::Server(s.id.clone()));
+    let all = Principal {
+        owner: true,
+        ..Default::default()
+    };
+    assert!(
+        store
+            .list_tokens(&all, None, &PageRequest::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    let kept = store
+        .list_tokens(&all, Some(&s.id), &PageRequest::default())
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(kept.len(), 2);
+    assert!(
+        kept.iter()
+            .all(|t| t.state == TokenState::Revoked && t.revoked_at.is_some())
+    );
+    assert!(store.server_access(&s.id).await.unwrap().is_none());
+}
+
+async fn r10_token_lists_show_what_the_viewer_manages(db: TestDb) {
+    let store = db.open().await;
+    let kid = signing_key(&store).await;
+    let v = store
+        .create_vault(&actor(), "v", VaultType::Everyone)
+        .await
+        .unwrap();
+    let web = new_server(&store, "web", &[&v.id]).await.unwrap();
+    let api = new_server(&store, "api", &[&v.id]).await.unwrap();
+    let mut made = Vec::new();
+    for (s, name) in [(&web, "ci"), (&api, "ci"), (&web, "cd")] {
+        made.push(
+            store
+                .create_token(&actor(), &new_token(&s.id, &kid, name, &[(&v.id, 48)]))
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    made.reverse();
+    let all = Principal {
+        owner: true,
+        ..Default::default()
+    };
+    let page = store
+        .list_tokens(&all, None, &PageRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        page.items.iter().map(|t| t.id.clone()).collect::<Vec<_>>(),
+        made
+    );
+    let only_web = Principal {
+        user_id: "U".into(),
+        servers: [web.id.clone()].into(),
+        ..Default::default()
+    };
+    // A SERVER grant is read from the database, so this viewer (no group) sees nothing…
+    assert!(
+        store
+            .list_tokens(&only_web, None, &PageRequest::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    // …and a real grantee sees web's tokens only.
+    let u = store.create_user(&actor(), "Ann", "ann@x").await.unwrap();
+    let g = store.create_group(&actor(), "ops").await.unwrap();
+    store.add_member(&actor(), &g.id, &u.id).await.unwrap();
+    store
+        .grant_group(
+            &actor(),
+            &g.id,
+            &GroupGrant {
+                scope: GrantScope::Server,
+                server_id: Some(web.id.clone()),
+            },
+        )
+        .await
+        .unwrap();
+    let viewer = Principal {
+        user_id: u.id.clone(),
+        servers: [web.id.clone()].into(),
+        ..Default::default()
+    };
+    let seen = store
+        .list_tokens(&viewer, None, &PageRequest::default())
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(seen.len(), 2);
+    assert!(seen.iter().all(|t| t.server_id == web.id));
+    assert_eq!(
+        store.find_tokens("CI").await.unwrap().len(),
+        2,
+        "names need not be unique"
+    );
+}
+
 backend_tests!(
     s1_migrations_run_and_ping_answers,
     a1_bootstrap_creates_one_owner_once,
@@ -621,4 +965,9 @@ backend_tests!(
     a3_principal_carries_group_grants,
     lists_page_newest_first_without_gaps,
     a5_changes_and_denials_are_audited,
+    t3_signing_keys_newest_first_and_live_kids,
+    r7_tokens_need_granted_vaults_on_a_live_server,
+    r8_revoke_is_idempotent_and_announced,
+    r4_server_delete_revokes_every_token,
+    r10_token_lists_show_what_the_viewer_manages,
 );

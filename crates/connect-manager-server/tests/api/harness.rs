@@ -62,10 +62,23 @@ impl Reply {
 impl TestApp {
     pub async fn spawn(db: TestDb) -> TestApp {
         let data_dir = db.dir().join("data");
+        let url = db.url.clone();
+        TestApp::start(db, url, data_dir).await
+    }
+
+    /// Another replica on the same database and data directory (so the same master key).
+    pub async fn replica(&self) -> TestApp {
+        let db = TestDb::for_backend(self.db.backend)
+            .await
+            .expect("a database for the replica");
+        TestApp::start(db, self.db.url.clone(), self.data_dir.clone()).await
+    }
+
+    async fn start(db: TestDb, url: String, data_dir: PathBuf) -> TestApp {
         let args = ServeArgs {
             bind: "127.0.0.1:0".into(),
             data_dir: data_dir.clone(),
-            database_url: Some(db.url.clone()),
+            database_url: Some(url),
             master_key: None,
             master_key_file: None,
             bootstrap_key: Some(OWNER_KEY.into()),
@@ -150,6 +163,39 @@ impl TestApp {
     }
     pub async fn as_user(&self, key: &str, method: Method, path: &str) -> Reply {
         self.send(method, path, Some(key), None).await
+    }
+
+    /// POST as a Connect server (HTTP Basic with its ID and secret).
+    pub async fn post_as_server(
+        &self,
+        path: &str,
+        server_id: &str,
+        secret: &str,
+        body: Value,
+    ) -> Reply {
+        let req = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .basic_auth(server_id, Some(secret))
+            .json(&body);
+        reply(req.send().await.expect("request sent")).await
+    }
+
+    /// Introspects `jwt` as the server (T4).
+    pub async fn introspect(&self, server_id: &str, secret: &str, jwt: &str) -> Value {
+        self.post_as_server("/v1/introspect", server_id, secret, json!({"token": jwt}))
+            .await
+            .expect(200)
+    }
+
+    /// Creates a token on `server`; returns (token object, JWT).
+    pub async fn token(&self, server: &str, body: Value) -> (Value, String) {
+        let created = self
+            .post(&format!("/v1/connect/servers/{server}/tokens"), body)
+            .await
+            .expect(201);
+        let jwt = created["token"].as_str().unwrap().to_owned();
+        (created, jwt)
     }
 
     /// GET as a Connect server (HTTP Basic with its ID and secret).

@@ -8,5 +8,6 @@ mod groups;
 mod openapi;
 mod secrets;
 mod servers;
+mod tokens;
 mod users;
 mod vaults;

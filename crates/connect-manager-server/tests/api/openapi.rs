@@ -19,7 +19,12 @@ fn openapi_yaml_matches_the_code() {
 #[test]
 fn every_operation_documents_security_and_errors() {
     let (_, api) = connect_manager_server::openapi::split();
-    let public = ["/healthz", "/readyz", "/openapi.yaml", "/.well-known/jwks.json"];
+    let public = [
+        "/healthz",
+        "/readyz",
+        "/openapi.yaml",
+        "/.well-known/jwks.json",
+    ];
     let mut operations = 0;
     for (path, item) in &api.paths.paths {
         let ops = [&item.get, &item.post, &item.put, &item.patch, &item.delete];

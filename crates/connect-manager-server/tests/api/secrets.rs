@@ -82,8 +82,40 @@ async fn database_holds_no_secret_in_clear(db: TestDb) {
         .await
         .expect(201);
     let (_, user_key) = app.user_with("ann", None).await;
+    let token = app
+        .post(
+            "/v1/connect/servers/web/tokens",
+            json!({"name": "ci", "vaults": [{"vault": "shared"}]}),
+        )
+        .await
+        .expect(201);
+    let jwt = token["token"].as_str().unwrap().to_owned();
+    let payload = jwt.split('.').nth(1).unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+            .unwrap(),
+    )
+    .unwrap();
     let master_key = std::fs::read_to_string(app.data_dir.join("master.key")).unwrap();
-    let mut secrets = vec![OWNER_KEY.to_owned(), user_key, master_key.trim().to_owned()];
+    let mut secrets = vec![
+        OWNER_KEY.to_owned(),
+        user_key,
+        master_key.trim().to_owned(),
+        jwt.clone(),
+        jwt.split('.').nth(2).unwrap().to_owned(),
+        claims["1password.com/token"].as_str().unwrap().to_owned(),
+    ];
+    // The signing key's private half, in the encodings it could be stored in.
+    let store = app.db.open().await;
+    let master = connect_manager_core::secret::MasterKey::from_text(&master_key).unwrap();
+    for key in store.signing_keys().await.unwrap() {
+        let der = master.open(&key.sealed_private).unwrap();
+        use base64::Engine;
+        secrets.push(base64::engine::general_purpose::STANDARD.encode(&der));
+        secrets.push(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&der));
+        // And as hex.
+        secrets.push(connect_manager_core::secret::hex(&der));
+    }
     for body in [&created, &rotated] {
         let creds = &body["credentials"];
         secrets.push(crate::harness::secret_of(creds));
