@@ -17,7 +17,8 @@
 //! * If the change feed is down (`Unreliable`), the cache bypasses itself until the feed is back
 //!   and has flushed it (`All`): stale answers are never served for want of a notification.
 //! * [`KeyRing`] holds the signing keys; a `Keys` change marks it stale and the next use reloads,
-//!   so a key rotated on any replica signs everywhere without a restart.
+//!   so a key rotated on any replica signs everywhere without a restart. Signing also compares
+//!   with the database's newest key, which covers `admin rotate-key` beside a running service.
 //!
 //! Argon2 stays out of the hot path through `ServerSecretCache` (state.rs): a secret that verified
 //! against the verifier the cache holds now is remembered by its SHA-256.
@@ -183,6 +184,18 @@ impl KeyRing {
             return self.reload(store).await;
         }
         Ok(self.keys.read().expect("keys lock").clone())
+    }
+
+    /// The keys to sign with: checked against the database's newest key first (one indexed
+    /// read; token creation is not the hot path), so a key made by `admin rotate-key` beside a
+    /// running SQLite service, which hears of no change, signs from the next token on.
+    pub async fn for_signing(&self, store: &DynStore) -> Result<Arc<KeySet>> {
+        let set = self.current(store).await?;
+        let newest = store.newest_signing_kid().await?;
+        if newest.is_some() && newest.as_deref() != set.signing_kid() {
+            return self.reload(store).await;
+        }
+        Ok(set)
     }
 
     /// Verifies a token's signature and audience; an unknown `kid` reloads the keys at most once

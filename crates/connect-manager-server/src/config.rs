@@ -179,7 +179,7 @@ impl ServeArgs {
                 "CONNECT_MANAGER_PUBLIC_URL: '{public_url}' is not an http:// or https:// URL"
             )));
         }
-        Ok(Config {
+        let config = Config {
             bind,
             data_dir: self.data_dir,
             database_url,
@@ -187,8 +187,32 @@ impl ServeArgs {
             bootstrap_key,
             public_url,
             log_format: self.log_format,
-        })
+        };
+        if config.uses_data_dir() {
+            ensure_data_dir(&config.data_dir)?;
+        }
+        Ok(config)
     }
+}
+
+/// Creates the data directory (mode 0700) if missing and checks that it is writable, so an
+/// unusable directory stops start-up with its reason, not a later failure.
+pub fn ensure_data_dir(dir: &Path) -> Result<(), ConfigError> {
+    let fail = |e: std::io::Error| {
+        ConfigError(format!(
+            "CONNECT_MANAGER_DATA_DIR: cannot use {}: {e}",
+            dir.display()
+        ))
+    };
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(fail)?;
+    let probe = dir.join(format!(".probe-{}", std::process::id()));
+    std::fs::write(&probe, b"")
+        .and_then(|()| std::fs::remove_file(&probe))
+        .map_err(fail)
 }
 
 impl Config {

@@ -2,7 +2,6 @@
 
 use std::future::Future;
 use std::io::Write;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,28 +46,6 @@ pub struct Prepared {
     pub account_id: String,
 }
 
-fn ensure_data_dir(dir: &Path) -> Result<(), ConfigError> {
-    let fail = |e: std::io::Error| {
-        ConfigError(format!(
-            "CONNECT_MANAGER_DATA_DIR: cannot use {}: {e}",
-            dir.display()
-        ))
-    };
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir).map_err(fail)?;
-    // Writable? A read-only or foreign directory fails here, with its reason, not later.
-    tempfile_probe(dir).map_err(fail)
-}
-
-fn tempfile_probe(dir: &Path) -> std::io::Result<()> {
-    let probe = dir.join(format!(".probe-{}", std::process::id()));
-    std::fs::write(&probe, b"")?;
-    std::fs::remove_file(probe)
-}
-
 fn load_master_key(config: &Config) -> Result<MasterKey, ConfigError> {
     let text = match &config.master_key {
         MasterKeySource::Given(text) => text.clone(),
@@ -104,9 +81,6 @@ fn load_master_key(config: &Config) -> Result<MasterKey, ConfigError> {
 
 /// Opens the configured database and runs its migrations.
 pub async fn open_store(config: &Config) -> Result<DynStore, StartError> {
-    if config.uses_data_dir() {
-        ensure_data_dir(&config.data_dir)?;
-    }
     connect_manager_store::open(&config.database_url)
         .await
         .map_err(|e| match e {

@@ -270,6 +270,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every signing key, newest first (T3).
     async fn signing_keys(&self) -> Result<Vec<SealedKey>>;
+    /// The newest signing key's ID: the one that signs.
+    async fn newest_signing_kid(&self) -> Result<Option<String>>;
     /// Adds a signing key; it signs from now on, on every replica (T3).
     async fn add_signing_key(&self, actor: &Actor, key: &SealedKey) -> Result<()>;
     /// The keys of tokens that are active and not expired at `now`.

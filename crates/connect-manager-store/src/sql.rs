@@ -1435,6 +1435,15 @@ impl Store for ThisStore {
             .collect())
     }
 
+    async fn newest_signing_kid(&self) -> Result<Option<String>> {
+        sqlx::query_scalar(
+            "SELECT kid FROM signing_keys ORDER BY created_at DESC, kid DESC LIMIT 1",
+        )
+        .fetch_optional(self.pool())
+        .await
+        .map_err(db_err)
+    }
+
     async fn add_signing_key(&self, actor: &Actor, key: &SealedKey) -> Result<()> {
         let mut tx = begin_write(self.pool()).await?;
         sqlx::query(

@@ -177,7 +177,7 @@ fn config_errors_stop_startup_with_exit_code_2() {
     ];
     for (env, mentions) in cases {
         let mut cmd = command(dir.path());
-        cmd.arg("serve");
+        cmd.arg("serve").env("CONNECT_MANAGER_BIND", "127.0.0.1:0");
         for (k, v) in &env {
             cmd.env(k, v);
         }
@@ -239,6 +239,75 @@ async fn a1_admin_owner_key_mints_a_working_key() {
     assert_eq!(r.status(), 200, "the new key is an owner's");
     let events: serde_json::Value = r.json().await.unwrap();
     assert!(events.to_string().contains("system:admin-owner-key"));
+    app.stop();
+}
+
+/// T3: `admin rotate-key` beside a running SQLite service: the service signs with the new key
+/// from the next token on and publishes it.
+#[tokio::test]
+async fn t3_admin_rotate_key_takes_effect_on_a_running_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = "rotate-test-key-rotate-test-key-0123";
+    let mut cmd = command(dir.path());
+    cmd.env("CONNECT_MANAGER_BOOTSTRAP_KEY", key);
+    let mut app = Running::start(cmd, dir.path());
+    app.wait_ready().await;
+    let client = reqwest::Client::new();
+    let post = |path: &str, body: serde_json::Value| {
+        client
+            .post(format!("{}{path}", app.base))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+    };
+    post(
+        "/v1/vaults",
+        serde_json::json!({"name": "v", "type": "EVERYONE"}),
+    )
+    .await
+    .unwrap();
+    post(
+        "/v1/connect/servers",
+        serde_json::json!({"name": "web", "vaults": ["v"]}),
+    )
+    .await
+    .unwrap();
+    let kid_of = |jwt: &str| -> String {
+        use base64::Engine;
+        let header = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(jwt.split('.').next().unwrap())
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&header).unwrap()["kid"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let token = |name: &'static str| {
+        post(
+            "/v1/connect/servers/web/tokens",
+            serde_json::json!({"name": name, "vaults": [{"vault": "v"}]}),
+        )
+    };
+    let first: serde_json::Value = token("before").await.unwrap().json().await.unwrap();
+    let out = run(command(dir.path()).args(["admin", "rotate-key"]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let new_kid = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert_ne!(kid_of(first["token"].as_str().unwrap()), new_kid);
+    let second: serde_json::Value = token("after").await.unwrap().json().await.unwrap();
+    assert_eq!(kid_of(second["token"].as_str().unwrap()), new_kid);
+    let jwks: serde_json::Value = client
+        .get(format!("{}/.well-known/jwks.json", app.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 2, "{jwks}");
     app.stop();
 }
 

@@ -146,7 +146,7 @@ pub async fn create_token(
         check_grantable(&vault)?;
         *scope.entry(vault.id).or_default() |= v.access.unwrap_or(VaultAccess::ReadWrite).bits();
     }
-    let keys = state.keys.current(&state.store).await?;
+    let keys = state.keys.for_signing(&state.store).await?;
     let kid = keys
         .signing_kid()
         .ok_or_else(|| Error::internal("no signing key"))?
