@@ -141,6 +141,10 @@ impl ChangeListener for AccessCache {
 /// The signing keys (T3): the newest signs, all verify.
 pub struct KeyRing {
     master: MasterKey,
+    /// Tokens whose signature verified, by SHA-256 of the JWT: a signature's validity never
+    /// changes (keys are never deleted), so the hot path verifies each distinct token once.
+    /// State (revoked, expired, scope) is never taken from here.
+    verified: Mutex<HashMap<[u8; 32], Arc<Claims>>>,
     keys: RwLock<Arc<KeySet>>,
     stale: AtomicBool,
     last_reload: Mutex<Instant>,
@@ -162,6 +166,7 @@ impl KeyRing {
         let set = KeySet::open(&master, &keys)?;
         Ok(KeyRing {
             master,
+            verified: Mutex::new(HashMap::new()),
             keys: RwLock::new(Arc::new(set)),
             stale: AtomicBool::new(false),
             last_reload: Mutex::new(Instant::now()),
@@ -200,7 +205,11 @@ impl KeyRing {
 
     /// Verifies a token's signature and audience; an unknown `kid` reloads the keys at most once
     /// a second (a key made on another replica whose notice has not arrived yet).
-    pub async fn verify(&self, store: &DynStore, jwt: &str) -> Result<Option<Claims>> {
+    pub async fn verify(&self, store: &DynStore, jwt: &str) -> Result<Option<Arc<Claims>>> {
+        let digest = connect_manager_core::secret::fingerprint(jwt);
+        if let Some(claims) = self.verified.lock().expect("verified lock").get(&digest) {
+            return Ok(Some(claims.clone()));
+        }
         let mut set = self.current(store).await?;
         if let Some(kid) = KeySet::kid_of(jwt)
             && !set.knows(&kid)
@@ -211,7 +220,15 @@ impl KeyRing {
                 set = self.reload(store).await?;
             }
         }
-        Ok(set.verify(jwt))
+        let Some(claims) = set.verify(jwt).map(Arc::new) else {
+            return Ok(None);
+        };
+        let mut verified = self.verified.lock().expect("verified lock");
+        if verified.len() >= MAX_ENTRIES {
+            verified.clear();
+        }
+        verified.insert(digest, claims.clone());
+        Ok(Some(claims))
     }
 
     /// Makes a new key; it signs from now on, here and on every replica.
