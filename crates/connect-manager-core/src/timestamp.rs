@@ -26,6 +26,13 @@ impl Timestamp {
         Timestamp(self.0.saturating_add(seconds.saturating_mul(1_000_000)))
     }
 
+    pub fn parse_rfc3339(text: &str) -> Option<Self> {
+        let t = OffsetDateTime::parse(text, &Rfc3339).ok()?;
+        i64::try_from(t.unix_timestamp_nanos() / 1_000)
+            .ok()
+            .map(Timestamp)
+    }
+
     pub fn to_rfc3339(self) -> String {
         OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1_000)
             .ok()
@@ -52,5 +59,8 @@ mod tests {
             "2023-11-14T22:13:20.123456Z"
         );
         assert!(Timestamp::now() > Timestamp(1_700_000_000_000_000));
+        let t = Timestamp(1_700_000_000_123_456);
+        assert_eq!(Timestamp::parse_rfc3339(&t.to_rfc3339()), Some(t));
+        assert_eq!(Timestamp::parse_rfc3339("yesterday"), None);
     }
 }

@@ -20,6 +20,8 @@ pub struct ApiError {
     pub details: Value,
     /// The `WWW-Authenticate` challenge sent with a 401.
     pub challenge: &'static str,
+    /// Seconds for `Retry-After` (429).
+    pub retry_after: Option<u64>,
 }
 
 /// The error envelope (E1).
@@ -52,6 +54,21 @@ impl ApiError {
             message: message.into(),
             details: Value::Object(Default::default()),
             challenge: r#"Bearer realm="connect-manager""#,
+            retry_after: None,
+        }
+    }
+
+    /// 429: too many failed authentications from this address.
+    pub fn too_many(retry_after: u64) -> Self {
+        ApiError {
+            retry_after: Some(retry_after),
+            ..ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                format!(
+                    "too many failed authentications from this address; retry in {retry_after} s"
+                ),
+            )
         }
     }
 
@@ -202,6 +219,11 @@ impl IntoResponse for ApiError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static(self.challenge),
             );
+        }
+        if let Some(seconds) = self.retry_after
+            && let Ok(v) = HeaderValue::from_str(&seconds.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
         }
         response.extensions_mut().insert(Enveloped);
         response

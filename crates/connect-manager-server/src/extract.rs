@@ -44,11 +44,16 @@ fn actor_for(parts: &Parts, user_id: String) -> Actor {
 }
 
 pub fn client_ip(parts: &Parts) -> String {
+    client_addr(parts)
+        .map(|ip| ip.to_string())
+        .unwrap_or_default()
+}
+
+fn client_addr(parts: &Parts) -> Option<std::net::IpAddr> {
     parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
-        .unwrap_or_default()
+        .map(|c| c.0.ip())
 }
 
 fn credentials<'a>(parts: &'a Parts, scheme: &str) -> Option<&'a str> {
@@ -72,12 +77,20 @@ impl FromRequestParts<AppState> for Caller {
                 "send an API key: Authorization: Bearer <key>",
             ));
         };
+        let fingerprint = connect_manager_core::secret::fingerprint(key);
+        if let Some(wait) = state.auth_limiter.refuse(client_addr(parts), &fingerprint) {
+            return Err(ApiError::too_many(wait));
+        }
         match state.store.principal_for_key(&api_key_hash(key)).await? {
-            Some(principal) => Ok(Caller {
-                actor: actor_for(parts, principal.user_id.clone()),
-                principal,
-            }),
+            Some(principal) => {
+                state.auth_limiter.succeeded(fingerprint);
+                Ok(Caller {
+                    actor: actor_for(parts, principal.user_id.clone()),
+                    principal,
+                })
+            }
             None => {
+                state.auth_limiter.failed(client_addr(parts));
                 tracing::info!(client_ip = %client_ip(parts), "authentication failed: unknown API key");
                 Err(ApiError::unauthorized("the API key is not valid"))
             }
@@ -137,10 +150,12 @@ impl FromRequestParts<AppState> for ServerCaller {
             e.challenge = r#"Basic realm="connect-manager""#;
             e
         };
-        let decoded = credentials(parts, "Basic")
+        let Some(decoded) = credentials(parts, "Basic")
             .and_then(|b| STANDARD.decode(b).ok())
             .and_then(|raw| String::from_utf8(raw).ok())
-            .ok_or_else(unauthorized)?;
+        else {
+            return Err(unauthorized());
+        };
         let (server_id, secret) = decoded.split_once(':').ok_or_else(unauthorized)?;
         if !connect_manager_core::id::is_upper(server_id) {
             return Err(unauthorized());

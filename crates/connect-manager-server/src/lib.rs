@@ -7,6 +7,7 @@ pub mod cache;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod limiter;
 pub mod openapi;
 pub mod request_id;
 pub mod startup;

@@ -178,6 +178,7 @@ pub async fn app_state(prepared: Prepared, config: &Config) -> Result<AppState, 
         access,
         keys,
         account_id: prepared.account_id.into(),
+        auth_limiter: Default::default(),
     })
 }
 

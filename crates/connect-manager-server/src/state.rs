@@ -21,6 +21,8 @@ pub struct AppState {
     pub keys: Arc<KeyRing>,
     /// This installation's account ID (the `1password.com/auuid` claim).
     pub account_id: Arc<str>,
+    /// Failed authentications per client IP.
+    pub auth_limiter: Arc<crate::limiter::AuthLimiter>,
 }
 
 /// C2: argon2id runs off the async runtime, a few at a time, and a verified secret is remembered

@@ -5,6 +5,7 @@ use axum::extract::State;
 use connect_manager_core::model::AuditEvent;
 use connect_manager_core::page::{Page, PageRequest};
 use connect_manager_core::principal::Permission;
+use connect_manager_core::{Error, Timestamp};
 use connect_manager_store::AuditFilter;
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -28,9 +29,26 @@ pub struct AuditParams {
     pub actor: Option<String>,
     /// Only events about this target ID.
     pub target: Option<String>,
+    /// Only events at or after this time (RFC 3339).
+    pub since: Option<String>,
+    /// Only events before this time (RFC 3339).
+    pub until: Option<String>,
 }
 
-/// Page through audit events (owners).
+fn time_param(name: &str, value: Option<&str>) -> ApiResult<Option<i64>> {
+    value
+        .map(|v| {
+            Timestamp::parse_rfc3339(v)
+                .map(Timestamp::micros)
+                .ok_or_else(|| {
+                    Error::invalid_field(name, "must be an RFC 3339 time like 2026-11-30T12:00:00Z")
+                        .into()
+                })
+        })
+        .transpose()
+}
+
+/// Page through audit events, newest first (owners): every change and every denied attempt.
 #[utoipa::path(get, path = "/v1/audit/events", tag = "audit", params(AuditParams),
     security(("api_key" = [])),
     responses((status = 200, body = Page<AuditEvent>), Errors))]
@@ -47,8 +65,8 @@ pub async fn list_events(
         action: params.action,
         actor_id: params.actor,
         target_id: params.target,
-        since: None,
-        until: None,
+        since: time_param("since", params.since.as_deref())?,
+        until: time_param("until", params.until.as_deref())?,
     };
     Ok(Json(state.store.list_audit_events(&filter, &page).await?))
 }

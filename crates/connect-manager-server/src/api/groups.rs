@@ -166,7 +166,11 @@ async fn change_grant(
         .await?;
     let group = resolve_group(state, group).await?;
     let server_id = match server {
-        Some(reference) => Some(super::resolve_server(state, caller, reference).await?.id),
+        Some(reference) => Some(
+            super::resolve_server(state, caller, reference, action)
+                .await?
+                .id,
+        ),
         None => None,
     };
     let g = GroupGrant { scope, server_id };

@@ -73,15 +73,41 @@ impl ListParams {
 }
 
 /// R1 and A4: a live server the caller may manage, by ID or name. One the caller may not manage
-/// is not a candidate, so it is 404 exactly like one that does not exist.
+/// is not a candidate, so it is 404 exactly like one that does not exist; the attempt on it is
+/// audited as denied (`action`), since the caller was refused something that exists.
 pub async fn resolve_server(
     state: &AppState,
     caller: &Caller,
     reference: &str,
+    action: &str,
 ) -> ApiResult<Server> {
-    let mut candidates = state.store.find_servers(reference).await?;
-    candidates.retain(|s| caller.principal.may_manage_server(&s.id));
-    Ok(resolve("server", reference, candidates)?)
+    let candidates = state.store.find_servers(reference).await?;
+    let visible = only_managed(state, caller, candidates, |s| &s.id, action, "server").await?;
+    Ok(resolve("server", reference, visible)?)
+}
+
+/// Keeps the candidates on servers the caller may manage; records a denial for the others.
+pub async fn only_managed<T>(
+    state: &AppState,
+    caller: &Caller,
+    candidates: Vec<T>,
+    server_of: impl Fn(&T) -> &String,
+    action: &str,
+    target_type: &str,
+) -> ApiResult<Vec<T>>
+where
+    T: connect_manager_core::lookup::Named,
+{
+    let (visible, hidden): (Vec<T>, Vec<T>) = candidates
+        .into_iter()
+        .partition(|c| caller.principal.may_manage_server(server_of(c)));
+    for h in &hidden {
+        state
+            .store
+            .record_denial(&caller.actor, action, target_type, h.id())
+            .await?;
+    }
+    Ok(visible)
 }
 
 pub async fn resolve_vault(state: &AppState, reference: &str) -> ApiResult<Vault> {

@@ -134,7 +134,9 @@ pub async fn get_server(
     caller: Caller,
     ApiPath(server): ApiPath<String>,
 ) -> ApiResult<Json<Server>> {
-    Ok(Json(resolve_server(&state, &caller, &server).await?))
+    Ok(Json(
+        resolve_server(&state, &caller, &server, "server.get").await?,
+    ))
 }
 
 /// `op connect server edit <server> --name N`.
@@ -150,7 +152,7 @@ pub async fn rename_server(
     ApiJson(body): ApiJson<RenameServer>,
 ) -> ApiResult<Json<Server>> {
     let name = name::validate("name", &body.name)?;
-    let server = resolve_server(&state, &caller, &server).await?;
+    let server = resolve_server(&state, &caller, &server, "server.rename").await?;
     Ok(Json(
         state
             .store
@@ -170,7 +172,7 @@ pub async fn delete_server(
     caller: Caller,
     ApiPath(server): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
-    let server = resolve_server(&state, &caller, &server).await?;
+    let server = resolve_server(&state, &caller, &server, "server.delete").await?;
     state.store.delete_server(&caller.actor, &server.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -186,7 +188,7 @@ pub async fn rotate_credentials(
     caller: Caller,
     ApiPath(server): ApiPath<String>,
 ) -> ApiResult<(StatusCode, Json<ServerWithCredentials>)> {
-    let server = resolve_server(&state, &caller, &server).await?;
+    let server = resolve_server(&state, &caller, &server, "server.credentials.rotate").await?;
     let (verifier, credentials) = issue_credentials(&state, &server.id).await?;
     let server = state
         .store
@@ -214,7 +216,7 @@ pub async fn grant_vault(
     caller: Caller,
     ApiPath((server, vault)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<Server>> {
-    let server = resolve_server(&state, &caller, &server).await?;
+    let server = resolve_server(&state, &caller, &server, "vault.grant").await?;
     let vault = resolve_vault(&state, &vault).await?;
     Ok(Json(
         state
@@ -237,7 +239,7 @@ pub async fn revoke_vault(
     caller: Caller,
     ApiPath((server, vault)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<Server>> {
-    let server = resolve_server(&state, &caller, &server).await?;
+    let server = resolve_server(&state, &caller, &server, "vault.revoke").await?;
     let vault = resolve_vault(&state, &vault).await?;
     Ok(Json(
         state

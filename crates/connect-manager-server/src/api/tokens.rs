@@ -84,8 +84,13 @@ pub struct ServerFilter {
 
 /// A server whose tokens the caller may read: a live one by ID or name (R1, A4), or, for callers
 /// who manage every server, a deleted one by its exact ID (its tokens stay listed, R4).
-async fn token_server(state: &AppState, caller: &Caller, reference: &str) -> ApiResult<Server> {
-    match resolve_server(state, caller, reference).await {
+async fn token_server(
+    state: &AppState,
+    caller: &Caller,
+    reference: &str,
+    action: &str,
+) -> ApiResult<Server> {
+    match resolve_server(state, caller, reference, action).await {
         Err(e) if e.status == StatusCode::NOT_FOUND && caller.principal.manages_all_servers() => {
             match state.store.get_server(reference).await? {
                 Some(s) if s.state == ServerState::Deleted => Ok(s),
@@ -103,17 +108,17 @@ async fn resolve_token(
     caller: &Caller,
     reference: &str,
     server: Option<&str>,
+    action: &str,
 ) -> ApiResult<TokenRecord> {
     let server_id = match server {
-        Some(s) => Some(token_server(state, caller, s).await?.id),
+        Some(s) => Some(token_server(state, caller, s, action).await?.id),
         None => None,
     };
     let mut candidates = state.store.find_tokens(reference).await?;
-    candidates.retain(|t| {
-        caller.principal.may_manage_server(&t.server_id)
-            && server_id.as_ref().is_none_or(|s| *s == t.server_id)
-    });
-    Ok(resolve("token", reference, candidates)?)
+    candidates.retain(|t| server_id.as_ref().is_none_or(|s| *s == t.server_id));
+    let visible =
+        super::only_managed(state, caller, candidates, |t| &t.server_id, action, "token").await?;
+    Ok(resolve("token", reference, visible)?)
 }
 
 /// `op connect token create <name> --server S --vault V[,r|,w] … [--expires-in 30d]` (R7). The
@@ -129,7 +134,7 @@ pub async fn create_token(
     ApiPath(server): ApiPath<String>,
     ApiJson(body): ApiJson<CreateToken>,
 ) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
-    let server = resolve_server(&state, &caller, &server).await?;
+    let server = resolve_server(&state, &caller, &server, "token.create").await?;
     let name = name::validate("name", &body.name)?;
     let lifetime = body
         .expires_in
@@ -212,7 +217,7 @@ pub async fn list_tokens(
     }
     .page()?;
     let server_id = match params.server.as_deref() {
-        Some(s) => Some(token_server(&state, &caller, s).await?.id),
+        Some(s) => Some(token_server(&state, &caller, s, "token.list").await?.id),
         None => None,
     };
     let records = state
@@ -240,7 +245,14 @@ pub async fn rename_token(
     ApiJson(body): ApiJson<RenameToken>,
 ) -> ApiResult<Json<Token>> {
     let name = name::validate("name", &body.name)?;
-    let token = resolve_token(&state, &caller, &token, filter.server.as_deref()).await?;
+    let token = resolve_token(
+        &state,
+        &caller,
+        &token,
+        filter.server.as_deref(),
+        "token.rename",
+    )
+    .await?;
     let renamed = state
         .store
         .rename_token(&caller.actor, &token.id, &name)
@@ -260,7 +272,14 @@ pub async fn revoke_token(
     ApiPath(token): ApiPath<String>,
     ApiQuery(filter): ApiQuery<ServerFilter>,
 ) -> ApiResult<Json<Token>> {
-    let token = resolve_token(&state, &caller, &token, filter.server.as_deref()).await?;
+    let token = resolve_token(
+        &state,
+        &caller,
+        &token,
+        filter.server.as_deref(),
+        "token.revoke",
+    )
+    .await?;
     let revoked = state.store.revoke_token(&caller.actor, &token.id).await?;
     Ok(Json(revoked.view(Timestamp::now())))
 }
