@@ -78,6 +78,7 @@ impl DatabaseArgs {
             bootstrap_key_file: None,
             public_url: None,
             log_format: LogFormat::Text,
+            auth_failures_per_minute: 0,
         }
         .validate()?;
         Ok(open_checked(&config).await?)

@@ -62,6 +62,11 @@ pub struct ServeArgs {
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+
+    /// Failed authentications a client IP may make in a burst and per minute after it; beyond,
+    /// 429 with Retry-After. 0 turns the limit off.
+    #[arg(long, env = "CONNECT_MANAGER_AUTH_FAILURES_PER_MINUTE", default_value_t = crate::limiter::DEFAULT_FAILURES_PER_MINUTE)]
+    pub auth_failures_per_minute: u32,
 }
 
 /// A validated configuration.
@@ -74,6 +79,7 @@ pub struct Config {
     pub bootstrap_key: Option<String>,
     pub public_url: String,
     pub log_format: LogFormat,
+    pub auth_failures_per_minute: u32,
 }
 
 impl std::fmt::Debug for Config {
@@ -187,6 +193,7 @@ impl ServeArgs {
             bootstrap_key,
             public_url,
             log_format: self.log_format,
+            auth_failures_per_minute: self.auth_failures_per_minute,
         };
         if config.uses_data_dir() {
             ensure_data_dir(&config.data_dir)?;

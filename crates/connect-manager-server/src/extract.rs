@@ -156,22 +156,30 @@ impl FromRequestParts<AppState> for ServerCaller {
         else {
             return Err(unauthorized());
         };
-        let (server_id, secret) = decoded.split_once(':').ok_or_else(unauthorized)?;
+        let fingerprint = connect_manager_core::secret::fingerprint(&decoded);
+        if let Some(wait) = state.auth_limiter.refuse(client_addr(parts), &fingerprint) {
+            return Err(ApiError::too_many(wait));
+        }
+        let failed = |why: &str| {
+            state.auth_limiter.failed(client_addr(parts));
+            tracing::info!(client_ip = %client_ip(parts), "server authentication failed: {why}");
+            unauthorized()
+        };
+        let (server_id, secret) = decoded.split_once(':').ok_or_else(|| failed("malformed"))?;
         if !connect_manager_core::id::is_upper(server_id) {
-            return Err(unauthorized());
+            return Err(failed("malformed server ID"));
         }
         let Some(access) = state.access.server(&state.store, server_id).await? else {
-            tracing::info!(client_ip = %client_ip(parts), "server authentication failed: unknown server");
-            return Err(unauthorized());
+            return Err(failed("unknown server"));
         };
         if !state
             .server_secrets
             .verify(secret, &access.credentials)
             .await
         {
-            tracing::info!(client_ip = %client_ip(parts), "server authentication failed: bad secret");
-            return Err(unauthorized());
+            return Err(failed("bad secret"));
         }
+        state.auth_limiter.succeeded(fingerprint);
         Ok(ServerCaller {
             server_id: access.credentials.server_id.clone(),
             access,

@@ -9,30 +9,48 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Failures an address may make in a burst…
-pub const FAILURE_BURST: f64 = 10.0;
-/// …and one more per this interval.
-pub const REFILL: Duration = Duration::from_secs(6);
+/// The default budget: failures an address may make in a burst, and per minute after it.
+pub const DEFAULT_FAILURES_PER_MINUTE: u32 = 10;
 const MAX_TRACKED: usize = 100_000;
 
-#[derive(Default)]
 pub struct AuthLimiter {
+    /// Failures in a burst; 0 turns limiting off.
+    burst: f64,
+    /// One more failure allowed per this interval.
+    refill: Duration,
     buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
     known_good: Mutex<HashSet<[u8; 32]>>,
 }
 
+impl Default for AuthLimiter {
+    fn default() -> Self {
+        AuthLimiter::new(DEFAULT_FAILURES_PER_MINUTE)
+    }
+}
+
 impl AuthLimiter {
-    fn level(tokens: f64, since: Instant, now: Instant) -> f64 {
-        (tokens + now.duration_since(since).as_secs_f64() / REFILL.as_secs_f64()).min(FAILURE_BURST)
+    /// `per_minute` failures in a burst and per minute after it; 0 turns limiting off.
+    pub fn new(per_minute: u32) -> Self {
+        AuthLimiter {
+            burst: f64::from(per_minute),
+            refill: Duration::from_secs(60) / per_minute.max(1),
+            buckets: Mutex::default(),
+            known_good: Mutex::default(),
+        }
+    }
+
+    fn level(&self, tokens: f64, since: Instant, now: Instant) -> f64 {
+        (tokens + now.duration_since(since).as_secs_f64() / self.refill.as_secs_f64())
+            .min(self.burst)
     }
 
     /// `Some(seconds to wait)` when `ip` is over its failure budget and `credential` (a
     /// fingerprint) has not succeeded here recently.
     pub fn refuse(&self, ip: Option<IpAddr>, credential: &[u8; 32]) -> Option<u64> {
-        let ip = ip?;
+        let ip = ip.filter(|_| self.burst > 0.0)?;
         let buckets = self.buckets.lock().expect("limiter lock");
         let (tokens, since) = *buckets.get(&ip)?;
-        let level = Self::level(tokens, since, Instant::now());
+        let level = self.level(tokens, since, Instant::now());
         if level >= 1.0
             || self
                 .known_good
@@ -42,18 +60,20 @@ impl AuthLimiter {
         {
             return None;
         }
-        Some(((1.0 - level) * REFILL.as_secs_f64()).ceil().max(1.0) as u64)
+        Some(((1.0 - level) * self.refill.as_secs_f64()).ceil().max(1.0) as u64)
     }
 
     pub fn failed(&self, ip: Option<IpAddr>) {
-        let Some(ip) = ip else { return };
+        let Some(ip) = ip.filter(|_| self.burst > 0.0) else {
+            return;
+        };
         let now = Instant::now();
         let mut buckets = self.buckets.lock().expect("limiter lock");
         if buckets.len() >= MAX_TRACKED {
-            buckets.retain(|_, (t, s)| Self::level(*t, *s, now) < FAILURE_BURST);
+            buckets.retain(|_, (t, s)| self.level(*t, *s, now) < self.burst);
         }
-        let entry = buckets.entry(ip).or_insert((FAILURE_BURST, now));
-        let level = Self::level(entry.0, entry.1, now);
+        let entry = buckets.entry(ip).or_insert((self.burst, now));
+        let level = self.level(entry.0, entry.1, now);
         *entry = ((level - 1.0).max(0.0), now);
     }
 
@@ -72,16 +92,16 @@ mod tests {
 
     #[test]
     fn a_burst_of_failures_blocks_unknown_credentials_only() {
-        let limiter = AuthLimiter::default();
+        let limiter = AuthLimiter::new(10);
         let ip = Some("10.0.0.1".parse().unwrap());
         let (good, bad) = ([1u8; 32], [2u8; 32]);
         limiter.succeeded(good);
-        for _ in 0..FAILURE_BURST as usize {
+        for _ in 0..10 {
             assert_eq!(limiter.refuse(ip, &bad), None);
             limiter.failed(ip);
         }
         let wait = limiter.refuse(ip, &bad).expect("blocked");
-        assert!((1..=REFILL.as_secs()).contains(&wait));
+        assert!((1..=6).contains(&wait), "{wait}");
         assert_eq!(
             limiter.refuse(ip, &good),
             None,
@@ -92,5 +112,10 @@ mod tests {
             None
         );
         assert_eq!(limiter.refuse(None, &bad), None);
+        let off = AuthLimiter::new(0);
+        for _ in 0..100 {
+            off.failed(ip);
+        }
+        assert_eq!(off.refuse(ip, &bad), None, "0 turns limiting off");
     }
 }

@@ -178,7 +178,9 @@ pub async fn app_state(prepared: Prepared, config: &Config) -> Result<AppState, 
         access,
         keys,
         account_id: prepared.account_id.into(),
-        auth_limiter: Default::default(),
+        auth_limiter: Arc::new(crate::limiter::AuthLimiter::new(
+            config.auth_failures_per_minute,
+        )),
     })
 }
 

@@ -60,7 +60,50 @@ async fn public_endpoints_need_no_key(db: TestDb) {
     app.stop().await;
 }
 
+async fn a5_failed_authentication_is_rate_limited_per_address(db: TestDb) {
+    let app = TestApp::spawn_limited(db, 10).await;
+    let (_, valid) = app.user_with("ann", None).await;
+    // Ann's key has succeeded here once; a brute-force loop follows from the same address.
+    app.get_as(Some(&valid), "/v1/vaults").await.expect(200);
+    let mut statuses = Vec::new();
+    for i in 0..30 {
+        let r = app
+            .get_as(Some(&format!("cmk_guess_{i}")), "/v1/vaults")
+            .await;
+        if r.status == 429 {
+            let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+            assert!((1..=6).contains(&retry), "{retry}");
+            r.expect_error(429, "too_many_requests");
+            statuses.push(429);
+        } else {
+            r.expect_error(401, "unauthorized");
+            statuses.push(401);
+        }
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 401).count(),
+        10,
+        "{statuses:?}"
+    );
+    assert!(statuses[10..].iter().all(|s| *s == 429));
+    // Valid callers are not slowed: a key that worked before still works, at once.
+    app.get_as(Some(&valid), "/v1/vaults").await.expect(200);
+    // Server credentials count against the same budget.
+    let (s, secret) = app.server("web", &[]).await;
+    let id = s["id"].as_str().unwrap();
+    app.get_as_server("/v1/connect/self", id, "guess")
+        .await
+        .expect_error(429, "too_many_requests");
+    // A credential that has not succeeded here yet is refused while the address is blocked,
+    // even a right one: the block reveals nothing.
+    app.get_as_server("/v1/connect/self", id, &secret)
+        .await
+        .expect_error(429, "too_many_requests");
+    app.stop().await;
+}
+
 backend_tests!(
+    a5_failed_authentication_is_rate_limited_per_address,
     a1_missing_or_bad_key_is_401_with_www_authenticate,
     a1_bootstrap_key_is_an_owner_key,
     public_endpoints_need_no_key,

@@ -60,10 +60,16 @@ impl Reply {
 }
 
 impl TestApp {
+    /// A service with failed-authentication limiting off (tests make many bad requests).
     pub async fn spawn(db: TestDb) -> TestApp {
+        TestApp::spawn_limited(db, 0).await
+    }
+
+    /// A service allowing `per_minute` failed authentications per client IP.
+    pub async fn spawn_limited(db: TestDb, per_minute: u32) -> TestApp {
         let data_dir = db.dir().join("data");
         let url = db.url.clone();
-        TestApp::start(db, url, data_dir).await
+        TestApp::start(db, url, data_dir, per_minute).await
     }
 
     /// Another replica on the same database and data directory (so the same master key).
@@ -71,10 +77,10 @@ impl TestApp {
         let db = TestDb::for_backend(self.db.backend)
             .await
             .expect("a database for the replica");
-        TestApp::start(db, self.db.url.clone(), self.data_dir.clone()).await
+        TestApp::start(db, self.db.url.clone(), self.data_dir.clone(), 0).await
     }
 
-    async fn start(db: TestDb, url: String, data_dir: PathBuf) -> TestApp {
+    async fn start(db: TestDb, url: String, data_dir: PathBuf, per_minute: u32) -> TestApp {
         let args = ServeArgs {
             bind: "127.0.0.1:0".into(),
             data_dir: data_dir.clone(),
@@ -85,6 +91,7 @@ impl TestApp {
             bootstrap_key_file: None,
             public_url: Some("https://cm.example.test".into()),
             log_format: LogFormat::Text,
+            auth_failures_per_minute: per_minute,
         };
         let config = args.validate().expect("valid test config");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
