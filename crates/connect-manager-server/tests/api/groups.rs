@@ -167,7 +167,48 @@ async fn a3_manager_all_servers_and_server_grants(db: TestDb) {
     app.stop().await;
 }
 
+/// A deleted key, a deleted user and a removed membership lose access on the very next request,
+/// on this replica and on another one sharing the database.
+async fn a3_lost_access_takes_effect_on_the_next_request_everywhere(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    let other = app.replica().await;
+    let (uid, key) = app.user_with("m", Some("manager")).await;
+    for a in [&app, &other] {
+        a.post_as(
+            &key,
+            "/v1/connect/servers",
+            json!({"name": format!("s{}", a.base.len() + a.base.chars().last().unwrap() as usize)}),
+        )
+        .await
+        .expect(201);
+    }
+    app.delete(&format!("/v1/groups/m-group/members/{uid}"))
+        .await
+        .expect(200);
+    for a in [&app, &other] {
+        a.post_as(&key, "/v1/connect/servers", json!({"name": "never"}))
+            .await
+            .expect_error(403, "forbidden");
+        assert!(
+            ids(&a
+                .get_as(Some(&key), "/v1/connect/servers")
+                .await
+                .expect(200))
+            .is_empty()
+        );
+    }
+    app.delete(&format!("/v1/users/{uid}")).await.expect(204);
+    for a in [&app, &other] {
+        a.get_as(Some(&key), "/v1/vaults")
+            .await
+            .expect_error(401, "unauthorized");
+    }
+    other.stop().await;
+    app.stop().await;
+}
+
 backend_tests!(
+    a3_lost_access_takes_effect_on_the_next_request_everywhere,
     groups_and_members_crud,
     r11_group_grant_and_revoke,
     a3_manager_all_servers_and_server_grants,

@@ -1,6 +1,7 @@
 //! HTTP tests: the real stack (`launch` on 127.0.0.1:0) on a fresh database of each backend.
 
 mod harness;
+mod matrix;
 
 mod auth;
 mod errors;

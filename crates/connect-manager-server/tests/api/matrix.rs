@@ -1,0 +1,541 @@
+//! The authorisation matrix (A1–A5): every endpoint of the API × every kind of caller, with the
+//! status each must get, written as one table. The same table is `docs/AUTHORIZATION.md`
+//! (a test fails when the two differ; `UPDATE_DOCS=1` rewrites the document).
+//!
+//! Every cell also checks the audit trail by its request ID: a change that succeeded left a
+//! success event, a refusal (403, or 404 for a server or token the caller may not see) left a
+//! denied event, and a failed authentication or a read left none.
+
+use std::collections::HashMap;
+
+use connect_manager_store::backend_tests;
+use connect_manager_store::testing::TestDb;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::harness::{OWNER_KEY, TestApp};
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+enum Who {
+    NoKey,
+    BadKey,
+    RevokedKey,
+    Owner,
+    Manager,
+    AllServers,
+    /// A member of a group granted server X, acting on X.
+    GranteeOnX,
+    /// The same member, acting on server Y (not granted).
+    GranteeOnY,
+    NoGroup,
+}
+
+const WHO: [Who; 9] = [
+    Who::NoKey,
+    Who::BadKey,
+    Who::RevokedKey,
+    Who::Owner,
+    Who::Manager,
+    Who::AllServers,
+    Who::GranteeOnX,
+    Who::GranteeOnY,
+    Who::NoGroup,
+];
+
+const COLUMNS: [&str; 9] = [
+    "no key",
+    "bad key",
+    "revoked key",
+    "owner",
+    "manager",
+    "all-servers",
+    "grantee of X on X",
+    "grantee of X on Y",
+    "no group",
+];
+
+const PUBLIC: [u16; 9] = [200; 9];
+const SERVER_AUTH: [u16; 9] = [401; 9];
+const READ: [u16; 9] = [401, 401, 401, 200, 200, 200, 200, 200, 200];
+const CREATE_SERVER: [u16; 9] = [401, 401, 401, 201, 201, 403, 403, 403, 403];
+
+const fn owner(ok: u16) -> [u16; 9] {
+    [401, 401, 401, ok, 403, 403, 403, 403, 403]
+}
+
+const fn manage(ok: u16) -> [u16; 9] {
+    [401, 401, 401, ok, ok, ok, ok, 404, 404]
+}
+
+/// The policy: each endpoint and the status each caller gets.
+const MATRIX: &[(&str, [u16; 9])] = &[
+    ("GET /healthz", PUBLIC),
+    ("GET /readyz", PUBLIC),
+    ("GET /openapi.yaml", PUBLIC),
+    ("GET /.well-known/jwks.json", PUBLIC),
+    ("POST /v1/vaults", owner(201)),
+    ("GET /v1/vaults", READ),
+    ("GET /v1/vaults/{vault}", READ),
+    ("PATCH /v1/vaults/{vault}", owner(200)),
+    ("DELETE /v1/vaults/{vault}", owner(204)),
+    ("POST /v1/users", owner(201)),
+    ("GET /v1/users", owner(200)),
+    ("GET /v1/users/{user}", owner(200)),
+    ("DELETE /v1/users/{user}", owner(204)),
+    ("POST /v1/users/{user}/keys", owner(201)),
+    ("GET /v1/users/{user}/keys", owner(200)),
+    ("DELETE /v1/users/{user}/keys/{key_id}", owner(204)),
+    ("POST /v1/groups", owner(201)),
+    ("GET /v1/groups", owner(200)),
+    ("GET /v1/groups/{group}", owner(200)),
+    ("DELETE /v1/groups/{group}", owner(204)),
+    ("PUT /v1/groups/{group}/members/{user}", owner(200)),
+    ("DELETE /v1/groups/{group}/members/{user}", owner(200)),
+    ("PUT /v1/connect/groups/{group}/grants/manager", owner(200)),
+    (
+        "DELETE /v1/connect/groups/{group}/grants/manager",
+        owner(200),
+    ),
+    (
+        "PUT /v1/connect/groups/{group}/grants/all-servers",
+        owner(200),
+    ),
+    (
+        "DELETE /v1/connect/groups/{group}/grants/all-servers",
+        owner(200),
+    ),
+    (
+        "PUT /v1/connect/groups/{group}/grants/servers/{server}",
+        owner(200),
+    ),
+    (
+        "DELETE /v1/connect/groups/{group}/grants/servers/{server}",
+        owner(200),
+    ),
+    ("POST /v1/connect/servers", CREATE_SERVER),
+    ("GET /v1/connect/servers", READ),
+    ("GET /v1/connect/servers/{server}", manage(200)),
+    ("PATCH /v1/connect/servers/{server}", manage(200)),
+    ("DELETE /v1/connect/servers/{server}", manage(204)),
+    ("POST /v1/connect/servers/{server}/credentials", manage(201)),
+    (
+        "PUT /v1/connect/servers/{server}/vaults/{vault}",
+        manage(200),
+    ),
+    (
+        "DELETE /v1/connect/servers/{server}/vaults/{vault}",
+        manage(200),
+    ),
+    ("POST /v1/connect/servers/{server}/tokens", manage(201)),
+    ("GET /v1/connect/tokens", READ),
+    ("PATCH /v1/connect/tokens/{token}", manage(200)),
+    ("DELETE /v1/connect/tokens/{token}", manage(200)),
+    ("GET /v1/connect/self", SERVER_AUTH),
+    ("POST /v1/introspect", SERVER_AUTH),
+    ("POST /v1/keys/rotate", owner(201)),
+    ("GET /v1/audit/events", owner(200)),
+];
+
+/// Everything the cells share, made once by the owner.
+struct Fixture {
+    keys: HashMap<Who, Option<String>>,
+    x: String,
+    y: String,
+    grantee_group: String,
+    nobody: String,
+    token_x: String,
+    token_y: String,
+}
+
+fn id(v: &Value) -> String {
+    v["id"].as_str().expect("an id").to_owned()
+}
+
+impl Fixture {
+    async fn new(app: &TestApp) -> Fixture {
+        app.vault("shared", "EVERYONE").await;
+        let (x, _) = app.server("x", &["shared"]).await;
+        let (y, _) = app.server("y", &["shared"]).await;
+        let (x, y) = (id(&x), id(&y));
+        let (_, manager) = app.user_with("manager", Some("manager")).await;
+        let (_, all) = app.user_with("all", Some("all-servers")).await;
+        let (_, grantee) = app
+            .user_with("grantee", Some(&format!("servers/{x}")))
+            .await;
+        let (nobody, nobody_key) = app.user_with("nobody", None).await;
+        let (revoked_user, _) = app.user_with("revoked", None).await;
+        let k = app
+            .post(&format!("/v1/users/{revoked_user}/keys"), json!({}))
+            .await
+            .expect(201);
+        app.delete(&format!("/v1/users/{revoked_user}/keys/{}", id(&k)))
+            .await
+            .expect(204);
+        let revoked = k["key"].as_str().unwrap().to_owned();
+        let grantee_group = id(&app.get("/v1/groups/grantee-group").await.expect(200));
+        let (tx, _) = app
+            .token("x", json!({"name": "tx", "vaults": [{"vault": "shared"}]}))
+            .await;
+        let (ty, _) = app
+            .token("y", json!({"name": "ty", "vaults": [{"vault": "shared"}]}))
+            .await;
+        let keys = HashMap::from([
+            (Who::NoKey, None),
+            (Who::BadKey, Some("cmk_this-is-not-a-key".to_owned())),
+            (Who::RevokedKey, Some(revoked)),
+            (Who::Owner, Some(OWNER_KEY.to_owned())),
+            (Who::Manager, Some(manager)),
+            (Who::AllServers, Some(all)),
+            (Who::GranteeOnX, Some(grantee.clone())),
+            (Who::GranteeOnY, Some(grantee)),
+            (Who::NoGroup, Some(nobody_key)),
+        ]);
+        Fixture {
+            keys,
+            x,
+            y,
+            grantee_group,
+            nobody,
+            token_x: id(&tx),
+            token_y: id(&ty),
+        }
+    }
+}
+
+/// Builds cell `n`'s request, making (as the owner) whatever fresh objects it consumes, so every
+/// successful change in the matrix is a real change.
+async fn request(
+    app: &TestApp,
+    fx: &Fixture,
+    label: &str,
+    who: Who,
+    n: usize,
+) -> (Method, String, Option<Value>) {
+    let (server, server_name, token) = if who == Who::GranteeOnY {
+        (fx.y.clone(), "y", fx.token_y.clone())
+    } else {
+        (fx.x.clone(), "x", fx.token_x.clone())
+    };
+    let fresh_vault = async || id(&app.vault(&format!("v{n}"), "EVERYONE").await);
+    let fresh_group = async || {
+        id(&app
+            .post("/v1/groups", json!({"name": format!("g{n}")}))
+            .await
+            .expect(201))
+    };
+    let nobody = &fx.nobody;
+    let (method, path) = label.split_once(' ').unwrap();
+    let method = Method::from_bytes(method.as_bytes()).unwrap();
+    let none = None;
+    let (path, body) = match label {
+        "POST /v1/vaults" => (
+            path.to_owned(),
+            Some(json!({"name": format!("v{n}"), "type": "EVERYONE"})),
+        ),
+        "GET /v1/vaults/{vault}" => ("/v1/vaults/shared".to_owned(), none),
+        "PATCH /v1/vaults/{vault}" => (
+            format!("/v1/vaults/{}", fresh_vault().await),
+            Some(json!({"name": format!("renamed{n}")})),
+        ),
+        "DELETE /v1/vaults/{vault}" => (format!("/v1/vaults/{}", fresh_vault().await), none),
+        "POST /v1/users" => (
+            path.to_owned(),
+            Some(json!({"name": "u", "email": format!("u{n}@example.test")})),
+        ),
+        "GET /v1/users/{user}" | "POST /v1/users/{user}/keys" | "GET /v1/users/{user}/keys" => (
+            path.replace("{user}", nobody),
+            Some(json!({})).filter(|_| label.starts_with("POST")),
+        ),
+        "DELETE /v1/users/{user}" => {
+            let u = app
+                .post(
+                    "/v1/users",
+                    json!({"name": "d", "email": format!("d{n}@example.test")}),
+                )
+                .await
+                .expect(201);
+            (format!("/v1/users/{}", id(&u)), none)
+        }
+        "DELETE /v1/users/{user}/keys/{key_id}" => {
+            let k = app
+                .post(&format!("/v1/users/{nobody}/keys"), json!({}))
+                .await
+                .expect(201);
+            (format!("/v1/users/{nobody}/keys/{}", id(&k)), none)
+        }
+        "POST /v1/groups" => (path.to_owned(), Some(json!({"name": format!("g{n}")}))),
+        "GET /v1/groups/{group}" => (format!("/v1/groups/{}", fx.grantee_group), none),
+        "DELETE /v1/groups/{group}" => (format!("/v1/groups/{}", fresh_group().await), none),
+        "PUT /v1/groups/{group}/members/{user}" => (
+            format!("/v1/groups/{}/members/{nobody}", fresh_group().await),
+            none,
+        ),
+        "DELETE /v1/groups/{group}/members/{user}" => {
+            let g = fresh_group().await;
+            app.put(&format!("/v1/groups/{g}/members/{nobody}"))
+                .await
+                .expect(200);
+            (format!("/v1/groups/{g}/members/{nobody}"), none)
+        }
+        "PUT /v1/connect/groups/{group}/grants/manager"
+        | "PUT /v1/connect/groups/{group}/grants/all-servers"
+        | "PUT /v1/connect/groups/{group}/grants/servers/{server}" => (
+            path.replace("{group}", &fresh_group().await)
+                .replace("{server}", &fx.x),
+            none,
+        ),
+        "DELETE /v1/connect/groups/{group}/grants/manager"
+        | "DELETE /v1/connect/groups/{group}/grants/all-servers"
+        | "DELETE /v1/connect/groups/{group}/grants/servers/{server}" => {
+            let p = path
+                .replace("{group}", &fresh_group().await)
+                .replace("{server}", &fx.x);
+            app.put(&p).await.expect(200);
+            (p, none)
+        }
+        "POST /v1/connect/servers" => (path.to_owned(), Some(json!({"name": format!("s{n}")}))),
+        "GET /v1/connect/servers/{server}" => (format!("/v1/connect/servers/{server}"), none),
+        "PATCH /v1/connect/servers/{server}" => (
+            format!("/v1/connect/servers/{server}"),
+            Some(json!({"name": server_name})),
+        ),
+        "DELETE /v1/connect/servers/{server}" => {
+            let (s, _) = app.server(&format!("d{n}"), &[]).await;
+            let s = id(&s);
+            if who == Who::GranteeOnX {
+                app.put(&format!(
+                    "/v1/connect/groups/{}/grants/servers/{s}",
+                    fx.grantee_group
+                ))
+                .await
+                .expect(200);
+            }
+            (format!("/v1/connect/servers/{s}"), none)
+        }
+        "POST /v1/connect/servers/{server}/credentials" => (
+            format!("/v1/connect/servers/{server}/credentials"),
+            Some(json!({})),
+        ),
+        "PUT /v1/connect/servers/{server}/vaults/{vault}" => (
+            format!(
+                "/v1/connect/servers/{server}/vaults/{}",
+                fresh_vault().await
+            ),
+            none,
+        ),
+        "DELETE /v1/connect/servers/{server}/vaults/{vault}" => {
+            let v = fresh_vault().await;
+            app.put(&format!("/v1/connect/servers/{server}/vaults/{v}"))
+                .await
+                .expect(200);
+            (format!("/v1/connect/servers/{server}/vaults/{v}"), none)
+        }
+        "POST /v1/connect/servers/{server}/tokens" => (
+            format!("/v1/connect/servers/{server}/tokens"),
+            Some(json!({"name": format!("t{n}"), "vaults": [{"vault": "shared"}]})),
+        ),
+        "PATCH /v1/connect/tokens/{token}" => (
+            format!("/v1/connect/tokens/{token}"),
+            Some(json!({"name": format!("{server_name}-token")})),
+        ),
+        "DELETE /v1/connect/tokens/{token}" => {
+            let (t, _) = app
+                .token(
+                    &server,
+                    json!({"name": format!("t{n}"), "vaults": [{"vault": "shared"}]}),
+                )
+                .await;
+            (format!("/v1/connect/tokens/{}", id(&t)), none)
+        }
+        "POST /v1/introspect" => (path.to_owned(), Some(json!({"token": "x"}))),
+        "POST /v1/keys/rotate" => (path.to_owned(), Some(json!({}))),
+        _ => (path.to_owned(), none),
+    };
+    (method, path, body)
+}
+
+async fn authorization_matrix(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    let fx = Fixture::new(&app).await;
+    let mut cells = Vec::new();
+    let mut n = 0;
+    for (label, expected) in MATRIX {
+        for (i, who) in WHO.into_iter().enumerate() {
+            n += 1;
+            let (method, path, body) = request(&app, &fx, label, who, n).await;
+            let request_id = format!("matrix-{n}");
+            let mut req = app
+                .client
+                .request(method.clone(), format!("{}{path}", app.base))
+                .header("x-request-id", &request_id);
+            if let Some(key) = &fx.keys[&who] {
+                req = req.bearer_auth(key);
+            }
+            if let Some(body) = body {
+                req = req.json(&body);
+            }
+            let status = req.send().await.unwrap().status().as_u16();
+            assert_eq!(status, expected[i], "{label} as {}: {path}", COLUMNS[i]);
+            cells.push((*label, method, status, request_id));
+        }
+    }
+    assert_eq!(cells.len(), MATRIX.len() * WHO.len());
+
+    // Changes that fail leave no event either.
+    for (method, path, body, status) in [
+        (
+            Method::POST,
+            "/v1/vaults",
+            json!({"name": "shared", "type": "EVERYONE"}),
+            409,
+        ),
+        (
+            Method::POST,
+            "/v1/connect/servers",
+            json!({"name": "p", "vaults": ["nope"]}),
+            404,
+        ),
+        (
+            Method::POST,
+            "/v1/connect/servers/x/tokens",
+            json!({"name": "t", "vaults": []}),
+            422,
+        ),
+    ] {
+        n += 1;
+        let request_id = format!("matrix-{n}");
+        let r = app
+            .client
+            .request(method.clone(), format!("{}{path}", app.base))
+            .bearer_auth(OWNER_KEY)
+            .header("x-request-id", &request_id)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), status, "{path}");
+        cells.push(("failed change", method, status, request_id));
+    }
+
+    // The audit trail, by request ID.
+    let mut events: HashMap<String, Vec<(String, String)>> = HashMap::new();
+    let mut path = "/v1/audit/events?limit=1000".to_owned();
+    loop {
+        let page = app.get(&path).await.expect(200);
+        for e in page["items"].as_array().unwrap() {
+            events
+                .entry(e["request_id"].as_str().unwrap().to_owned())
+                .or_default()
+                .push((
+                    e["action"].as_str().unwrap().to_owned(),
+                    e["outcome"].as_str().unwrap().to_owned(),
+                ));
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => path = format!("/v1/audit/events?limit=1000&cursor={c}"),
+            None => break,
+        }
+    }
+    let server_auth = ["GET /v1/connect/self", "POST /v1/introspect"];
+    for (label, method, status, request_id) in &cells {
+        let got = events.get(request_id).cloned().unwrap_or_default();
+        let outcomes: Vec<&str> = got.iter().map(|(_, o)| o.as_str()).collect();
+        let public =
+            MATRIX.iter().any(|(l, e)| l == label && *e == PUBLIC) || server_auth.contains(label);
+        match status {
+            200..=299 if *method != Method::GET && !public => {
+                assert!(
+                    outcomes.contains(&"success"),
+                    "{label} ({request_id}): no success event: {got:?}"
+                )
+            }
+            403 | 404 if *label != "failed change" => {
+                assert!(
+                    outcomes.contains(&"denied"),
+                    "{label} ({request_id}): no denied event: {got:?}"
+                )
+            }
+            _ => assert!(
+                got.is_empty(),
+                "{label} ({request_id}, {status}): unexpected events {got:?}"
+            ),
+        }
+    }
+    app.stop().await;
+}
+
+/// The policy as a document: `docs/AUTHORIZATION.md` is this table.
+#[test]
+fn authorization_matrix_is_documented() {
+    let mut doc = String::from(
+        "# Who may do what\n\n\
+         Generated from the authorisation matrix test \
+         (`crates/connect-manager-server/tests/api/matrix.rs`), which checks every cell on SQLite \
+         and PostgreSQL; `UPDATE_DOCS=1 cargo test -p connect-manager-server --test api matrix` \
+         rewrites this file.\n\n\
+         Callers: no `Authorization` header; a key that was never issued; a key that was deleted; \
+         a member of the built-in Owners group; a member of a group with the `MANAGER` grant; of a \
+         group with `ALL_SERVERS`; a member of a group granted server X acting on X, and the same \
+         member acting on server Y; a user in no group.\n\n\
+         Reading the table: 401 is a missing or bad key (with `WWW-Authenticate`); 403 is an \
+         action the caller may see but not take; 404 is an object the caller may not see (its \
+         existence does not leak). `/v1/connect/self` and `/v1/introspect` take a Connect \
+         server's credentials (HTTP Basic), never a user's key. Every 403 and every 404 on an \
+         existing server or token leaves a `denied` audit event; every change leaves a `success` \
+         event in the same transaction; failed authentications are rate limited per client IP \
+         (429) and logged, not audited one by one.\n\n",
+    );
+    doc.push_str(&format!("| endpoint | {} |\n", COLUMNS.join(" | ")));
+    doc.push_str(&format!("|---|{}\n", "---|".repeat(COLUMNS.len())));
+    for (label, statuses) in MATRIX {
+        let cells: Vec<String> = statuses.iter().map(u16::to_string).collect();
+        doc.push_str(&format!("| `{label}` | {} |\n", cells.join(" | ")));
+    }
+    doc.push_str(&format!(
+        "\n{} endpoints × {} callers = {} cells, on each backend.\n",
+        MATRIX.len(),
+        WHO.len(),
+        MATRIX.len() * WHO.len()
+    ));
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/AUTHORIZATION.md");
+    if std::env::var("UPDATE_DOCS").is_ok_and(|v| v == "1") {
+        std::fs::create_dir_all(std::path::Path::new(path).parent().unwrap()).unwrap();
+        std::fs::write(path, &doc).unwrap();
+        return;
+    }
+    let committed = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        committed == doc,
+        "docs/AUTHORIZATION.md is stale: run with UPDATE_DOCS=1 and commit it"
+    );
+}
+
+/// Every operation of the API is in the matrix.
+#[test]
+fn the_matrix_covers_every_operation() {
+    let (_, api) = connect_manager_server::openapi::split();
+    let mut operations = Vec::new();
+    for (path, item) in &api.paths.paths {
+        for (method, op) in [
+            ("GET", &item.get),
+            ("POST", &item.post),
+            ("PUT", &item.put),
+            ("PATCH", &item.patch),
+            ("DELETE", &item.delete),
+        ] {
+            if op.is_some() {
+                operations.push(format!("{method} {path}"));
+            }
+        }
+    }
+    let in_matrix: Vec<String> = MATRIX.iter().map(|(l, _)| l.to_string()).collect();
+    for op in &operations {
+        assert!(
+            in_matrix.contains(op),
+            "{op} is not in the authorisation matrix"
+        );
+    }
+    assert_eq!(operations.len(), MATRIX.len());
+}
+
+backend_tests!(authorization_matrix);
