@@ -102,7 +102,61 @@ async fn a5_failed_authentication_is_rate_limited_per_address(db: TestDb) {
     app.stop().await;
 }
 
+async fn a5_audit_events_filter_by_action_actor_target_and_time(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    let before = connect_manager_core::Timestamp::now().to_rfc3339();
+    let v = app.vault("Prod", "EVERYONE").await;
+    let vid = v["id"].as_str().unwrap();
+    let (s, _) = app.server("web", &["prod"]).await;
+    let (uid, key) = app.user_with("ann", None).await;
+    app.post_as(
+        &key,
+        "/v1/vaults",
+        serde_json::json!({"name": "x", "type": "EVERYONE"}),
+    )
+    .await
+    .expect_error(403, "forbidden");
+    let a = &app;
+    let q = async |query: String| {
+        a.get(&format!("/v1/audit/events?{query}"))
+            .await
+            .expect(200)
+    };
+    let actions = |page: serde_json::Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["action"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        actions(q("action=server.create".into()).await),
+        ["server.create"]
+    );
+    assert_eq!(actions(q(format!("target={vid}")).await), ["vault.create"]);
+    let denied = q(format!("actor={uid}")).await;
+    assert_eq!(actions(denied.clone()), ["vault.create"]);
+    assert_eq!(denied["items"][0]["outcome"], "denied");
+    assert_eq!(denied["items"][0]["client_ip"], "127.0.0.1");
+    assert_eq!(denied["items"][0]["request_id"].as_str().unwrap().len(), 26);
+    let server_id = s["id"].as_str().unwrap();
+    assert!(actions(q(format!("target={server_id}")).await).contains(&"server.create".to_owned()));
+    let since_before = q(format!("since={before}&action=vault.create")).await;
+    assert_eq!(since_before["items"].as_array().unwrap().len(), 2);
+    let until_before = q(format!("until={before}&action=vault.create")).await;
+    assert!(until_before["items"].as_array().unwrap().is_empty());
+    app.get("/v1/audit/events?since=yesterday")
+        .await
+        .expect_error(422, "invalid_field");
+    // Never a secret in an event.
+    let all = q("limit=1000".into()).await.to_string();
+    assert!(!all.contains(&key) && !all.contains(crate::harness::OWNER_KEY));
+    app.stop().await;
+}
+
 backend_tests!(
+    a5_audit_events_filter_by_action_actor_target_and_time,
     a5_failed_authentication_is_rate_limited_per_address,
     a1_missing_or_bad_key_is_401_with_www_authenticate,
     a1_bootstrap_key_is_an_owner_key,
