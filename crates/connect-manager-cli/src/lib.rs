@@ -1,6 +1,15 @@
-//! The client side of the binary. `admin …` works beside the database (no server needed);
-//! `credentials show` reads a credentials file. The HTTP client commands mirroring `op connect`
-//! are not built yet (see the README's mapping table).
+//! The client side of the binary: the commands mirroring `op connect …` and the owners'
+//! registry commands talk to the service over HTTP only, on the API's own request and response
+//! types; `admin …` works beside the database (no service needed); `credentials show` reads a
+//! credentials file.
+
+pub mod client;
+pub mod commands;
+pub mod output;
+
+pub use commands::{
+    ClientArgs, GroupCommand, KeyCommand, ServerCommand, TokenCommand, UserCommand, VaultCommand,
+};
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -15,6 +24,28 @@ use connect_manager_core::token::generate_key;
 use connect_manager_server::config::{LogFormat, SQLITE_FILE};
 use connect_manager_server::{ServeArgs, open_checked};
 use connect_manager_store::DynStore;
+
+/// The commands that talk to the service.
+#[derive(Debug)]
+pub enum ClientCommand {
+    Server(ServerCommand),
+    Token(TokenCommand),
+    Vault(VaultCommand),
+    Group(GroupCommand),
+    User(UserCommand),
+}
+
+pub async fn run_client(args: ClientArgs, command: ClientCommand) -> anyhow::Result<()> {
+    let client = client::Client::new(&args.url, args.token.filter(|t| !t.is_empty()))?;
+    let format = args.format;
+    match command {
+        ClientCommand::Server(c) => commands::server(&client, format, c).await,
+        ClientCommand::Token(c) => commands::token(&client, format, c).await,
+        ClientCommand::Vault(c) => commands::vault(&client, format, c).await,
+        ClientCommand::Group(c) => commands::group(&client, format, c).await,
+        ClientCommand::User(c) => commands::user(&client, format, c).await,
+    }
+}
 
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {

@@ -51,14 +51,14 @@ pub enum VaultAccess {
     ReadWrite,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ServerVault {
     pub id: String,
     pub name: String,
     pub access: VaultAccess,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Server {
     #[schema(pattern = "^[0-9A-Z]{26}$")]
     pub id: String,
@@ -118,7 +118,7 @@ impl VaultType {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Vault {
     #[schema(pattern = "^[0-9a-z]{26}$")]
     pub id: String,
@@ -141,7 +141,7 @@ pub fn check_grantable(vault: &Vault) -> crate::Result<()> {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct User {
     #[schema(pattern = "^[0-9A-Z]{26}$")]
     pub id: String,
@@ -151,7 +151,7 @@ pub struct User {
 }
 
 /// An API key's metadata; the key itself is shown once, at creation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ApiKeyInfo {
     pub id: String,
     pub user_id: String,
@@ -189,13 +189,13 @@ impl GrantScope {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 pub struct GroupGrant {
     pub scope: GrantScope,
     pub server_id: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Group {
     #[schema(pattern = "^[0-9a-z]{26}$")]
     pub id: String,
@@ -225,7 +225,7 @@ impl Outcome {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AuditEvent {
     pub id: String,
     pub at: Timestamp,
@@ -311,7 +311,7 @@ impl TokenState {
 }
 
 /// A token as the API shows it (SPEC "Resources"). The JWT is shown once, at creation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Token {
     /// The JWT's `jti`.
     #[schema(pattern = "^[0-9a-z]{26}$")]

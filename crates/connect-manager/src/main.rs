@@ -1,33 +1,61 @@
-//! `connect-manager`: `serve` runs the service; the other subcommands are the client side.
+//! `connect-manager`: `serve` runs the service; the other subcommands are its client, shaped
+//! like `op connect …` so that an alias is the whole migration.
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-use connect_manager_cli::{AdminCommand, CredentialsCommand};
+use clap::{CommandFactory, Parser, Subcommand};
+use connect_manager_cli::{
+    AdminCommand, ClientArgs, ClientCommand, CredentialsCommand, GroupCommand, ServerCommand,
+    TokenCommand, UserCommand, VaultCommand,
+};
 use connect_manager_server::ServeArgs;
 
 #[derive(Debug, Parser)]
 #[command(
     name = "connect-manager",
     version,
-    about = "Manage 1Password Connect-style servers, their credentials files, tokens and vault grants."
+    about = "Manage 1Password Connect-style servers: their credentials files, tokens, vault \
+             grants, and who may manage them.",
+    after_help = "Client commands reach the service at CONNECT_MANAGER_URL (--url) with the API \
+                  key in CONNECT_MANAGER_TOKEN (--token). Arguments naming a server, vault, group \
+                  or token take a name or an ID; `-` reads the argument from standard input."
 )]
 struct Cli {
+    #[command(flatten)]
+    client: ClientArgs,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the service (embedded SQLite by default; PostgreSQL with DATABASE_URL=postgres://…).
-    Serve(Box<ServeArgs>),
-    /// Work beside the database, without a running service.
+    /// Manage Connect servers (op connect server).
     #[command(subcommand)]
-    Admin(AdminCommand),
+    Server(ServerCommand),
+    /// Manage Connect server tokens (op connect token).
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Grant and revoke servers' access to vaults (op connect vault); the vault registry.
+    #[command(subcommand)]
+    Vault(VaultCommand),
+    /// Grant and revoke groups' access to manage Secrets Automation (op connect group); groups.
+    #[command(subcommand)]
+    Group(GroupCommand),
+    /// Manage users and their API keys (owners).
+    #[command(subcommand)]
+    User(UserCommand),
     /// Read a credentials file.
     #[command(subcommand)]
     Credentials(CredentialsCommand),
+    /// Work beside the database, without a running service: recovery and key rotation.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Print a shell completion script: bash, zsh, fish, elvish or powershell.
+    Completion { shell: clap_complete::Shell },
+    /// Run the service (embedded SQLite by default; PostgreSQL with DATABASE_URL=postgres://…).
+    Serve(Box<ServeArgs>),
     /// Print the OpenAPI description this build serves.
+    #[command(hide = true)]
     Openapi,
 }
 
@@ -39,16 +67,32 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("connect-manager: cannot start the runtime: {e}");
+            eprintln!("[ERROR] cannot start the runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
+    let client =
+        |command| report(runtime.block_on(connect_manager_cli::run_client(cli.client, command)));
     match cli.command {
+        Command::Server(c) => client(ClientCommand::Server(c)),
+        Command::Token(c) => client(ClientCommand::Token(c)),
+        Command::Vault(c) => client(ClientCommand::Vault(c)),
+        Command::Group(c) => client(ClientCommand::Group(c)),
+        Command::User(c) => client(ClientCommand::User(c)),
         Command::Serve(args) => runtime.block_on(serve(*args)),
         Command::Admin(command) => {
             report(runtime.block_on(connect_manager_cli::run_admin(command)))
         }
         Command::Credentials(command) => report(connect_manager_cli::run_credentials(command)),
+        Command::Completion { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "connect-manager",
+                &mut std::io::stdout(),
+            );
+            ExitCode::SUCCESS
+        }
         Command::Openapi => {
             print!("{}", connect_manager_server::openapi::generate_yaml());
             ExitCode::SUCCESS
@@ -56,11 +100,12 @@ fn main() -> ExitCode {
     }
 }
 
+/// Errors go to stderr as `[ERROR] <message>`, exit code 1 (usage errors are clap's, exit 2).
 fn report(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("connect-manager: {e:#}");
+            eprintln!("[ERROR] {e:#}");
             ExitCode::FAILURE
         }
     }

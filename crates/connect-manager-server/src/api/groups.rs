@@ -7,7 +7,7 @@ use connect_manager_core::model::{GrantScope, Group, GroupGrant};
 use connect_manager_core::name;
 use connect_manager_core::page::Page;
 use connect_manager_core::principal::Permission;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{Errors, ListParams, resolve_group, resolve_user};
@@ -15,7 +15,7 @@ use crate::error::ApiResult;
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller};
 use crate::state::AppState;
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateGroup {
     pub name: String,

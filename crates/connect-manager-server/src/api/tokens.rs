@@ -28,7 +28,7 @@ use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller, ServerCaller};
 use crate::state::AppState;
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenVault {
     /// Vault ID or name; it must be granted to the server.
@@ -37,7 +37,7 @@ pub struct TokenVault {
     pub access: Option<VaultAccess>,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
     pub name: String,
@@ -47,14 +47,14 @@ pub struct CreateToken {
     pub expires_in: Option<String>,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RenameToken {
     pub name: String,
 }
 
 /// A new token: the token object plus the JWT, shown this once.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct CreatedToken {
     #[serde(flatten)]
     pub token: Token,
@@ -284,7 +284,7 @@ pub async fn revoke_token(
     Ok(Json(revoked.view(Timestamp::now())))
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IntrospectRequest {
     /// The JWT.
@@ -293,7 +293,7 @@ pub struct IntrospectRequest {
 
 /// RFC 7662's shape. An inactive token is `{"active": false}` and nothing else, whatever the
 /// reason.
-#[derive(Debug, Default, Serialize, ToSchema)]
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 pub struct Introspection {
     pub active: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -374,7 +374,7 @@ pub async fn jwks(State(state): State<AppState>) -> ApiResult<impl IntoResponse>
     ))
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct RotatedKey {
     /// The new signing key's ID.
     pub kid: String,

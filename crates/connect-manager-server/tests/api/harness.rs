@@ -106,10 +106,13 @@ impl TestApp {
         });
         let app = TestApp {
             base,
-            client: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(30))
-                .build()
-                .unwrap(),
+            client: {
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                reqwest::Client::builder()
+            }
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .unwrap(),
             db,
             data_dir,
             shutdown: Some(tx),

@@ -1,97 +1,9 @@
 //! The built binary, run as an operator would: start-up on a fresh machine, configuration errors,
 //! recovery keys, and several replicas starting at once on one PostgreSQL.
 
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
-
 use connect_manager_store::testing::TestDb;
 
-const BIN: &str = env!("CARGO_BIN_EXE_connect-manager");
-
-fn command(dir: &Path) -> Command {
-    let mut c = Command::new(BIN);
-    c.current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .stdin(Stdio::null());
-    c
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Running {
-    child: Child,
-    base: String,
-    log: std::path::PathBuf,
-}
-
-impl Running {
-    fn start(mut cmd: Command, dir: &Path) -> Running {
-        let port = free_port();
-        let log = dir.join(format!("serve-{port}.log"));
-        let child = cmd
-            .arg("serve")
-            .env("CONNECT_MANAGER_BIND", format!("127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        Running {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            log,
-        }
-    }
-
-    async fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(r) = reqwest::get(format!("{}/readyz", self.base)).await
-                && r.status() == 200
-            {
-                return;
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("serve exited with {status}: {}", self.stderr());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("serve did not become ready: {}", self.stderr());
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn stop(mut self) -> String {
-        unsafe_sigterm(self.child.id());
-        let status = self.child.wait().unwrap();
-        assert!(
-            status.success(),
-            "serve did not exit 0 on SIGTERM: {status}"
-        );
-        self.stderr()
-    }
-}
-
-fn unsafe_sigterm(pid: u32) {
-    Command::new("kill")
-        .arg("-TERM")
-        .arg(pid.to_string())
-        .status()
-        .unwrap();
-}
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.output().unwrap()
-}
+use crate::common::{Running, command, run};
 
 #[tokio::test]
 async fn fresh_start_on_the_embedded_default() {
@@ -113,7 +25,7 @@ async fn fresh_start_on_the_embedded_default() {
         .find(|l| l.starts_with("cmk_"))
         .expect("the key is printed")
         .to_owned();
-    let r = reqwest::Client::new()
+    let r = crate::common::http()
         .get(format!("{}/v1/users", app.base))
         .bearer_auth(&key)
         .send()
@@ -230,7 +142,7 @@ async fn a1_admin_owner_key_mints_a_working_key() {
     );
     let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     assert!(key.starts_with("cmk_"));
-    let r = reqwest::Client::new()
+    let r = crate::common::http()
         .get(format!("{}/v1/audit/events", app.base))
         .bearer_auth(&key)
         .send()
@@ -252,7 +164,7 @@ async fn t3_admin_rotate_key_takes_effect_on_a_running_service() {
     cmd.env("CONNECT_MANAGER_BOOTSTRAP_KEY", key);
     let mut app = Running::start(cmd, dir.path());
     app.wait_ready().await;
-    let client = reqwest::Client::new();
+    let client = crate::common::http();
     let post = |path: &str, body: serde_json::Value| {
         client
             .post(format!("{}{path}", app.base))

@@ -1,0 +1,149 @@
+//! A small typed HTTP client for the API, on the request and response types the server defines.
+//! It only talks HTTP: it never opens the database.
+
+use anyhow::{Context, bail};
+use connect_manager_server::error::ErrorBody;
+use reqwest::{Method, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub struct Client {
+    base: String,
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+/// An error the API answered with: its message is what the user reads.
+#[derive(Debug)]
+pub struct ApiFailure {
+    pub status: StatusCode,
+    pub body: ErrorBody,
+}
+
+impl std::fmt::Display for ApiFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.body.error.message)?;
+        if self.body.error.code == "ambiguous"
+            && let Some(candidates) = self.body.error.details.get("candidates")
+        {
+            write!(f, " (candidates: {candidates})")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ApiFailure {}
+
+/// Percent-encodes one path segment or query value (names may hold spaces, slashes, anything).
+pub fn enc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+impl Client {
+    pub fn new(base: &str, token: Option<String>) -> anyhow::Result<Self> {
+        // One TLS stack for the whole binary: rustls with ring.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let base = base.trim_end_matches('/').to_owned();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            bail!("--url / CONNECT_MANAGER_URL: '{base}' is not an http:// or https:// URL");
+        }
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("connect-manager-cli/", env!("CARGO_PKG_VERSION")))
+            .timeout(std::time::Duration::from_secs(60))
+            .build()
+            .context("cannot set up the HTTP client")?;
+        Ok(Client { base, token, http })
+    }
+
+    pub async fn send<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&(impl Serialize + ?Sized)>,
+    ) -> anyhow::Result<T> {
+        let Some(token) = &self.token else {
+            bail!("no API key: set CONNECT_MANAGER_TOKEN or pass --token");
+        };
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        let response = req
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {}", self.base))?;
+        let status = response.status();
+        let bytes = response.bytes().await.context("reading the response")?;
+        if !status.is_success() {
+            return match serde_json::from_slice::<ErrorBody>(&bytes) {
+                Ok(body) => Err(ApiFailure { status, body }.into()),
+                Err(_) => bail!("{} answered {status}", self.base),
+            };
+        }
+        let bytes = if bytes.is_empty() {
+            &b"null"[..]
+        } else {
+            &bytes[..]
+        };
+        serde_json::from_slice(bytes)
+            .with_context(|| format!("unexpected answer from {}", self.base))
+    }
+
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        self.send(Method::GET, path, None::<&()>).await
+    }
+
+    pub async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &(impl Serialize + ?Sized),
+    ) -> anyhow::Result<T> {
+        self.send(Method::POST, path, Some(body)).await
+    }
+
+    pub async fn patch<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &(impl Serialize + ?Sized),
+    ) -> anyhow::Result<T> {
+        self.send(Method::PATCH, path, Some(body)).await
+    }
+
+    pub async fn put<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        self.send(Method::PUT, path, None::<&()>).await
+    }
+
+    pub async fn delete<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        self.send(Method::DELETE, path, None::<&()>).await
+    }
+
+    /// Every page of a list.
+    pub async fn list_all<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<Vec<T>> {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page_path = match &cursor {
+                Some(c) => format!("{path}{sep}limit=1000&cursor={}", enc(c)),
+                None => format!("{path}{sep}limit=1000"),
+            };
+            let page: connect_manager_core::page::Page<T> = self.get(&page_path).await?;
+            items.extend(page.items);
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => return Ok(items),
+            }
+        }
+    }
+}

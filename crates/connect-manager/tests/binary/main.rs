@@ -1,0 +1,6 @@
+//! The built binary, run as an operator would: `serve` (start-up, configuration, recovery) and
+//! the client commands against a live service, on both backends.
+
+mod cli;
+mod common;
+mod serve;
