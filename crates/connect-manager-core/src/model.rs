@@ -192,6 +192,8 @@ impl GrantScope {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 pub struct GroupGrant {
     pub scope: GrantScope,
+    /// The server, for a SERVER grant; null otherwise.
+    #[schema(required = true)]
     pub server_id: Option<String>,
 }
 
@@ -325,8 +327,12 @@ pub struct Token {
     /// The scope as issued.
     pub vaults: Vec<crate::access::VaultAcl>,
     pub created_at: Timestamp,
+    /// Null when the token does not expire.
+    #[schema(required = true)]
     pub expires_at: Option<Timestamp>,
     pub expired: bool,
+    /// Null while the token is active.
+    #[schema(required = true)]
     pub revoked_at: Option<Timestamp>,
     /// The server's ID.
     pub integration_id: String,

@@ -104,6 +104,7 @@ impl PageRequest {
 pub struct Page<T> {
     pub items: Vec<T>,
     /// Pass as `cursor` to read the next page; null on the last page.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 

@@ -79,6 +79,7 @@ impl FromRequestParts<AppState> for Caller {
         };
         let fingerprint = connect_manager_core::secret::fingerprint(key);
         if let Some(wait) = state.auth_limiter.refuse(client_addr(parts), &fingerprint) {
+            crate::metrics::inc(&state.metrics.auth_rate_limited);
             return Err(ApiError::too_many(wait));
         }
         match state.store.principal_for_key(&api_key_hash(key)).await? {
@@ -91,6 +92,7 @@ impl FromRequestParts<AppState> for Caller {
             }
             None => {
                 state.auth_limiter.failed(client_addr(parts));
+                crate::metrics::inc(&state.metrics.auth_failures_user);
                 tracing::info!(client_ip = %client_ip(parts), "authentication failed: unknown API key");
                 Err(ApiError::unauthorized("the API key is not valid"))
             }
@@ -158,10 +160,12 @@ impl FromRequestParts<AppState> for ServerCaller {
         };
         let fingerprint = connect_manager_core::secret::fingerprint(&decoded);
         if let Some(wait) = state.auth_limiter.refuse(client_addr(parts), &fingerprint) {
+            crate::metrics::inc(&state.metrics.auth_rate_limited);
             return Err(ApiError::too_many(wait));
         }
         let failed = |why: &str| {
             state.auth_limiter.failed(client_addr(parts));
+            crate::metrics::inc(&state.metrics.auth_failures_server);
             tracing::info!(client_ip = %client_ip(parts), "server authentication failed: {why}");
             unauthorized()
         };

@@ -72,6 +72,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(health::openapi_yaml))
+        .routes(routes!(crate::metrics::metrics))
         .routes(routes!(vaults::create_vault, vaults::list_vaults))
         .routes(routes!(
             vaults::get_vault,
@@ -111,7 +112,38 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// The router and the generated description.
 pub fn split() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    router().split_for_parts()
+    let (router, mut api) = router().split_for_parts();
+    refer_page_items(&mut api);
+    (router, api)
+}
+
+/// utoipa writes a copy of a generic's type argument into `Page_X`; refer to the `X` component
+/// instead, so generated clients have one `Token` type, not a `Token` and a `PageTokenItemsItem`.
+fn refer_page_items(api: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::schema::{ArrayItems, Schema};
+    use utoipa::openapi::{Ref, RefOr};
+    let Some(components) = api.components.as_mut() else {
+        return;
+    };
+    let pages: Vec<String> = components
+        .schemas
+        .keys()
+        .filter(|n| n.starts_with("Page_"))
+        .cloned()
+        .collect();
+    for page in pages {
+        let item = page.trim_start_matches("Page_").to_owned();
+        let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(&page) else {
+            continue;
+        };
+        let Some(RefOr::T(Schema::Array(array))) = object.properties.get_mut("items") else {
+            continue;
+        };
+        let reference = ArrayItems::RefOrSchema(Box::new(RefOr::Ref(Ref::from_schema_name(&item))));
+        if let ArrayItems::RefOrSchema(inline) = std::mem::replace(&mut array.items, reference) {
+            components.schemas.entry(item).or_insert(*inline);
+        }
+    }
 }
 
 /// The description as YAML, as `openapi.yaml` holds it.

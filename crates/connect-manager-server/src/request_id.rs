@@ -32,6 +32,9 @@ fn acceptable(v: &HeaderValue) -> Option<String> {
         .then(|| s.to_owned())
 }
 
+/// The most header bytes (names and values) a request may carry: 431 beyond.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
 pub async fn request_id_layer(mut req: Request, next: Next) -> Response {
     let id = req
         .headers()
@@ -39,8 +42,21 @@ pub async fn request_id_layer(mut req: Request, next: Next) -> Response {
         .and_then(acceptable)
         .unwrap_or_else(connect_manager_core::id::new_lower);
     req.extensions_mut().insert(RequestId(id.clone()));
+    let header_bytes: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len())
+        .sum();
     let mut response = REQUEST_ID
         .scope(id.clone(), async move {
+            if header_bytes > MAX_HEADER_BYTES {
+                return ApiError::new(
+                    axum::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                    "headers_too_large",
+                    format!("the request's headers are over {MAX_HEADER_BYTES} bytes"),
+                )
+                .into_response();
+            }
             let response = next.run(req).await;
             let status = response.status();
             if (status.is_client_error() || status.is_server_error())

@@ -36,6 +36,8 @@ impl StartError {
 
 /// The largest request body accepted (413 beyond).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// How long requests in flight may take to finish after a shutdown signal.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 /// How long one request may take before it is answered 408.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -181,6 +183,7 @@ pub async fn app_state(prepared: Prepared, config: &Config) -> Result<AppState, 
         auth_limiter: Arc::new(crate::limiter::AuthLimiter::new(
             config.auth_failures_per_minute,
         )),
+        metrics: Default::default(),
     })
 }
 
@@ -191,6 +194,10 @@ pub fn app(state: AppState) -> Router {
         .fallback(|| async {
             crate::error::ApiError::for_status(axum::http::StatusCode::NOT_FOUND)
         })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::record,
+        ))
         .with_state(state)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
@@ -218,13 +225,28 @@ pub async fn launch(
         backend = store.backend().as_str(),
         "connect-manager listening"
     );
-    axum::serve(
+    // On shutdown: stop accepting, let requests in flight finish, but not for longer than
+    // SHUTDOWN_GRACE; then close the pool.
+    let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
+    let server = axum::serve(
         listener,
         app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown)
-    .await
-    .map_err(|e| StartError::Other(format!("server error: {e}")))?;
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = stopping_tx.send(true);
+    });
+    let grace = async {
+        let _ = stopping.wait_for(|s| *s).await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        served = server => served.map_err(|e| StartError::Other(format!("server error: {e}")))?,
+        () = grace => tracing::warn!(
+            seconds = SHUTDOWN_GRACE.as_secs(),
+            "requests still in flight after the shutdown grace period; stopping anyway"
+        ),
+    }
     store.close().await;
     tracing::info!("connect-manager stopped");
     Ok(())

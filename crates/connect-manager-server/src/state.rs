@@ -23,6 +23,7 @@ pub struct AppState {
     pub account_id: Arc<str>,
     /// Failed authentications per client IP.
     pub auth_limiter: Arc<crate::limiter::AuthLimiter>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// C2: argon2id runs off the async runtime, a few at a time, and a verified secret is remembered

@@ -1,5 +1,6 @@
-//! Logging: one span per request (method, matched route, request ID), one event when it ends
-//! (status, latency). Headers are never logged, so neither is `Authorization`.
+//! Logging: one span per request (method, matched route, request ID, client IP), one event when
+//! it ends (status, latency). Headers, bodies and query strings are never logged, so neither is
+//! `Authorization` nor any key, secret, token or credentials file.
 
 use axum::extract::MatchedPath;
 use axum::http::Request;
@@ -42,5 +43,16 @@ fn request_span(req: &Request<axum::body::Body>) -> tracing::Span {
         .get::<RequestId>()
         .map(|r| r.0.as_str())
         .unwrap_or("");
-    tracing::info_span!("request", method = %req.method(), route = %route, request_id = %request_id)
+    let client_ip = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_default();
+    tracing::info_span!(
+        "request",
+        method = %req.method(),
+        route = %route,
+        request_id = %request_id,
+        client_ip = %client_ip,
+    )
 }

@@ -39,6 +39,14 @@ impl Backend {
     }
 }
 
+/// Connections in the pool.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolState {
+    pub size: u32,
+    pub idle: u32,
+    pub max: u32,
+}
+
 /// A new server as the store writes it (R3): the vaults are already resolved to IDs.
 #[derive(Debug, Clone)]
 pub struct NewServer {
@@ -168,6 +176,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Closes the pool: waits for connections in use to come back.
     async fn close(&self);
+
+    /// The connection pool's state, for metrics.
+    fn pool_state(&self) -> PoolState;
 
     /// Tells `listener` of every change committed from now on, by this process (synchronously,
     /// before the changing call returns) or, on PostgreSQL, by any replica.

@@ -376,6 +376,15 @@ impl Store for ThisStore {
         self.pool().close().await;
     }
 
+    fn pool_state(&self) -> crate::PoolState {
+        let pool = self.pool();
+        crate::PoolState {
+            size: pool.size(),
+            idle: u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
+            max: pool.options().get_max_connections(),
+        }
+    }
+
     fn subscribe(&self, listener: std::sync::Arc<dyn crate::ChangeListener>) {
         self.listeners().add(listener);
     }

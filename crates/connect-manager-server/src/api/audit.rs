@@ -51,7 +51,7 @@ fn time_param(name: &str, value: Option<&str>) -> ApiResult<Option<i64>> {
 /// Page through audit events, newest first (owners): every change and every denied attempt.
 #[utoipa::path(get, path = "/v1/audit/events", tag = "audit", params(AuditParams),
     security(("api_key" = [])),
-    responses((status = 200, body = Page<AuditEvent>), Errors))]
+    responses((status = 200, description = "A page of audit events, newest first.", body = Page<AuditEvent>), Errors))]
 pub async fn list_events(
     State(state): State<AppState>,
     caller: Caller,

@@ -24,7 +24,7 @@ pub struct CreateGroup {
 /// Create a group (owners).
 #[utoipa::path(post, path = "/v1/groups", tag = "groups", request_body = CreateGroup,
     security(("api_key" = [])),
-    responses((status = 201, body = Group), Errors))]
+    responses((status = 201, description = "The new group.", body = Group), Errors))]
 pub async fn create_group(
     State(state): State<AppState>,
     caller: Caller,
@@ -41,7 +41,7 @@ pub async fn create_group(
 /// List groups with their members and grants, newest first (owners).
 #[utoipa::path(get, path = "/v1/groups", tag = "groups", params(ListParams),
     security(("api_key" = [])),
-    responses((status = 200, body = Page<Group>), Errors))]
+    responses((status = 200, description = "A page of groups, newest first.", body = Page<Group>), Errors))]
 pub async fn list_groups(
     State(state): State<AppState>,
     caller: Caller,
@@ -57,7 +57,7 @@ pub async fn list_groups(
 #[utoipa::path(get, path = "/v1/groups/{group}", tag = "groups",
     params(("group" = String, Path, description = "Group ID or name")),
     security(("api_key" = [])),
-    responses((status = 200, body = Group), Errors))]
+    responses((status = 200, description = "The group, with its members and grants.", body = Group), Errors))]
 pub async fn get_group(
     State(state): State<AppState>,
     caller: Caller,
@@ -94,7 +94,7 @@ pub async fn delete_group(
         ("user" = String, Path, description = "User ID or email"),
     ),
     security(("api_key" = [])),
-    responses((status = 200, body = Group), Errors))]
+    responses((status = 200, description = "The group, with its members and grants.", body = Group), Errors))]
 pub async fn add_member(
     State(state): State<AppState>,
     caller: Caller,
@@ -126,7 +126,7 @@ pub async fn add_member(
         ("user" = String, Path, description = "User ID or email"),
     ),
     security(("api_key" = [])),
-    responses((status = 200, body = Group), Errors))]
+    responses((status = 200, description = "The group, with its members and grants.", body = Group), Errors))]
 pub async fn remove_member(
     State(state): State<AppState>,
     caller: Caller,
@@ -186,7 +186,7 @@ async fn change_grant(
 #[utoipa::path(put, path = "/v1/connect/groups/{group}/grants/manager", tag = "connect groups",
     params(("group" = String, Path, description = "Group ID or name")),
     security(("api_key" = [])),
-    responses((status = 200, body = Group), Errors))]
+    responses((status = 200, description = "The group, with its members and grants.", body = Group), Errors))]
 pub async fn grant_manager(
     State(state): State<AppState>,
     caller: Caller,
@@ -199,7 +199,7 @@ pub async fn grant_manager(
 #[utoipa::path(delete, path = "/v1/connect/groups/{group}/grants/manager", tag = "connect groups",
     params(("group" = String, Path, description = "Group ID or name")),
     security(("api_key" = [])),
-    responses((status = 200, body = Group), Errors))]
+    responses((status = 200, description = "The group, with its members and grants.", body = Group), Errors))]
 pub async fn revoke_manager(
     State(state): State<AppState>,
     caller: Caller,
@@ -212,7 +212,7 @@ pub async fn revoke_manager(
 #[utoipa::path(put, path = "/v1/connect/groups/{group}/grants/all-servers", tag = "connect groups",
     params(("group" = String, Path, description = "Group ID or name")),
     security(("api_key" = [])),
-    responses((status = 200, body = Group), Errors))]
+    responses((status = 200, description = "The group, with its members and grants.", body = Group), Errors))]
 pub async fn grant_all_servers(
     State(state): State<AppState>,
     caller: Caller,
@@ -225,7 +225,7 @@ pub async fn grant_all_servers(
 #[utoipa::path(delete, path = "/v1/connect/groups/{group}/grants/all-servers", tag = "connect groups",
     params(("group" = String, Path, description = "Group ID or name")),
     security(("api_key" = [])),
-    responses((status = 200, body = Group), Errors))]
+    responses((status = 200, description = "The group, with its members and grants.", body = Group), Errors))]
 pub async fn revoke_all_servers(
     State(state): State<AppState>,
     caller: Caller,
@@ -241,7 +241,7 @@ pub async fn revoke_all_servers(
         ("server" = String, Path, description = "Server ID or name"),
     ),
     security(("api_key" = [])),
-    responses((status = 200, body = Group), Errors))]
+    responses((status = 200, description = "The group, with its members and grants.", body = Group), Errors))]
 pub async fn grant_server(
     State(state): State<AppState>,
     caller: Caller,
@@ -265,7 +265,7 @@ pub async fn grant_server(
         ("server" = String, Path, description = "Server ID or name"),
     ),
     security(("api_key" = [])),
-    responses((status = 200, body = Group), Errors))]
+    responses((status = 200, description = "The group, with its members and grants.", body = Group), Errors))]
 pub async fn revoke_server(
     State(state): State<AppState>,
     caller: Caller,

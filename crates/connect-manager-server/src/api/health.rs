@@ -17,7 +17,7 @@ pub struct Health {
 
 /// Alive: the process answers.
 #[utoipa::path(get, path = "/healthz", tag = "health",
-    responses((status = 200, body = Health)))]
+    responses((status = 200, description = "The service is up.", body = Health)))]
 pub async fn healthz() -> axum::Json<Health> {
     axum::Json(Health {
         status: "ok".into(),
@@ -27,7 +27,7 @@ pub async fn healthz() -> axum::Json<Health> {
 /// Ready: the database answers.
 #[utoipa::path(get, path = "/readyz", tag = "health",
     responses(
-        (status = 200, body = Health),
+        (status = 200, description = "The service is up.", body = Health),
         (status = 503, description = "The database is unavailable.", body = ErrorBody),
     ))]
 pub async fn readyz(State(state): State<AppState>) -> ApiResult<axum::Json<Health>> {
@@ -39,10 +39,10 @@ pub async fn readyz(State(state): State<AppState>) -> ApiResult<axum::Json<Healt
 
 /// This API's OpenAPI description (the committed `openapi.yaml`).
 #[utoipa::path(get, path = "/openapi.yaml", tag = "health",
-    responses((status = 200, description = "OpenAPI 3.1, YAML.", content_type = "application/yaml", body = String)))]
+    responses((status = 200, description = "OpenAPI 3.1, YAML.", content_type = "text/yaml", body = String)))]
 pub async fn openapi_yaml() -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "application/yaml")],
+        [(header::CONTENT_TYPE, "text/yaml; charset=utf-8")],
         crate::openapi::OPENAPI_YAML,
     )
 }

@@ -64,7 +64,7 @@ async fn issue_credentials(
 #[utoipa::path(post, path = "/v1/connect/servers", tag = "connect servers",
     request_body = CreateServer,
     security(("api_key" = [])),
-    responses((status = 201, body = ServerWithCredentials), Errors))]
+    responses((status = 201, description = "The server and its credentials file, shown this once.", body = ServerWithCredentials), Errors))]
 pub async fn create_server(
     State(state): State<AppState>,
     caller: Caller,
@@ -110,7 +110,7 @@ pub async fn create_server(
 /// `op connect server list`: the live servers the caller may manage, newest first.
 #[utoipa::path(get, path = "/v1/connect/servers", tag = "connect servers", params(ListParams),
     security(("api_key" = [])),
-    responses((status = 200, body = Page<Server>), Errors))]
+    responses((status = 200, description = "A page of servers, newest first.", body = Page<Server>), Errors))]
 pub async fn list_servers(
     State(state): State<AppState>,
     caller: Caller,
@@ -128,7 +128,7 @@ pub async fn list_servers(
 #[utoipa::path(get, path = "/v1/connect/servers/{server}", tag = "connect servers",
     params(("server" = String, Path, description = "Server ID or name")),
     security(("api_key" = [])),
-    responses((status = 200, body = Server), Errors))]
+    responses((status = 200, description = "The server, with the vaults it is granted now.", body = Server), Errors))]
 pub async fn get_server(
     State(state): State<AppState>,
     caller: Caller,
@@ -144,7 +144,7 @@ pub async fn get_server(
     request_body = RenameServer,
     params(("server" = String, Path, description = "Server ID or name")),
     security(("api_key" = [])),
-    responses((status = 200, body = Server), Errors))]
+    responses((status = 200, description = "The server, with the vaults it is granted now.", body = Server), Errors))]
 pub async fn rename_server(
     State(state): State<AppState>,
     caller: Caller,
@@ -182,7 +182,7 @@ pub async fn delete_server(
 #[utoipa::path(post, path = "/v1/connect/servers/{server}/credentials", tag = "connect servers",
     params(("server" = String, Path, description = "Server ID or name")),
     security(("api_key" = [])),
-    responses((status = 201, body = ServerWithCredentials), Errors))]
+    responses((status = 201, description = "The server and its credentials file, shown this once.", body = ServerWithCredentials), Errors))]
 pub async fn rotate_credentials(
     State(state): State<AppState>,
     caller: Caller,
@@ -210,7 +210,7 @@ pub async fn rotate_credentials(
         ("vault" = String, Path, description = "Vault ID or name"),
     ),
     security(("api_key" = [])),
-    responses((status = 200, body = Server), Errors))]
+    responses((status = 200, description = "The server, with the vaults it is granted now.", body = Server), Errors))]
 pub async fn grant_vault(
     State(state): State<AppState>,
     caller: Caller,
@@ -233,7 +233,7 @@ pub async fn grant_vault(
         ("vault" = String, Path, description = "Vault ID or name"),
     ),
     security(("api_key" = [])),
-    responses((status = 200, body = Server), Errors))]
+    responses((status = 200, description = "The server, with the vaults it is granted now.", body = Server), Errors))]
 pub async fn revoke_vault(
     State(state): State<AppState>,
     caller: Caller,
@@ -254,7 +254,7 @@ pub async fn revoke_vault(
 #[utoipa::path(get, path = "/v1/connect/self", tag = "connect servers",
     security(("server_credentials" = [])),
     responses(
-        (status = 200, body = Server),
+        (status = 200, description = "The server, with the vaults it is granted now.", body = Server),
         (status = 401, description = "Not a live server's credentials.", body = ErrorBody),
         (status = 503, description = "The database is unavailable.", body = ErrorBody),
     ))]

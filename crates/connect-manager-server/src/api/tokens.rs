@@ -127,7 +127,7 @@ async fn resolve_token(
     request_body = CreateToken,
     params(("server" = String, Path, description = "Server ID or name")),
     security(("api_key" = [])),
-    responses((status = 201, body = CreatedToken), Errors))]
+    responses((status = 201, description = "The new token, with its JWT shown this once.", body = CreatedToken), Errors))]
 pub async fn create_token(
     State(state): State<AppState>,
     caller: Caller,
@@ -193,6 +193,7 @@ pub async fn create_token(
             },
         )
         .await?;
+    crate::metrics::inc(&state.metrics.tokens_issued);
     Ok((
         StatusCode::CREATED,
         Json(CreatedToken {
@@ -205,7 +206,7 @@ pub async fn create_token(
 /// `op connect token list [--server S]` (R10): active and revoked, newest first.
 #[utoipa::path(get, path = "/v1/connect/tokens", tag = "connect tokens", params(TokenParams),
     security(("api_key" = [])),
-    responses((status = 200, body = Page<Token>), Errors))]
+    responses((status = 200, description = "A page of tokens, newest first.", body = Page<Token>), Errors))]
 pub async fn list_tokens(
     State(state): State<AppState>,
     caller: Caller,
@@ -236,7 +237,7 @@ pub async fn list_tokens(
     request_body = RenameToken,
     params(("token" = String, Path, description = "Token ID or name"), ServerFilter),
     security(("api_key" = [])),
-    responses((status = 200, body = Token), Errors))]
+    responses((status = 200, description = "The token.", body = Token), Errors))]
 pub async fn rename_token(
     State(state): State<AppState>,
     caller: Caller,
@@ -265,7 +266,7 @@ pub async fn rename_token(
 #[utoipa::path(delete, path = "/v1/connect/tokens/{token}", tag = "connect tokens",
     params(("token" = String, Path, description = "Token ID or name"), ServerFilter),
     security(("api_key" = [])),
-    responses((status = 200, body = Token), Errors))]
+    responses((status = 200, description = "The token.", body = Token), Errors))]
 pub async fn revoke_token(
     State(state): State<AppState>,
     caller: Caller,
@@ -281,6 +282,9 @@ pub async fn revoke_token(
     )
     .await?;
     let revoked = state.store.revoke_token(&caller.actor, &token.id).await?;
+    if token.state != revoked.state {
+        crate::metrics::inc(&state.metrics.tokens_revoked);
+    }
     Ok(Json(revoked.view(Timestamp::now())))
 }
 
@@ -319,7 +323,7 @@ pub struct Introspection {
     request_body = IntrospectRequest,
     security(("server_credentials" = [])),
     responses(
-        (status = 200, body = Introspection),
+        (status = 200, description = "Whether the token is valid now, and what it may reach.", body = Introspection),
         (status = 400, description = "The body is not `{\"token\": \"…\"}`.", body = ErrorBody),
         (status = 401, description = "Not a live server's credentials.", body = ErrorBody),
         (status = 413, description = "The body is over 64 KiB.", body = ErrorBody),
@@ -331,8 +335,23 @@ pub async fn introspect(
     server: ServerCaller,
     ApiJson(body): ApiJson<IntrospectRequest>,
 ) -> ApiResult<Json<Introspection>> {
-    let inactive = || Json(Introspection::default());
-    let Some(claims) = state.keys.verify(&state.store, &body.token).await? else {
+    let answer = introspection(&state, &server, &body.token).await?;
+    crate::metrics::inc(if answer.active {
+        &state.metrics.introspections_active
+    } else {
+        &state.metrics.introspections_inactive
+    });
+    Ok(Json(answer))
+}
+
+/// T4: valid now, for this server, and what it may reach now.
+async fn introspection(
+    state: &AppState,
+    server: &ServerCaller,
+    jwt: &str,
+) -> ApiResult<Introspection> {
+    let inactive = Introspection::default;
+    let Some(claims) = state.keys.verify(&state.store, jwt).await? else {
         return Ok(inactive());
     };
     if claims.sub != server.server_id {
@@ -348,7 +367,7 @@ pub async fn introspect(
         return Ok(inactive());
     }
     let granted = &server.access.vault_ids;
-    Ok(Json(Introspection {
+    Ok(Introspection {
         active: true,
         jti: Some(record.id.clone()),
         sub: Some(record.server_id.clone()),
@@ -356,14 +375,14 @@ pub async fn introspect(
         exp: claims.exp,
         name: Some(record.name.clone()),
         vaults: Some(record.effective_vaults(&|v| granted.iter().any(|g| g == v))),
-    }))
+    })
 }
 
 /// The public keys that verify this service's tokens (T3): the signing key and every key that
 /// still verifies a live token.
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "connect tokens",
     responses(
-        (status = 200, body = Jwks),
+        (status = 200, description = "The public keys that verify tokens.", body = Jwks),
         (status = 503, description = "The database is unavailable.", body = ErrorBody),
     ))]
 pub async fn jwks(State(state): State<AppState>) -> ApiResult<impl IntoResponse> {
@@ -384,7 +403,7 @@ pub struct RotatedKey {
 /// older keys stay published while they verify a live token.
 #[utoipa::path(post, path = "/v1/keys/rotate", tag = "connect tokens",
     security(("api_key" = [])),
-    responses((status = 201, body = RotatedKey), Errors))]
+    responses((status = 201, description = "The new signing key.", body = RotatedKey), Errors))]
 pub async fn rotate_key(
     State(state): State<AppState>,
     caller: Caller,

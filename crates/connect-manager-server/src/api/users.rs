@@ -50,7 +50,7 @@ fn validate_email(raw: &str) -> Result<String, Error> {
 /// Create a user (owners).
 #[utoipa::path(post, path = "/v1/users", tag = "users", request_body = CreateUser,
     security(("api_key" = [])),
-    responses((status = 201, body = User), Errors))]
+    responses((status = 201, description = "The new user.", body = User), Errors))]
 pub async fn create_user(
     State(state): State<AppState>,
     caller: Caller,
@@ -71,7 +71,7 @@ pub async fn create_user(
 /// List users, newest first (owners).
 #[utoipa::path(get, path = "/v1/users", tag = "users", params(ListParams),
     security(("api_key" = [])),
-    responses((status = 200, body = Page<User>), Errors))]
+    responses((status = 200, description = "A page of users, newest first.", body = Page<User>), Errors))]
 pub async fn list_users(
     State(state): State<AppState>,
     caller: Caller,
@@ -87,7 +87,7 @@ pub async fn list_users(
 #[utoipa::path(get, path = "/v1/users/{user}", tag = "users",
     params(("user" = String, Path, description = "User ID or email")),
     security(("api_key" = [])),
-    responses((status = 200, body = User), Errors))]
+    responses((status = 200, description = "The user.", body = User), Errors))]
 pub async fn get_user(
     State(state): State<AppState>,
     caller: Caller,
@@ -121,7 +121,7 @@ pub async fn delete_user(
 #[utoipa::path(post, path = "/v1/users/{user}/keys", tag = "users",
     params(("user" = String, Path, description = "User ID or email")),
     security(("api_key" = [])),
-    responses((status = 201, body = CreatedApiKey), Errors))]
+    responses((status = 201, description = "The new API key, shown this once.", body = CreatedApiKey), Errors))]
 pub async fn create_api_key(
     State(state): State<AppState>,
     caller: Caller,
@@ -146,7 +146,7 @@ pub async fn create_api_key(
 #[utoipa::path(get, path = "/v1/users/{user}/keys", tag = "users",
     params(("user" = String, Path, description = "User ID or email"), ListParams),
     security(("api_key" = [])),
-    responses((status = 200, body = Page<ApiKeyInfo>), Errors))]
+    responses((status = 200, description = "A page of API keys (metadata only), newest first.", body = Page<ApiKeyInfo>), Errors))]
 pub async fn list_api_keys(
     State(state): State<AppState>,
     caller: Caller,

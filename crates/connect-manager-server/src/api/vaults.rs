@@ -34,7 +34,7 @@ pub struct RenameVault {
 /// Add a vault to the registry (owners).
 #[utoipa::path(post, path = "/v1/vaults", tag = "vaults", request_body = CreateVault,
     security(("api_key" = [])),
-    responses((status = 201, body = Vault), Errors))]
+    responses((status = 201, description = "The new vault.", body = Vault), Errors))]
 pub async fn create_vault(
     State(state): State<AppState>,
     caller: Caller,
@@ -54,7 +54,7 @@ pub async fn create_vault(
 /// List the registry's vaults, newest first.
 #[utoipa::path(get, path = "/v1/vaults", tag = "vaults", params(ListParams),
     security(("api_key" = [])),
-    responses((status = 200, body = Page<Vault>), Errors))]
+    responses((status = 200, description = "A page of vaults, newest first.", body = Page<Vault>), Errors))]
 pub async fn list_vaults(
     State(state): State<AppState>,
     _caller: Caller,
@@ -67,7 +67,7 @@ pub async fn list_vaults(
 #[utoipa::path(get, path = "/v1/vaults/{vault}", tag = "vaults",
     params(("vault" = String, Path, description = "Vault ID or name")),
     security(("api_key" = [])),
-    responses((status = 200, body = Vault), Errors))]
+    responses((status = 200, description = "The vault.", body = Vault), Errors))]
 pub async fn get_vault(
     State(state): State<AppState>,
     _caller: Caller,
@@ -80,7 +80,7 @@ pub async fn get_vault(
 #[utoipa::path(patch, path = "/v1/vaults/{vault}", tag = "vaults", request_body = RenameVault,
     params(("vault" = String, Path, description = "Vault ID or name")),
     security(("api_key" = [])),
-    responses((status = 200, body = Vault), Errors))]
+    responses((status = 200, description = "The vault.", body = Vault), Errors))]
 pub async fn rename_vault(
     State(state): State<AppState>,
     caller: Caller,

@@ -72,6 +72,7 @@ const MATRIX: &[(&str, [u16; 9])] = &[
     ("GET /healthz", PUBLIC),
     ("GET /readyz", PUBLIC),
     ("GET /openapi.yaml", PUBLIC),
+    ("GET /metrics", PUBLIC),
     ("GET /.well-known/jwks.json", PUBLIC),
     ("POST /v1/vaults", owner(201)),
     ("GET /v1/vaults", READ),

@@ -24,6 +24,7 @@ fn every_operation_documents_security_and_errors() {
         "/readyz",
         "/openapi.yaml",
         "/.well-known/jwks.json",
+        "/metrics",
     ];
     let mut operations = 0;
     for (path, item) in &api.paths.paths {
@@ -31,6 +32,14 @@ fn every_operation_documents_security_and_errors() {
         for op in ops.into_iter().flatten() {
             operations += 1;
             let codes: Vec<_> = op.responses.responses.keys().cloned().collect();
+            for (code, response) in &op.responses.responses {
+                // OpenAPI 3.1 requires a description on every response.
+                let described = match response {
+                    utoipa::openapi::RefOr::T(r) => !r.description.is_empty(),
+                    utoipa::openapi::RefOr::Ref(_) => true,
+                };
+                assert!(described, "{path} {code}: no description");
+            }
             if public.contains(&path.as_str()) {
                 continue;
             }

@@ -1,0 +1,222 @@
+//! `GET /metrics` in Prometheus text format: requests by method, matched route (never the raw
+//! path) and status with a latency histogram; tokens issued and revoked; introspections by
+//! result; failed authentications; the database pool; build info. Counters live in this process
+//! (each replica is scraped on its own).
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::state::AppState;
+
+const BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+#[derive(Default)]
+struct Series {
+    count: u64,
+    sum: f64,
+    buckets: [u64; BUCKETS.len()],
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(String, String, u16), Series>>,
+    pub tokens_issued: AtomicU64,
+    pub tokens_revoked: AtomicU64,
+    pub introspections_active: AtomicU64,
+    pub introspections_inactive: AtomicU64,
+    pub auth_failures_user: AtomicU64,
+    pub auth_failures_server: AtomicU64,
+    pub auth_rate_limited: AtomicU64,
+}
+
+pub fn inc(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+impl Metrics {
+    fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        let mut requests = self.requests.lock().expect("metrics lock");
+        let s = requests
+            .entry((method.to_owned(), route.to_owned(), status))
+            .or_default();
+        s.count += 1;
+        s.sum += seconds;
+        for (i, le) in BUCKETS.iter().enumerate() {
+            if seconds <= *le {
+                s.buckets[i] += 1;
+            }
+        }
+    }
+
+    pub fn render(&self, pool: connect_manager_store::PoolState, backend: &str) -> String {
+        let mut out = String::new();
+        let w = &mut out;
+        let _ = writeln!(w, "# HELP connect_manager_build_info Build information.");
+        let _ = writeln!(w, "# TYPE connect_manager_build_info gauge");
+        let _ = writeln!(
+            w,
+            "connect_manager_build_info{{version=\"{}\",backend=\"{backend}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
+        let _ = writeln!(
+            w,
+            "# HELP connect_manager_http_requests_total HTTP requests answered."
+        );
+        let _ = writeln!(w, "# TYPE connect_manager_http_requests_total counter");
+        let requests = self.requests.lock().expect("metrics lock");
+        for ((m, r, s), series) in requests.iter() {
+            let _ = writeln!(
+                w,
+                "connect_manager_http_requests_total{{method=\"{m}\",route=\"{r}\",status=\"{s}\"}} {}",
+                series.count
+            );
+        }
+        let _ = writeln!(
+            w,
+            "# HELP connect_manager_http_request_duration_seconds Time to answer an HTTP request."
+        );
+        let _ = writeln!(
+            w,
+            "# TYPE connect_manager_http_request_duration_seconds histogram"
+        );
+        for ((m, r, s), series) in requests.iter() {
+            let labels = format!("method=\"{m}\",route=\"{r}\",status=\"{s}\"");
+            for (le, n) in BUCKETS.iter().zip(series.buckets) {
+                let _ = writeln!(
+                    w,
+                    "connect_manager_http_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {n}"
+                );
+            }
+            let _ = writeln!(
+                w,
+                "connect_manager_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+                series.count
+            );
+            let _ = writeln!(
+                w,
+                "connect_manager_http_request_duration_seconds_sum{{{labels}}} {}",
+                series.sum
+            );
+            let _ = writeln!(
+                w,
+                "connect_manager_http_request_duration_seconds_count{{{labels}}} {}",
+                series.count
+            );
+        }
+        drop(requests);
+        let counter = |w: &mut String, name: &str, help: &str, values: &[(&str, u64)]| {
+            let _ = writeln!(w, "# HELP {name} {help}");
+            let _ = writeln!(w, "# TYPE {name} counter");
+            for (labels, v) in values {
+                if labels.is_empty() {
+                    let _ = writeln!(w, "{name} {v}");
+                } else {
+                    let _ = writeln!(w, "{name}{{{labels}}} {v}");
+                }
+            }
+        };
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        counter(
+            w,
+            "connect_manager_tokens_issued_total",
+            "Tokens issued.",
+            &[("", get(&self.tokens_issued))],
+        );
+        counter(
+            w,
+            "connect_manager_tokens_revoked_total",
+            "Tokens revoked by token delete (server deletes revoke theirs too, not counted here).",
+            &[("", get(&self.tokens_revoked))],
+        );
+        counter(
+            w,
+            "connect_manager_introspections_total",
+            "Token introspections by result.",
+            &[
+                ("result=\"active\"", get(&self.introspections_active)),
+                ("result=\"inactive\"", get(&self.introspections_inactive)),
+            ],
+        );
+        counter(
+            w,
+            "connect_manager_auth_failures_total",
+            "Failed authentications by kind of credential.",
+            &[
+                ("kind=\"api_key\"", get(&self.auth_failures_user)),
+                ("kind=\"server\"", get(&self.auth_failures_server)),
+            ],
+        );
+        counter(
+            w,
+            "connect_manager_auth_rate_limited_total",
+            "Requests refused (429) for too many failed authentications from their address.",
+            &[("", get(&self.auth_rate_limited))],
+        );
+        let _ = writeln!(
+            w,
+            "# HELP connect_manager_db_pool_connections Database pool connections by state."
+        );
+        let _ = writeln!(w, "# TYPE connect_manager_db_pool_connections gauge");
+        let _ = writeln!(
+            w,
+            "connect_manager_db_pool_connections{{state=\"idle\"}} {}",
+            pool.idle
+        );
+        let _ = writeln!(
+            w,
+            "connect_manager_db_pool_connections{{state=\"in_use\"}} {}",
+            pool.size.saturating_sub(pool.idle)
+        );
+        let _ = writeln!(
+            w,
+            "# HELP connect_manager_db_pool_max_connections The pool's limit."
+        );
+        let _ = writeln!(w, "# TYPE connect_manager_db_pool_max_connections gauge");
+        let _ = writeln!(w, "connect_manager_db_pool_max_connections {}", pool.max);
+        out
+    }
+}
+
+/// Counts every request under its matched route.
+pub async fn record(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().as_str().to_owned();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let response = next.run(req).await;
+    state.metrics.observe(
+        &method,
+        &route,
+        response.status().as_u16(),
+        start.elapsed().as_secs_f64(),
+    );
+    response
+}
+
+/// Prometheus metrics of this replica (no authentication; bind or proxy accordingly).
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses((status = 200, description = "Prometheus text format.", content_type = "text/plain", body = String)))]
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state
+            .metrics
+            .render(state.store.pool_state(), state.store.backend().as_str()),
+    )
+}
