@@ -142,7 +142,9 @@ impl ServeArgs {
                 self.bind
             ))
         })?;
-        let master_key = match (self.master_key, self.master_key_file) {
+        // An empty variable is an unset one (compose files pass `${X:-}`).
+        let set = |v: Option<String>| v.filter(|v| !v.is_empty());
+        let master_key = match (set(self.master_key), self.master_key_file) {
             (Some(k), _) => MasterKeySource::Given(k),
             (None, Some(path)) => {
                 MasterKeySource::Given(read_secret_file("CONNECT_MANAGER_MASTER_KEY_FILE", &path)?)
@@ -157,7 +159,7 @@ impl ServeArgs {
                 ))
             })?;
         }
-        let bootstrap_key = match (self.bootstrap_key, self.bootstrap_key_file) {
+        let bootstrap_key = match (set(self.bootstrap_key), self.bootstrap_key_file) {
             (Some(k), _) => Some(k),
             (None, Some(path)) => Some(read_secret_file(
                 "CONNECT_MANAGER_BOOTSTRAP_KEY_FILE",
@@ -173,8 +175,7 @@ impl ServeArgs {
             )));
         }
         let database_url = database_url(&self.data_dir, self.database_url)?;
-        let public_url = self
-            .public_url
+        let public_url = set(self.public_url)
             .unwrap_or_else(|| format!("http://{bind}"))
             .trim_end_matches('/')
             .to_owned();

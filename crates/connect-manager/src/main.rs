@@ -53,7 +53,19 @@ enum Command {
     /// Print a shell completion script: bash, zsh, fish, elvish or powershell.
     Completion { shell: clap_complete::Shell },
     /// Run the service (embedded SQLite by default; PostgreSQL with DATABASE_URL=postgres://…).
+    #[command(
+        after_help = "Also read: RUST_LOG, the log filter [default: info,sqlx=warn,tower_http=info]. \
+                            Secrets may come from files: CONNECT_MANAGER_MASTER_KEY_FILE, \
+                            CONNECT_MANAGER_BOOTSTRAP_KEY_FILE."
+    )]
     Serve(Box<ServeArgs>),
+    /// Exit 0 when the service on this machine answers GET /healthz (the container's health
+    /// check).
+    Healthcheck {
+        /// The address the service listens on (0.0.0.0 is checked on 127.0.0.1).
+        #[arg(long, env = "CONNECT_MANAGER_BIND", default_value = "127.0.0.1:8080")]
+        bind: std::net::SocketAddr,
+    },
     /// Print the OpenAPI description this build serves.
     #[command(hide = true)]
     Openapi,
@@ -93,11 +105,31 @@ fn main() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
+        Command::Healthcheck { bind } => report(runtime.block_on(healthcheck(bind))),
         Command::Openapi => {
             print!("{}", connect_manager_server::openapi::generate_yaml());
             ExitCode::SUCCESS
         }
     }
+}
+
+async fn healthcheck(mut bind: std::net::SocketAddr) -> anyhow::Result<()> {
+    if bind.ip().is_unspecified() {
+        bind.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let response = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(3))
+        .build()?
+        .get(format!("http://{bind}/healthz"))
+        .send()
+        .await?;
+    anyhow::ensure!(
+        response.status().is_success(),
+        "/healthz answered {}",
+        response.status()
+    );
+    Ok(())
 }
 
 /// Errors go to stderr as `[ERROR] <message>`, exit code 1 (usage errors are clap's, exit 2).

@@ -128,4 +128,25 @@ async fn e1_request_ids_are_echoed(db: TestDb) {
     app.stop().await;
 }
 
-backend_tests!(e1_every_error_uses_the_envelope, e1_request_ids_are_echoed);
+async fn e1_oversized_headers_are_431(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    let r = app
+        .client
+        .get(format!("{}/v1/vaults", app.base))
+        .bearer_auth(OWNER_KEY)
+        .header("x-padding", "a".repeat(20 * 1024))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 431);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "headers_too_large");
+    app.get("/v1/vaults").await.expect(200);
+    app.stop().await;
+}
+
+backend_tests!(
+    e1_every_error_uses_the_envelope,
+    e1_request_ids_are_echoed,
+    e1_oversized_headers_are_431,
+);

@@ -711,7 +711,62 @@ async fn postgres_s2_replicas_see_each_others_changes_within_a_second() {
     a.stop().await;
 }
 
+async fn metrics_count_requests_by_route_tokens_and_introspections(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    let (server_id, secret) = setup(&app).await;
+    let (t, jwt) = app
+        .token("web", json!({"name": "ci", "vaults": [{"vault": "a"}]}))
+        .await;
+    app.introspect(&server_id, &secret, &jwt).await;
+    app.delete(&format!("/v1/connect/tokens/{}", t["id"].as_str().unwrap()))
+        .await
+        .expect(200);
+    app.delete(&format!("/v1/connect/tokens/{}", t["id"].as_str().unwrap()))
+        .await
+        .expect(200);
+    app.introspect(&server_id, &secret, &jwt).await;
+    app.get(&format!("/v1/connect/servers/{server_id}"))
+        .await
+        .expect(200);
+    app.get_as(Some("cmk_bad"), "/v1/vaults").await.expect(401);
+    let r = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = r.text().await.unwrap();
+    for line in [
+        "connect_manager_tokens_issued_total 1",
+        "connect_manager_tokens_revoked_total 1",
+        "connect_manager_introspections_total{result=\"active\"} 1",
+        "connect_manager_introspections_total{result=\"inactive\"} 1",
+        "connect_manager_auth_failures_total{kind=\"api_key\"} 1",
+        "connect_manager_http_requests_total{method=\"GET\",route=\"/v1/connect/servers/{server}\",status=\"200\"} 1",
+        "connect_manager_http_requests_total{method=\"GET\",route=\"/v1/vaults\",status=\"401\"} 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
+    }
+    assert!(text.contains("connect_manager_http_request_duration_seconds_bucket{method=\"POST\",route=\"/v1/introspect\",status=\"200\",le=\"+Inf\"} 2"));
+    assert!(text.contains("connect_manager_db_pool_connections{state=\"idle\"}"));
+    assert!(text.contains("connect_manager_build_info{version="));
+    // Route labels are templates, never raw paths with IDs or names.
+    assert!(
+        !text.contains(&server_id) && !text.contains("/web"),
+        "a raw path in a label"
+    );
+    app.stop().await;
+}
+
 backend_tests!(
+    metrics_count_requests_by_route_tokens_and_introspections,
     t1_token_claims_mirror_connect,
     r7_bad_token_requests_are_refused,
     r8_revoked_token_is_never_valid_again,

@@ -36,12 +36,17 @@ pub struct Running {
 }
 
 impl Running {
-    pub fn start(mut cmd: Command, dir: &Path) -> Running {
+    pub fn start(cmd: Command, dir: &Path) -> Running {
         let port = free_port();
+        Running::start_on(cmd, dir, &format!("127.0.0.1:{port}"), port)
+    }
+
+    /// Serves on `bind`, reached on 127.0.0.1:`port`.
+    pub fn start_on(mut cmd: Command, dir: &Path, bind: &str, port: u16) -> Running {
         let log = dir.join(format!("serve-{port}.log"));
         let child = cmd
             .arg("serve")
-            .env("CONNECT_MANAGER_BIND", format!("127.0.0.1:{port}"))
+            .env("CONNECT_MANAGER_BIND", bind)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
