@@ -21,7 +21,7 @@ use connect_manager_core::model::Actor;
 use connect_manager_core::secret::MasterKey;
 use connect_manager_core::secret::{api_key_hash, new_api_key};
 use connect_manager_core::token::generate_key;
-use connect_manager_server::config::{LogFormat, SQLITE_FILE};
+use connect_manager_server::config::{LogFormat, SQLITE_FILE, StorageArgs};
 use connect_manager_server::{ServeArgs, open_checked};
 use connect_manager_store::DynStore;
 
@@ -69,29 +69,16 @@ pub enum AdminCommand {
 /// Where the database and the master key are: the same settings as `serve`.
 #[derive(Debug, Args)]
 pub struct DatabaseArgs {
-    /// Directory of the embedded SQLite database and the master key file.
-    #[arg(long, env = "CONNECT_MANAGER_DATA_DIR", default_value = "./data")]
-    pub data_dir: PathBuf,
-    /// `postgres://…` for PostgreSQL; default: SQLite in the data directory.
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<String>,
-    /// The master key (32+ characters); default: the key file in the data directory.
-    #[arg(long, env = "CONNECT_MANAGER_MASTER_KEY", hide_env_values = true)]
-    pub master_key: Option<String>,
-    /// File holding the master key.
-    #[arg(
-        long,
-        env = "CONNECT_MANAGER_MASTER_KEY_FILE",
-        conflicts_with = "master_key"
-    )]
-    pub master_key_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub storage: StorageArgs,
 }
 
 impl DatabaseArgs {
     /// Opens an existing installation's database (never creates one) and its master key.
     async fn open(self) -> anyhow::Result<(DynStore, MasterKey)> {
-        if self.database_url.as_deref().is_none_or(str::is_empty) {
-            let file = self.data_dir.join(SQLITE_FILE);
+        let storage = self.storage;
+        if storage.database_url.as_deref().is_none_or(str::is_empty) {
+            let file = storage.data_dir.join(SQLITE_FILE);
             if !file.exists() {
                 bail!(
                     "no database at {} (set CONNECT_MANAGER_DATA_DIR or DATABASE_URL)",
@@ -101,10 +88,7 @@ impl DatabaseArgs {
         }
         let config = ServeArgs {
             bind: "127.0.0.1:0".into(),
-            data_dir: self.data_dir,
-            database_url: self.database_url,
-            master_key: self.master_key,
-            master_key_file: self.master_key_file,
+            storage,
             bootstrap_key: None,
             bootstrap_key_file: None,
             public_url: None,

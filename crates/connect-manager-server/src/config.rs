@@ -14,12 +14,10 @@ pub enum LogFormat {
     Json,
 }
 
+/// Where the data lives: the database and the master key. `serve` and the `admin` commands
+/// read the same settings.
 #[derive(Debug, Clone, Args)]
-pub struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, env = "CONNECT_MANAGER_BIND", default_value = "127.0.0.1:8080")]
-    pub bind: String,
-
+pub struct StorageArgs {
     /// Directory for the SQLite database and the master key file (created if missing).
     #[arg(long, env = "CONNECT_MANAGER_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
@@ -40,6 +38,16 @@ pub struct ServeArgs {
         conflicts_with = "master_key"
     )]
     pub master_key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "CONNECT_MANAGER_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: String,
+
+    #[command(flatten)]
+    pub storage: StorageArgs,
 
     /// The first owner's API key on an empty database (32+ characters). Default: a random key,
     /// printed once to stderr.
@@ -116,7 +124,7 @@ fn read_secret_file(setting: &str, path: &Path) -> Result<String, ConfigError> {
 }
 
 /// `DATABASE_URL` if set (its scheme checked), else SQLite in the data directory.
-pub fn database_url(data_dir: &Path, url: Option<String>) -> Result<String, ConfigError> {
+pub fn resolve_database_url(data_dir: &Path, url: Option<String>) -> Result<String, ConfigError> {
     match url.filter(|u| !u.is_empty()) {
         Some(url) => {
             let scheme = url.split_once(':').map(|(s, _)| s).unwrap_or("");
@@ -144,7 +152,13 @@ impl ServeArgs {
         })?;
         // An empty variable is an unset one (compose files pass `${X:-}`).
         let set = |v: Option<String>| v.filter(|v| !v.is_empty());
-        let master_key = match (set(self.master_key), self.master_key_file) {
+        let StorageArgs {
+            data_dir,
+            database_url,
+            master_key,
+            master_key_file,
+        } = self.storage;
+        let master_key = match (set(master_key), master_key_file) {
             (Some(k), _) => MasterKeySource::Given(k),
             (None, Some(path)) => {
                 MasterKeySource::Given(read_secret_file("CONNECT_MANAGER_MASTER_KEY_FILE", &path)?)
@@ -174,7 +188,7 @@ impl ServeArgs {
                 "CONNECT_MANAGER_BOOTSTRAP_KEY: must be at least {MIN_BOOTSTRAP_KEY_CHARS} characters without spaces"
             )));
         }
-        let database_url = database_url(&self.data_dir, self.database_url)?;
+        let database_url = resolve_database_url(&data_dir, database_url)?;
         let public_url = set(self.public_url)
             .unwrap_or_else(|| format!("http://{bind}"))
             .trim_end_matches('/')
@@ -188,7 +202,7 @@ impl ServeArgs {
         }
         let config = Config {
             bind,
-            data_dir: self.data_dir,
+            data_dir,
             database_url,
             master_key,
             bootstrap_key,

@@ -21,29 +21,31 @@ use connect_manager_server::ServeArgs;
                   or token take a name or an ID; `-` reads the argument from standard input."
 )]
 struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// A client command group: its subcommands share the connection and output options.
+#[derive(Debug, clap::Args)]
+struct Client<T: Subcommand> {
     #[command(flatten)]
     client: ClientArgs,
     #[command(subcommand)]
-    command: Command,
+    command: T,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Manage Connect servers (op connect server).
-    #[command(subcommand)]
-    Server(ServerCommand),
+    Server(Client<ServerCommand>),
     /// Manage Connect server tokens (op connect token).
-    #[command(subcommand)]
-    Token(TokenCommand),
+    Token(Client<TokenCommand>),
     /// Grant and revoke servers' access to vaults (op connect vault); the vault registry.
-    #[command(subcommand)]
-    Vault(VaultCommand),
+    Vault(Client<VaultCommand>),
     /// Grant and revoke groups' access to manage Secrets Automation (op connect group); groups.
-    #[command(subcommand)]
-    Group(GroupCommand),
+    Group(Client<GroupCommand>),
     /// Manage users and their API keys (owners).
-    #[command(subcommand)]
-    User(UserCommand),
+    User(Client<UserCommand>),
     /// Read a credentials file.
     #[command(subcommand)]
     Credentials(CredentialsCommand),
@@ -84,13 +86,13 @@ fn main() -> ExitCode {
         }
     };
     let client =
-        |command| report(runtime.block_on(connect_manager_cli::run_client(cli.client, command)));
+        |args, command| report(runtime.block_on(connect_manager_cli::run_client(args, command)));
     match cli.command {
-        Command::Server(c) => client(ClientCommand::Server(c)),
-        Command::Token(c) => client(ClientCommand::Token(c)),
-        Command::Vault(c) => client(ClientCommand::Vault(c)),
-        Command::Group(c) => client(ClientCommand::Group(c)),
-        Command::User(c) => client(ClientCommand::User(c)),
+        Command::Server(c) => client(c.client, ClientCommand::Server(c.command)),
+        Command::Token(c) => client(c.client, ClientCommand::Token(c.command)),
+        Command::Vault(c) => client(c.client, ClientCommand::Vault(c.command)),
+        Command::Group(c) => client(c.client, ClientCommand::Group(c.command)),
+        Command::User(c) => client(c.client, ClientCommand::User(c.command)),
         Command::Serve(args) => runtime.block_on(serve(*args)),
         Command::Admin(command) => {
             report(runtime.block_on(connect_manager_cli::run_admin(command)))

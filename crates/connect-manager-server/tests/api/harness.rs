@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use connect_manager_server::config::LogFormat;
+use connect_manager_server::config::{LogFormat, StorageArgs};
 use connect_manager_server::{ServeArgs, launch};
 use connect_manager_store::testing::TestDb;
 use reqwest::{Method, StatusCode};
@@ -83,10 +83,12 @@ impl TestApp {
     async fn start(db: TestDb, url: String, data_dir: PathBuf, per_minute: u32) -> TestApp {
         let args = ServeArgs {
             bind: "127.0.0.1:0".into(),
-            data_dir: data_dir.clone(),
-            database_url: Some(url),
-            master_key: None,
-            master_key_file: None,
+            storage: StorageArgs {
+                data_dir: data_dir.clone(),
+                database_url: Some(url),
+                master_key: None,
+                master_key_file: None,
+            },
             bootstrap_key: Some(OWNER_KEY.into()),
             bootstrap_key_file: None,
             public_url: Some("https://cm.example.test".into()),
