@@ -149,7 +149,11 @@ pub struct KeyRing {
     stale: AtomicBool,
     last_reload: Mutex<Instant>,
     jwks: Mutex<Option<(Instant, Arc<Jwks>)>>,
+    newest_checked: Mutex<Option<Instant>>,
 }
+
+/// How often signing compares its key with the database's newest.
+const NEWEST_KEY_CHECK: Duration = Duration::from_secs(1);
 
 /// How long a computed JWKS document is reused.
 const JWKS_TTL: Duration = Duration::from_secs(5);
@@ -171,6 +175,7 @@ impl KeyRing {
             stale: AtomicBool::new(false),
             last_reload: Mutex::new(Instant::now()),
             jwks: Mutex::new(None),
+            newest_checked: Mutex::new(None),
         })
     }
 
@@ -191,11 +196,18 @@ impl KeyRing {
         Ok(self.keys.read().expect("keys lock").clone())
     }
 
-    /// The keys to sign with: checked against the database's newest key first (one indexed
-    /// read; token creation is not the hot path), so a key made by `admin rotate-key` beside a
-    /// running SQLite service, which hears of no change, signs from the next token on.
+    /// The keys to sign with, checked against the database's newest key at most once a second
+    /// (one indexed read), so a key made by `admin rotate-key` beside a running SQLite service,
+    /// which hears of no change, signs within a second.
     pub async fn for_signing(&self, store: &DynStore) -> Result<Arc<KeySet>> {
         let set = self.current(store).await?;
+        {
+            let mut checked = self.newest_checked.lock().expect("keys lock");
+            if checked.is_some_and(|at| at.elapsed() < NEWEST_KEY_CHECK) {
+                return Ok(set);
+            }
+            *checked = Some(Instant::now());
+        }
         let newest = store.newest_signing_kid().await?;
         if newest.is_some() && newest.as_deref() != set.signing_kid() {
             return self.reload(store).await;

@@ -3,17 +3,17 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use connect_manager_core::secret::{fingerprint, verify_server_secret};
+use connect_manager_core::secret::{fingerprint, server_secret_verifier, verify_server_secret};
 use connect_manager_store::{DynStore, ServerCredentials};
+use subtle::ConstantTimeEq;
+use tokio::sync::oneshot;
 
 use crate::cache::{AccessCache, KeyRing};
-use subtle::ConstantTimeEq;
-use tokio::sync::Semaphore;
 
 #[derive(Clone)]
 pub struct AppState {
     pub store: DynStore,
-    /// The URL written into credentials files (and, later, the token issuer).
+    /// The URL written into credentials files (and the token issuer).
     pub public_url: Arc<str>,
     pub server_secrets: Arc<ServerSecretCache>,
     /// Servers' credentials and grants, tokens: the introspection hot path (cache.rs).
@@ -26,17 +26,83 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
 }
 
-/// C2: argon2id runs off the async runtime, a few at a time, and a verified secret is remembered
-/// so that the next request with the same secret costs one SHA-256.
+enum Job {
+    Hash(
+        String,
+        oneshot::Sender<connect_manager_core::Result<String>>,
+    ),
+    Verify(String, String, oneshot::Sender<bool>),
+}
+
+/// Argon2id (C2) on a few dedicated threads, one job at a time each. Argon2 is slow and takes
+/// 19 MiB per run on purpose; on the async runtime it would stall requests, and on the elastic
+/// blocking pool a burst would spread those 19 MiB over as many threads (and allocator arenas)
+/// as the burst is wide. Here the memory is bounded by the number of threads.
+pub struct Argon2Pool {
+    jobs: Mutex<std::sync::mpsc::Sender<Job>>,
+}
+
+impl Argon2Pool {
+    pub fn new(threads: usize) -> Self {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..threads.max(1) {
+            let rx = rx.clone();
+            std::thread::Builder::new()
+                .name(format!("argon2-{i}"))
+                .spawn(move || {
+                    loop {
+                        let job = rx.lock().expect("argon2 queue").recv();
+                        match job {
+                            Ok(Job::Hash(secret, reply)) => {
+                                let _ = reply.send(server_secret_verifier(&secret));
+                            }
+                            Ok(Job::Verify(secret, verifier, reply)) => {
+                                let _ = reply.send(verify_server_secret(&secret, &verifier));
+                            }
+                            Err(_) => return,
+                        }
+                    }
+                })
+                .expect("spawn an argon2 thread");
+        }
+        Argon2Pool {
+            jobs: Mutex::new(tx),
+        }
+    }
+
+    fn submit(&self, job: Job) {
+        let _ = self.jobs.lock().expect("argon2 queue").send(job);
+    }
+
+    /// The argon2id verifier of a new secret.
+    pub async fn hash(&self, secret: String) -> connect_manager_core::Result<String> {
+        let (tx, rx) = oneshot::channel();
+        self.submit(Job::Hash(secret, tx));
+        rx.await
+            .map_err(|_| connect_manager_core::Error::internal("argon2 worker gone"))?
+    }
+
+    pub async fn verify(&self, secret: String, verifier: String) -> bool {
+        let (tx, rx) = oneshot::channel();
+        self.submit(Job::Verify(secret, verifier, tx));
+        rx.await.unwrap_or(false)
+    }
+}
+
+/// C2: a verified secret is remembered, so the next request with the same secret costs one
+/// SHA-256 instead of an argon2id run.
 ///
 /// The cache maps a server ID to the SHA-256 of the last secret that verified and the verifier it
-/// verified against. A hit needs both to match what the database holds *now* (the caller passes
-/// the verifier it just read), so a rotation (C3) or a deletion (R4) on any replica takes effect
-/// on the very next request: the verifier changed, or the server is gone. Nothing in it can be
-/// turned back into a secret; it lives only in memory and is bounded.
+/// verified against. A hit needs both to match what the caller read from the store *now*, so a
+/// rotation (C3) or a deletion (R4) takes effect on the very next request. Verifications of one
+/// server's credentials run one at a time: a burst of requests with a not-yet-verified secret
+/// costs one argon2 run, not one per request. Nothing in here can be turned back into a secret;
+/// it lives only in memory and is bounded.
 pub struct ServerSecretCache {
     verified: Mutex<HashMap<String, ([u8; 32], String)>>,
-    argon2_slots: Semaphore,
+    in_flight: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    pub argon2: Argon2Pool,
 }
 
 const MAX_CACHED_SERVERS: usize = 10_000;
@@ -45,32 +111,48 @@ impl Default for ServerSecretCache {
     fn default() -> Self {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         ServerSecretCache {
-            verified: Mutex::new(HashMap::new()),
-            argon2_slots: Semaphore::new(cores),
+            verified: Mutex::default(),
+            in_flight: Mutex::default(),
+            argon2: Argon2Pool::new(cores.min(4)),
         }
     }
 }
 
 impl ServerSecretCache {
-    pub async fn verify(&self, secret: &str, current: &ServerCredentials) -> bool {
-        let fp = fingerprint(secret);
-        if let Some((cached_fp, cached_verifier)) = self
-            .verified
+    fn remembered(&self, fp: &[u8; 32], current: &ServerCredentials) -> bool {
+        self.verified
             .lock()
             .expect("cache lock")
             .get(&current.server_id)
-            && cached_verifier == &current.secret_verifier
-            && bool::from(cached_fp.ct_eq(&fp))
-        {
+            .is_some_and(|(cached_fp, cached_verifier)| {
+                cached_verifier == &current.secret_verifier && bool::from(cached_fp.ct_eq(fp))
+            })
+    }
+
+    pub async fn verify(&self, secret: &str, current: &ServerCredentials) -> bool {
+        let fp = fingerprint(secret);
+        if self.remembered(&fp, current) {
             return true;
         }
-        let Ok(_slot) = self.argon2_slots.acquire().await else {
-            return false;
+        let turn = {
+            let mut in_flight = self.in_flight.lock().expect("cache lock");
+            if in_flight.len() >= MAX_CACHED_SERVERS {
+                in_flight.retain(|_, m| Arc::strong_count(m) > 1);
+            }
+            in_flight
+                .entry(current.server_id.clone())
+                .or_default()
+                .clone()
         };
-        let (secret, verifier) = (secret.to_owned(), current.secret_verifier.clone());
-        let ok = tokio::task::spawn_blocking(move || verify_server_secret(&secret, &verifier))
-            .await
-            .unwrap_or(false);
+        let _turn = turn.lock().await;
+        // Whoever held the turn may have verified this very secret meanwhile.
+        if self.remembered(&fp, current) {
+            return true;
+        }
+        let ok = self
+            .argon2
+            .verify(secret.to_owned(), current.secret_verifier.clone())
+            .await;
         if ok {
             let mut map = self.verified.lock().expect("cache lock");
             if map.len() >= MAX_CACHED_SERVERS {

@@ -258,7 +258,8 @@ pub trait Store: Send + Sync + 'static {
     async fn create_server(&self, actor: &Actor, server: &NewServer) -> Result<Server>;
     /// Live servers the viewer may manage (A4), newest first.
     async fn list_servers(&self, viewer: &Principal, page: &PageRequest) -> Result<Page<Server>>;
-    /// Live servers whose ID equals `reference` or whose name matches it (R1).
+    /// Live servers whose ID equals `reference` or whose name matches it (R1), without their
+    /// vaults (a lookup; `get_server` reads the whole server).
     async fn find_servers(&self, reference: &str) -> Result<Vec<Server>>;
     /// A server by ID, live or deleted.
     async fn get_server(&self, server_id: &str) -> Result<Option<Server>>;

@@ -504,45 +504,45 @@ impl Store for ThisStore {
     }
 
     async fn principal_for_key(&self, key_hash: &str) -> Result<Option<Principal>> {
-        let mut conn = self.pool().acquire().await.map_err(db_err)?;
-        let row: Option<(String, String)> =
-            sqlx::query_as("SELECT user_id, key_hash FROM api_keys WHERE key_hash = $1")
-                .bind(key_hash)
-                .fetch_optional(&mut *conn)
-                .await
-                .map_err(db_err)?;
-        let Some((user_id, stored)) = row else {
-            return Ok(None);
-        };
-        if !ct_eq(&stored, key_hash) {
-            return Ok(None);
-        }
-        let grants: Vec<(String, String)> = sqlx::query_as(
-            "SELECT 'OWNER', '' FROM group_members m JOIN groups g ON g.id = m.group_id \
-             WHERE m.user_id = $1 AND g.builtin = 'owners' \
-             UNION ALL \
-             SELECT r.role, '' FROM group_members m JOIN group_roles r ON r.group_id = m.group_id \
-             WHERE m.user_id = $1 \
-             UNION ALL \
-             SELECT 'SERVER', s.server_id FROM group_members m \
-             JOIN group_servers s ON s.group_id = m.group_id WHERE m.user_id = $1",
+        // One round trip: the key's user and every grant of the user's groups.
+        let rows: Vec<(String, String, Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT k.user_id, k.key_hash, x.scope, x.server_id FROM api_keys k \
+             LEFT JOIN ( \
+                 SELECT m.user_id AS user_id, 'OWNER' AS scope, '' AS server_id \
+                 FROM group_members m JOIN groups g ON g.id = m.group_id \
+                 WHERE g.builtin = 'owners' \
+                 UNION ALL \
+                 SELECT m.user_id, r.role, '' FROM group_members m \
+                 JOIN group_roles r ON r.group_id = m.group_id \
+                 UNION ALL \
+                 SELECT m.user_id, 'SERVER', s.server_id FROM group_members m \
+                 JOIN group_servers s ON s.group_id = m.group_id \
+             ) x ON x.user_id = k.user_id \
+             WHERE k.key_hash = $1",
         )
-        .bind(&user_id)
-        .fetch_all(&mut *conn)
+        .bind(key_hash)
+        .fetch_all(self.pool())
         .await
         .map_err(db_err)?;
+        let Some((user_id, stored, _, _)) = rows.first() else {
+            return Ok(None);
+        };
+        if !ct_eq(stored, key_hash) {
+            return Ok(None);
+        }
         let mut p = Principal {
-            user_id,
+            user_id: user_id.clone(),
             ..Principal::default()
         };
-        for (scope, server_id) in grants {
-            match scope.as_str() {
-                "OWNER" => p.owner = true,
-                "MANAGER" => p.manager = true,
-                "ALL_SERVERS" => p.all_servers = true,
-                _ => {
-                    p.servers.insert(server_id);
+        for (_, _, scope, server_id) in rows {
+            match scope.as_deref() {
+                Some("OWNER") => p.owner = true,
+                Some("MANAGER") => p.manager = true,
+                Some("ALL_SERVERS") => p.all_servers = true,
+                Some(_) => {
+                    p.servers.extend(server_id);
                 }
+                None => {}
             }
         }
         Ok(Some(p))
@@ -1213,17 +1213,16 @@ impl Store for ThisStore {
     }
 
     async fn find_servers(&self, reference: &str) -> Result<Vec<Server>> {
-        let mut conn = self.pool().acquire().await.map_err(db_err)?;
         let rows: Vec<ServerRow> = sqlx::query_as(AssertSqlSafe(format!(
             "SELECT {SERVER_COLS} FROM servers \
              WHERE state = 'ACTIVE' AND (id = $1 OR name_key = $2)"
         )))
         .bind(reference)
         .bind(name_key(reference))
-        .fetch_all(&mut *conn)
+        .fetch_all(self.pool())
         .await
         .map_err(db_err)?;
-        hydrate_servers(&mut conn, rows).await
+        rows.into_iter().map(|r| server(r, Vec::new())).collect()
     }
 
     async fn get_server(&self, server_id: &str) -> Result<Option<Server>> {
@@ -1491,31 +1490,37 @@ impl Store for ThisStore {
     }
 
     async fn create_token(&self, actor: &Actor, new: &NewToken) -> Result<TokenRecord> {
-        let mut tx = begin_write(self.pool()).await?;
-        load_live_server(&mut tx, &new.server_id).await?;
         if new.vaults.is_empty() {
             return Err(Error::invalid_field("vaults", "name at least one vault"));
         }
+        let mut tx = begin_write(self.pool()).await?;
+        // One read checks that the server is live and which of the vaults it is granted.
+        let sql = format!(
+            "SELECT sv.vault_id FROM servers s JOIN server_vaults sv ON sv.server_id = s.id \
+             WHERE s.id = $1 AND s.state = 'ACTIVE' AND sv.vault_id IN ({})",
+            placeholders(2, new.vaults.len())
+        );
+        let mut q = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql)).bind(&new.server_id);
         for (vault_id, _) in &new.vaults {
-            let granted: Option<String> = sqlx::query_scalar(
-                "SELECT vault_id FROM server_vaults WHERE server_id = $1 AND vault_id = $2",
-            )
-            .bind(&new.server_id)
-            .bind(vault_id)
-            .fetch_optional(&mut *tx)
+            q = q.bind(vault_id.clone());
+        }
+        let granted: BTreeSet<String> = q
+            .fetch_all(&mut *tx)
             .await
-            .map_err(db_err)?;
-            if granted.is_none() {
-                return Err(Error::Invalid {
-                    code: "vault_not_granted",
-                    message: format!(
-                        "vault {vault_id} is not granted to server {}: grant it first \
-                         (op connect vault grant)",
-                        new.server_id
-                    ),
-                    details: serde_json::json!({ "vault": vault_id, "server": new.server_id }),
-                });
-            }
+            .map_err(db_err)?
+            .into_iter()
+            .collect();
+        if let Some((vault_id, _)) = new.vaults.iter().find(|(v, _)| !granted.contains(v)) {
+            load_live_server(&mut tx, &new.server_id).await?;
+            return Err(Error::Invalid {
+                code: "vault_not_granted",
+                message: format!(
+                    "vault {vault_id} is not granted to server {}: grant it first \
+                     (op connect vault grant)",
+                    new.server_id
+                ),
+                details: serde_json::json!({ "vault": vault_id, "server": new.server_id }),
+            });
         }
         sqlx::query(
             "INSERT INTO tokens (id, server_id, name, name_key, state, issuer, kid, created_at, \
@@ -1532,17 +1537,18 @@ impl Store for ThisStore {
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
+        let sql = format!(
+            "INSERT INTO token_vaults (token_id, vault_id, access) VALUES {}",
+            (0..new.vaults.len())
+                .map(|i| format!("($1, ${}, ${})", 2 * i + 2, 2 * i + 3))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(&new.id);
         for (vault_id, access) in &new.vaults {
-            sqlx::query(
-                "INSERT INTO token_vaults (token_id, vault_id, access) VALUES ($1, $2, $3)",
-            )
-            .bind(&new.id)
-            .bind(vault_id)
-            .bind(access)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+            q = q.bind(vault_id.clone()).bind(*access);
         }
+        q.execute(&mut *tx).await.map_err(db_err)?;
         audit(
             &mut tx,
             actor,
@@ -1552,11 +1558,21 @@ impl Store for ThisStore {
             Outcome::Success,
         )
         .await?;
-        let t = load_token(&mut tx, &new.id)
-            .await?
-            .ok_or_else(|| Error::internal("token vanished"))?;
         commit(tx).await?;
-        Ok(t)
+        let mut vaults = new.vaults.clone();
+        vaults.sort();
+        Ok(TokenRecord {
+            id: new.id.clone(),
+            server_id: new.server_id.clone(),
+            name: new.name.clone(),
+            state: TokenState::Active,
+            issuer: new.issuer.clone(),
+            kid: new.kid.clone(),
+            created_at: new.created_at,
+            expires_at: new.expires_at,
+            revoked_at: None,
+            vaults,
+        })
     }
 
     async fn token(&self, token_id: &str) -> Result<Option<TokenRecord>> {
@@ -1586,23 +1602,33 @@ impl Store for ThisStore {
     ) -> Result<Page<TokenRecord>> {
         let (at, id) = page.bounds();
         let mut conn = self.pool().acquire().await.map_err(db_err)?;
-        let rows: Vec<TokenRow> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT {TOKEN_COLS} FROM tokens t JOIN servers s ON s.id = t.server_id \
-             WHERE ($1 OR t.server_id IN (SELECT gs.server_id FROM group_servers gs \
-                  JOIN group_members m ON m.group_id = gs.group_id WHERE m.user_id = $2)) \
-             AND (($3 IS NULL AND s.state = 'ACTIVE') OR t.server_id = $3) \
-             AND (t.created_at, t.id) < ($4, $5) \
-             ORDER BY t.created_at DESC, t.id DESC LIMIT $6"
-        )))
-        .bind(viewer.manages_all_servers())
-        .bind(&viewer.user_id)
-        .bind(server_id)
-        .bind(at)
-        .bind(id)
-        .bind(page.fetch())
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(db_err)?;
+        // Two statements, not one with an OR, so each can walk its own index: one server's
+        // tokens by (server_id, created_at, id), all tokens by (created_at, id).
+        let visible = "($1 OR t.server_id IN (SELECT gs.server_id FROM group_servers gs \
+                       JOIN group_members m ON m.group_id = gs.group_id WHERE m.user_id = $2))";
+        let sql = match server_id {
+            Some(_) => format!(
+                "SELECT {TOKEN_COLS} FROM tokens t WHERE t.server_id = $3 AND {visible} \
+                 AND (t.created_at, t.id) < ($4, $5) \
+                 ORDER BY t.created_at DESC, t.id DESC LIMIT $6"
+            ),
+            None => format!(
+                "SELECT {TOKEN_COLS} FROM tokens t JOIN servers s ON s.id = t.server_id \
+                 WHERE s.state = 'ACTIVE' AND $3 IS NULL AND {visible} \
+                 AND (t.created_at, t.id) < ($4, $5) \
+                 ORDER BY t.created_at DESC, t.id DESC LIMIT $6"
+            ),
+        };
+        let rows: Vec<TokenRow> = sqlx::query_as(AssertSqlSafe(sql))
+            .bind(viewer.manages_all_servers())
+            .bind(&viewer.user_id)
+            .bind(server_id)
+            .bind(at)
+            .bind(id)
+            .bind(page.fetch())
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db_err)?;
         let tokens = hydrate_tokens(&mut conn, rows).await?;
         Ok(page.finish(tokens, |t| Cursor {
             created_at: t.created_at.micros(),

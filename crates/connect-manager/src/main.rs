@@ -151,7 +151,9 @@ async fn healthcheck(mut bind: std::net::SocketAddr) -> anyhow::Result<()> {
 }
 
 fn bench_es256(tokens: usize, threads: usize, seconds: f64) -> anyhow::Result<()> {
-    use connect_manager_core::token::{Claims, KeySet, VaultScope, generate_key, random_token_value};
+    use connect_manager_core::token::{
+        Claims, KeySet, VaultScope, generate_key, random_token_value,
+    };
     let master = connect_manager_core::secret::MasterKey::from_text(
         &connect_manager_core::secret::MasterKey::generate_text(),
     )?;

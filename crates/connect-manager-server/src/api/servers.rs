@@ -7,7 +7,7 @@ use connect_manager_core::credentials::{self, CredentialsFile, CredentialsPayloa
 use connect_manager_core::model::Server;
 use connect_manager_core::page::Page;
 use connect_manager_core::principal::Permission;
-use connect_manager_core::secret::{new_server_secret, server_secret_verifier};
+use connect_manager_core::secret::new_server_secret;
 use connect_manager_core::{Error, id, name};
 use connect_manager_store::NewServer;
 use serde::{Deserialize, Serialize};
@@ -47,10 +47,7 @@ async fn issue_credentials(
     server_id: &str,
 ) -> ApiResult<(String, CredentialsFile)> {
     let secret = new_server_secret();
-    let for_hash = secret.clone();
-    let verifier = tokio::task::spawn_blocking(move || server_secret_verifier(&for_hash))
-        .await
-        .map_err(Error::internal)??;
+    let verifier = state.server_secrets.argon2.hash(secret.clone()).await?;
     let file = credentials::seal(&CredentialsPayload {
         server_id: server_id.to_owned(),
         secret,
@@ -134,8 +131,11 @@ pub async fn get_server(
     caller: Caller,
     ApiPath(server): ApiPath<String>,
 ) -> ApiResult<Json<Server>> {
+    let found = resolve_server(&state, &caller, &server, "server.get").await?;
+    // The lookup reads no vaults; the answer has them.
+    let full = state.store.get_server(&found.id).await?;
     Ok(Json(
-        resolve_server(&state, &caller, &server, "server.get").await?,
+        full.ok_or_else(|| Error::not_found("server", &server))?,
     ))
 }
 
