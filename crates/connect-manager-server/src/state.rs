@@ -34,8 +34,8 @@ enum Job {
     Verify(String, String, oneshot::Sender<bool>),
 }
 
-/// Argon2id (C2) on a few dedicated threads, one job at a time each. Argon2 is slow and takes
-/// 19 MiB per run on purpose; on the async runtime it would stall requests, and on the elastic
+/// Argon2id (C2) on dedicated threads, one job at a time each. Argon2 is slow and takes
+/// 12 MiB per run on purpose; on the async runtime it would stall requests, and on the elastic
 /// blocking pool a burst would spread those 19 MiB over as many threads (and allocator arenas)
 /// as the burst is wide. Here the memory is bounded by the number of threads.
 pub struct Argon2Pool {
@@ -107,13 +107,16 @@ pub struct ServerSecretCache {
 
 const MAX_CACHED_SERVERS: usize = 10_000;
 
+/// Argon2 threads: each holds its 12 MiB between runs. Verifications are rare once secrets are
+/// remembered (one per server and secret), so one thread is enough.
+const ARGON2_THREADS: usize = 1;
+
 impl Default for ServerSecretCache {
     fn default() -> Self {
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         ServerSecretCache {
             verified: Mutex::default(),
             in_flight: Mutex::default(),
-            argon2: Argon2Pool::new(cores.min(4)),
+            argon2: Argon2Pool::new(ARGON2_THREADS),
         }
     }
 }

@@ -608,7 +608,8 @@ impl Store for ThisStore {
 
     async fn find_users(&self, reference: &str) -> Result<Vec<User>> {
         let rows: Vec<UserRow> = sqlx::query_as(
-            "SELECT id, name, email, created_at FROM users WHERE id = $1 OR email_key = $2",
+            "SELECT id, name, email, created_at FROM users WHERE id = $1 \
+             UNION SELECT id, name, email, created_at FROM users WHERE email_key = $2",
         )
         .bind(reference)
         .bind(reference.trim().to_lowercase())
@@ -802,7 +803,8 @@ impl Store for ThisStore {
     async fn find_groups(&self, reference: &str) -> Result<Vec<Group>> {
         let mut conn = self.pool().acquire().await.map_err(db_err)?;
         let rows: Vec<GroupRow> = sqlx::query_as(
-            "SELECT id, name, created_at FROM groups WHERE id = $1 OR name_key = $2",
+            "SELECT id, name, created_at FROM groups WHERE id = $1 \
+             UNION SELECT id, name, created_at FROM groups WHERE name_key = $2",
         )
         .bind(reference)
         .bind(name_key(reference))
@@ -1070,7 +1072,8 @@ impl Store for ThisStore {
 
     async fn find_vaults(&self, reference: &str) -> Result<Vec<Vault>> {
         let rows: Vec<VaultRow> = sqlx::query_as(
-            "SELECT id, name, type, created_at FROM vaults WHERE id = $1 OR name_key = $2",
+            "SELECT id, name, type, created_at FROM vaults WHERE id = $1 \
+             UNION SELECT id, name, type, created_at FROM vaults WHERE name_key = $2",
         )
         .bind(reference)
         .bind(name_key(reference))
@@ -1214,8 +1217,8 @@ impl Store for ThisStore {
 
     async fn find_servers(&self, reference: &str) -> Result<Vec<Server>> {
         let rows: Vec<ServerRow> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT {SERVER_COLS} FROM servers \
-             WHERE state = 'ACTIVE' AND (id = $1 OR name_key = $2)"
+            "SELECT {SERVER_COLS} FROM servers WHERE id = $1 AND state = 'ACTIVE' \
+             UNION SELECT {SERVER_COLS} FROM servers WHERE name_key = $2 AND state = 'ACTIVE'"
         )))
         .bind(reference)
         .bind(name_key(reference))
@@ -1583,8 +1586,9 @@ impl Store for ThisStore {
     async fn find_tokens(&self, reference: &str) -> Result<Vec<TokenRecord>> {
         let mut conn = self.pool().acquire().await.map_err(db_err)?;
         let rows: Vec<TokenRow> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT {TOKEN_COLS} FROM tokens t WHERE t.id = $1 OR t.name_key = $2 \
-             ORDER BY t.created_at DESC, t.id DESC LIMIT 100"
+            "SELECT {TOKEN_COLS} FROM tokens t WHERE t.id = $1 \
+             UNION SELECT {TOKEN_COLS} FROM tokens t WHERE t.name_key = $2 \
+             ORDER BY 7 DESC, 1 DESC LIMIT 100"
         )))
         .bind(reference)
         .bind(name_key(reference))

@@ -36,8 +36,10 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
+        // SQLite writes one at a time; four connections keep readers going beside a writer on
+        // small machines without four more page caches.
         let pool = SqlitePoolOptions::new()
-            .max_connections(8)
+            .max_connections(4)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await
