@@ -85,11 +85,11 @@ impl PageRequest {
         i64::from(self.limit) + 1
     }
 
-    /// Cuts the fetched rows to a page; `key` gives each item's `(created_at, id)`.
-    pub fn finish<T>(&self, mut rows: Vec<T>, key: impl Fn(&T) -> Cursor) -> Page<T> {
+    /// Cuts the fetched rows to a page; the last item kept is the next page's cursor.
+    pub fn finish<T: Keyed>(&self, mut rows: Vec<T>) -> Page<T> {
         let next_cursor = if rows.len() > self.limit as usize {
             rows.truncate(self.limit as usize);
-            rows.last().map(|last| key(last).encode())
+            rows.last().map(|last| last.cursor().encode())
         } else {
             None
         };
@@ -99,6 +99,30 @@ impl PageRequest {
         }
     }
 }
+
+/// What a list is ordered by: `(created_at, id)`, newest first.
+pub trait Keyed {
+    fn cursor(&self) -> Cursor;
+}
+
+macro_rules! keyed {
+    ($($t:ty => $at:ident),* $(,)?) => {$(
+        impl Keyed for $t {
+            fn cursor(&self) -> Cursor {
+                Cursor { created_at: self.$at.micros(), id: self.id.clone() }
+            }
+        }
+    )*};
+}
+keyed!(
+    crate::model::User => created_at,
+    crate::model::ApiKeyInfo => created_at,
+    crate::model::Group => created_at,
+    crate::model::Vault => created_at,
+    crate::model::Server => created_at,
+    crate::model::TokenRecord => created_at,
+    crate::model::AuditEvent => at,
+);
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Page<T> {

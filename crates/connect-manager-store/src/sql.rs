@@ -14,7 +14,7 @@ use connect_manager_core::model::{
     ServerVault, TokenRecord, TokenState, User, Vault, VaultAccess, VaultType, check_grantable,
 };
 use connect_manager_core::name::name_key;
-use connect_manager_core::page::{Cursor, Page, PageRequest};
+use connect_manager_core::page::{Page, PageRequest};
 use connect_manager_core::principal::Principal;
 use connect_manager_core::secret::ct_eq;
 use connect_manager_core::token::SealedKey;
@@ -598,12 +598,7 @@ impl Store for ThisStore {
         .fetch_all(self.pool())
         .await
         .map_err(db_err)?;
-        Ok(
-            page.finish(rows.into_iter().map(user).collect(), |u| Cursor {
-                created_at: u.created_at.micros(),
-                id: u.id.clone(),
-            }),
-        )
+        Ok(page.finish(rows.into_iter().map(user).collect()))
     }
 
     async fn find_users(&self, reference: &str) -> Result<Vec<User>> {
@@ -718,10 +713,7 @@ impl Store for ThisStore {
                 created_at: Timestamp(created_at),
             })
             .collect();
-        Ok(page.finish(items, |k| Cursor {
-            created_at: k.created_at.micros(),
-            id: k.id.clone(),
-        }))
+        Ok(page.finish(items))
     }
 
     async fn delete_api_key(&self, actor: &Actor, user_id: &str, key_id: &str) -> Result<()> {
@@ -794,10 +786,7 @@ impl Store for ThisStore {
         .await
         .map_err(db_err)?;
         let groups = hydrate_groups(&mut conn, rows).await?;
-        Ok(page.finish(groups, |g| Cursor {
-            created_at: g.created_at.micros(),
-            id: g.id.clone(),
-        }))
+        Ok(page.finish(groups))
     }
 
     async fn find_groups(&self, reference: &str) -> Result<Vec<Group>> {
@@ -1064,10 +1053,7 @@ impl Store for ThisStore {
         .await
         .map_err(db_err)?;
         let vaults = rows.into_iter().map(vault).collect::<Result<Vec<_>>>()?;
-        Ok(page.finish(vaults, |v| Cursor {
-            created_at: v.created_at.micros(),
-            id: v.id.clone(),
-        }))
+        Ok(page.finish(vaults))
     }
 
     async fn find_vaults(&self, reference: &str) -> Result<Vec<Vault>> {
@@ -1209,10 +1195,7 @@ impl Store for ThisStore {
         .await
         .map_err(db_err)?;
         let servers = hydrate_servers(&mut conn, rows).await?;
-        Ok(page.finish(servers, |s| Cursor {
-            created_at: s.created_at.micros(),
-            id: s.id.clone(),
-        }))
+        Ok(page.finish(servers))
     }
 
     async fn find_servers(&self, reference: &str) -> Result<Vec<Server>> {
@@ -1634,10 +1617,7 @@ impl Store for ThisStore {
             .await
             .map_err(db_err)?;
         let tokens = hydrate_tokens(&mut conn, rows).await?;
-        Ok(page.finish(tokens, |t| Cursor {
-            created_at: t.created_at.micros(),
-            id: t.id.clone(),
-        }))
+        Ok(page.finish(tokens))
     }
 
     async fn rename_token(&self, actor: &Actor, token_id: &str, name: &str) -> Result<TokenRecord> {
@@ -1804,9 +1784,6 @@ impl Store for ThisStore {
                 outcome: r.8,
             })
             .collect();
-        Ok(page.finish(events, |e| Cursor {
-            created_at: e.at.micros(),
-            id: e.id.clone(),
-        }))
+        Ok(page.finish(events))
     }
 }
