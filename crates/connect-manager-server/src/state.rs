@@ -39,7 +39,7 @@ enum Job {
 /// blocking pool a burst would spread those 19 MiB over as many threads (and allocator arenas)
 /// as the burst is wide. Here the memory is bounded by the number of threads.
 pub struct Argon2Pool {
-    jobs: Mutex<std::sync::mpsc::Sender<Job>>,
+    jobs: std::sync::mpsc::Sender<Job>,
 }
 
 impl Argon2Pool {
@@ -66,13 +66,11 @@ impl Argon2Pool {
                 })
                 .expect("spawn an argon2 thread");
         }
-        Argon2Pool {
-            jobs: Mutex::new(tx),
-        }
+        Argon2Pool { jobs: tx }
     }
 
     fn submit(&self, job: Job) {
-        let _ = self.jobs.lock().expect("argon2 queue").send(job);
+        let _ = self.jobs.send(job);
     }
 
     /// The argon2id verifier of a new secret.

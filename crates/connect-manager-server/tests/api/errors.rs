@@ -145,7 +145,79 @@ async fn e1_oversized_headers_are_431(db: TestDb) {
     app.stop().await;
 }
 
+/// E2: bad input never reaches storage: no row and no audit event after a run of refusals.
+async fn e2_bad_input_leaves_nothing_behind(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    app.vault("Shared", "EVERYONE").await;
+    app.vault("Mine", "PERSONAL").await;
+    let events = app.audit_actions().await.len();
+    let json = Some("application/json");
+    raw(
+        &app,
+        Method::POST,
+        "/v1/connect/servers",
+        json,
+        br#"{"name": "web", "vaults": ["shared", "mine"]}"#.to_vec(),
+    )
+    .await
+    .expect_error(422, "vault_not_grantable");
+    raw(
+        &app,
+        Method::POST,
+        "/v1/connect/servers",
+        json,
+        br#"{"name": "", "vaults": []}"#.to_vec(),
+    )
+    .await
+    .expect_error(422, "invalid_field");
+    raw(
+        &app,
+        Method::POST,
+        "/v1/users",
+        json,
+        br#"{"name": "a", "email": "no"}"#.to_vec(),
+    )
+    .await
+    .expect_error(422, "invalid_field");
+    raw(
+        &app,
+        Method::POST,
+        "/v1/groups",
+        json,
+        br#"{"name": "x\u0001"}"#.to_vec(),
+    )
+    .await
+    .expect_error(422, "invalid_field");
+    assert!(
+        app.get("/v1/connect/servers").await.expect(200)["items"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        app.get("/v1/users").await.expect(200)["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        app.get("/v1/groups").await.expect(200)["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        app.audit_actions().await.len(),
+        events,
+        "no event for a refused change"
+    );
+    app.stop().await;
+}
+
 backend_tests!(
+    e2_bad_input_leaves_nothing_behind,
     e1_every_error_uses_the_envelope,
     e1_request_ids_are_echoed,
     e1_oversized_headers_are_431,

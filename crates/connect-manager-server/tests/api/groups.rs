@@ -207,7 +207,39 @@ async fn a3_lost_access_takes_effect_on_the_next_request_everywhere(db: TestDb) 
     app.stop().await;
 }
 
+/// A4: an object the caller may not see is 404, exactly as one that does not exist; an action
+/// on a visible object the caller may not take is 403.
+async fn a4_invisible_is_404_and_visible_but_forbidden_is_403(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    let (x, _) = app.server("x", &[]).await;
+    app.server("y", &[]).await;
+    let x_id = x["id"].as_str().unwrap();
+    let (_, grantee) = app.user_with("g", Some(&format!("servers/{x_id}"))).await;
+    let hidden = app
+        .as_user(&grantee, Method::GET, "/v1/connect/servers/y")
+        .await
+        .expect_error(404, "not_found");
+    let missing = app
+        .as_user(&grantee, Method::GET, "/v1/connect/servers/zz")
+        .await
+        .expect_error(404, "not_found");
+    assert_eq!(
+        hidden["error"]["details"]["kind"],
+        missing["error"]["details"]["kind"]
+    );
+    // The vault registry is visible to every user; changing it is owners' only.
+    app.vault("v", "EVERYONE").await;
+    app.as_user(&grantee, Method::GET, "/v1/vaults/v")
+        .await
+        .expect(200);
+    app.as_user(&grantee, Method::DELETE, "/v1/vaults/v")
+        .await
+        .expect_error(403, "forbidden");
+    app.stop().await;
+}
+
 backend_tests!(
+    a4_invisible_is_404_and_visible_but_forbidden_is_403,
     a3_lost_access_takes_effect_on_the_next_request_everywhere,
     groups_and_members_crud,
     r11_group_grant_and_revoke,
