@@ -11,6 +11,7 @@ pub mod limiter;
 pub mod metrics;
 pub mod openapi;
 pub mod request_id;
+pub mod serve;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

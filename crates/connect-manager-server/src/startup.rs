@@ -227,25 +227,11 @@ pub async fn launch(
     );
     // On shutdown: stop accepting, let requests in flight finish, but not for longer than
     // SHUTDOWN_GRACE; then close the pool.
-    let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
-    let server = axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        shutdown.await;
-        let _ = stopping_tx.send(true);
-    });
-    let grace = async {
-        let _ = stopping.wait_for(|s| *s).await;
-        tokio::time::sleep(SHUTDOWN_GRACE).await;
-    };
-    tokio::select! {
-        served = server => served.map_err(|e| StartError::Other(format!("server error: {e}")))?,
-        () = grace => tracing::warn!(
+    if !crate::serve::serve(listener, app(state), shutdown, SHUTDOWN_GRACE).await {
+        tracing::warn!(
             seconds = SHUTDOWN_GRACE.as_secs(),
             "requests still in flight after the shutdown grace period; stopping anyway"
-        ),
+        );
     }
     store.close().await;
     tracing::info!("connect-manager stopped");

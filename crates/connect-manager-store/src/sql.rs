@@ -176,6 +176,13 @@ async fn hydrate_tokens(conn: &mut Conn, rows: Vec<TokenRow>) -> Result<Vec<Toke
         .collect()
 }
 
+/// Whether `text` could equal a stored ID, name, email or filter value. None of those holds a NUL
+/// (R2 and the email rule refuse control characters, IDs are base32), and PostgreSQL refuses NUL
+/// in text outright: a reference carrying one matches nothing, without a query.
+fn matchable(text: &str) -> bool {
+    !text.contains('\0')
+}
+
 async fn load_token(conn: &mut Conn, token_id: &str) -> Result<Option<TokenRecord>> {
     let row: Option<TokenRow> = sqlx::query_as(AssertSqlSafe(format!(
         "SELECT {TOKEN_COLS} FROM tokens t WHERE t.id = $1"
@@ -602,6 +609,9 @@ impl Store for ThisStore {
     }
 
     async fn find_users(&self, reference: &str) -> Result<Vec<User>> {
+        if !matchable(reference) {
+            return Ok(Vec::new());
+        }
         let rows: Vec<UserRow> = sqlx::query_as(
             "SELECT id, name, email, created_at FROM users WHERE id = $1 \
              UNION SELECT id, name, email, created_at FROM users WHERE email_key = $2",
@@ -717,6 +727,9 @@ impl Store for ThisStore {
     }
 
     async fn delete_api_key(&self, actor: &Actor, user_id: &str, key_id: &str) -> Result<()> {
+        if !matchable(key_id) {
+            return Err(Error::not_found("api key", key_id));
+        }
         let mut tx = begin_write(self.pool()).await?;
         let deleted = sqlx::query("DELETE FROM api_keys WHERE id = $1 AND user_id = $2")
             .bind(key_id)
@@ -790,6 +803,9 @@ impl Store for ThisStore {
     }
 
     async fn find_groups(&self, reference: &str) -> Result<Vec<Group>> {
+        if !matchable(reference) {
+            return Ok(Vec::new());
+        }
         let mut conn = self.pool().acquire().await.map_err(db_err)?;
         let rows: Vec<GroupRow> = sqlx::query_as(
             "SELECT id, name, created_at FROM groups WHERE id = $1 \
@@ -1057,6 +1073,9 @@ impl Store for ThisStore {
     }
 
     async fn find_vaults(&self, reference: &str) -> Result<Vec<Vault>> {
+        if !matchable(reference) {
+            return Ok(Vec::new());
+        }
         let rows: Vec<VaultRow> = sqlx::query_as(
             "SELECT id, name, type, created_at FROM vaults WHERE id = $1 \
              UNION SELECT id, name, type, created_at FROM vaults WHERE name_key = $2",
@@ -1199,6 +1218,9 @@ impl Store for ThisStore {
     }
 
     async fn find_servers(&self, reference: &str) -> Result<Vec<Server>> {
+        if !matchable(reference) {
+            return Ok(Vec::new());
+        }
         let rows: Vec<ServerRow> = sqlx::query_as(AssertSqlSafe(format!(
             "SELECT {SERVER_COLS} FROM servers WHERE id = $1 AND state = 'ACTIVE' \
              UNION SELECT {SERVER_COLS} FROM servers WHERE name_key = $2 AND state = 'ACTIVE'"
@@ -1212,6 +1234,9 @@ impl Store for ThisStore {
     }
 
     async fn get_server(&self, server_id: &str) -> Result<Option<Server>> {
+        if !matchable(server_id) {
+            return Ok(None);
+        }
         let mut conn = self.pool().acquire().await.map_err(db_err)?;
         load_server(&mut conn, server_id).await
     }
@@ -1562,11 +1587,17 @@ impl Store for ThisStore {
     }
 
     async fn token(&self, token_id: &str) -> Result<Option<TokenRecord>> {
+        if !matchable(token_id) {
+            return Ok(None);
+        }
         let mut conn = self.pool().acquire().await.map_err(db_err)?;
         load_token(&mut conn, token_id).await
     }
 
     async fn find_tokens(&self, reference: &str) -> Result<Vec<TokenRecord>> {
+        if !matchable(reference) {
+            return Ok(Vec::new());
+        }
         let mut conn = self.pool().acquire().await.map_err(db_err)?;
         let rows: Vec<TokenRow> = sqlx::query_as(AssertSqlSafe(format!(
             "SELECT {TOKEN_COLS} FROM tokens t WHERE t.id = $1 \
@@ -1684,6 +1715,9 @@ impl Store for ThisStore {
     }
 
     async fn server_access(&self, server_id: &str) -> Result<Option<ServerAccess>> {
+        if !matchable(server_id) {
+            return Ok(None);
+        }
         let mut conn = self.pool().acquire().await.map_err(db_err)?;
         let row: Option<(String, String, i64)> = sqlx::query_as(
             "SELECT id, secret_verifier, tokens_version FROM servers \
@@ -1739,6 +1773,16 @@ impl Store for ThisStore {
         filter: &AuditFilter,
         page: &PageRequest,
     ) -> Result<Page<AuditEvent>> {
+        let filters = [&filter.action, &filter.actor_id, &filter.target_id];
+        if filters
+            .iter()
+            .any(|f| f.as_deref().is_some_and(|f| !matchable(f)))
+        {
+            return Ok(Page {
+                items: Vec::new(),
+                next_cursor: None,
+            });
+        }
         let (at, id) = page.bounds();
         type Row = (
             String,

@@ -128,6 +128,89 @@ async fn e1_request_ids_are_echoed(db: TestDb) {
     app.stop().await;
 }
 
+/// Traversal-like, control-character, quoting and oversized references reach every lookup as
+/// names (R1) and are simply found nowhere: a 404, never a 500 (PostgreSQL refuses NUL in text,
+/// so a NUL must never reach it), and nothing is created by bodies that carry them (E2).
+async fn odd_references_are_404_everywhere(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    let (server, _) = app.server("odd-refs", &[]).await;
+    let server_id = server["id"].as_str().unwrap().to_owned();
+    let long = "x".repeat(300);
+    let huge = "y".repeat(6000);
+    let odd = [
+        "%00",
+        "a%00b",
+        "..%2F..%2Fetc%2Fpasswd",
+        "%2e%2e",
+        "..%5C..",
+        "%0A",
+        "%E2%80%AE",
+        "%F0%9F%98%80",
+        "%27%20OR%201%3D1%20--",
+        "%25",
+        "*",
+        long.as_str(),
+        huge.as_str(),
+    ];
+    for r in odd {
+        for (method, path) in [
+            (Method::GET, format!("/v1/connect/servers/{r}")),
+            (Method::DELETE, format!("/v1/connect/tokens/{r}")),
+            (Method::GET, format!("/v1/vaults/{r}")),
+            (Method::GET, format!("/v1/groups/{r}")),
+            (Method::GET, format!("/v1/users/{r}")),
+            (Method::DELETE, format!("/v1/users/{r}/keys/{r}")),
+            (
+                Method::PUT,
+                format!("/v1/connect/servers/{server_id}/vaults/{r}"),
+            ),
+            (Method::POST, format!("/v1/connect/servers/{r}/credentials")),
+        ] {
+            let reply = raw(&app, method, &path, None, Vec::new()).await;
+            assert_eq!(reply.status, 404, "{path}: {}", reply.body);
+            assert_eq!(reply.body["error"]["code"], "not_found", "{path}");
+        }
+        app.get(&format!("/v1/connect/tokens?server={r}"))
+            .await
+            .expect_error(404, "not_found");
+        app.delete(&format!("/v1/connect/tokens/{r}?server={server_id}"))
+            .await
+            .expect_error(404, "not_found");
+    }
+    // The same references inside bodies: refused, nothing created.
+    for r in ["\\u0000", "../../etc/passwd", "a\\u0000b"] {
+        let body: serde_json::Value = serde_json::from_str(&format!(
+            r#"{{"name": "t", "vaults": [{{"vault": "{r}"}}]}}"#
+        ))
+        .unwrap();
+        let reply = app
+            .post(&format!("/v1/connect/servers/{server_id}/tokens"), body)
+            .await;
+        assert!(
+            [404, 422].contains(&reply.status.as_u16()),
+            "{r}: {}",
+            reply.body
+        );
+    }
+    // As a name: a control character breaks R2 (422); a slash-dot name is just a name.
+    for (name, status) in [
+        ("\\u0000", 422),
+        ("a\\u0000b", 422),
+        ("../../etc/passwd", 201),
+    ] {
+        let body: serde_json::Value =
+            serde_json::from_str(&format!(r#"{{"name": "{name}", "type": "USER_CREATED"}}"#))
+                .unwrap();
+        app.post("/v1/vaults", body).await.expect(status);
+    }
+    let tokens = app
+        .get(&format!("/v1/connect/tokens?server={server_id}"))
+        .await
+        .expect(200);
+    assert_eq!(tokens["items"].as_array().unwrap().len(), 0);
+    app.stop().await;
+}
+
 async fn e1_oversized_headers_are_431(db: TestDb) {
     let app = TestApp::spawn(db).await;
     let r = app
@@ -221,4 +304,5 @@ backend_tests!(
     e1_every_error_uses_the_envelope,
     e1_request_ids_are_echoed,
     e1_oversized_headers_are_431,
+    odd_references_are_404_everywhere,
 );

@@ -3,5 +3,6 @@
 
 mod cli;
 mod common;
+mod hardening;
 mod ops;
 mod serve;
