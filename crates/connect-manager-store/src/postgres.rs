@@ -138,6 +138,22 @@ async fn begin_write(pool: &Pool) -> Result<sqlx::Transaction<'static, Db>> {
     pool.begin().await.map_err(db_err)
 }
 
+/// Token create reads the server's state and grants, then writes: a share lock on the server row,
+/// held to the end of the transaction, makes a concurrent vault revoke or server delete (both
+/// update that row) either wait for the token or be seen by it. Without it, read committed
+/// lets a token be issued on a grant revoked meanwhile, or stay ACTIVE on a deleted server.
+async fn lock_server_for_tokens(
+    tx: &mut sqlx::Transaction<'static, Db>,
+    server_id: &str,
+) -> Result<()> {
+    sqlx::query("SELECT id FROM servers WHERE id = $1 FOR SHARE")
+        .bind(server_id)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_err)?;
+    Ok(())
+}
+
 /// Serialises changes to the Owners group (A2's last-owner check) across connections and
 /// replicas: a row lock on the group, held to the end of the transaction.
 async fn lock_owners(tx: &mut sqlx::Transaction<'static, Db>) -> Result<()> {

@@ -1,6 +1,6 @@
 //! The SQL both backends run, written once. This file is compiled into `sqlite` and `postgres`
 //! (`#[path]`), where `super::Db` is that backend's sqlx database; everything the two databases
-//! do differently is a function of the backend module (`begin_write`, `lock_owners`).
+//! do differently is a function of the backend module (`begin_write`, `lock_owners`, `lock_server_for_tokens`).
 //!
 //! Placeholders are `$n` (both databases accept them), timestamps are `BIGINT` microseconds, and
 //! every change runs in one transaction with its audit event (A5).
@@ -21,7 +21,9 @@ use connect_manager_core::token::SealedKey;
 use connect_manager_core::{Error, Result, Timestamp};
 use sqlx::AssertSqlSafe;
 
-use super::{BACKEND, Db, Pool, ThisStore, begin_write, lock_owners, notify};
+use super::{
+    BACKEND, Db, Pool, ThisStore, begin_write, lock_owners, lock_server_for_tokens, notify,
+};
 use crate::{
     AuditFilter, Backend, Bootstrap, Change, NewServer, NewToken, ServerAccess, ServerCredentials,
     Store, db_err, on_unique,
@@ -1505,6 +1507,7 @@ impl Store for ThisStore {
             return Err(Error::invalid_field("vaults", "name at least one vault"));
         }
         let mut tx = begin_write(self.pool()).await?;
+        lock_server_for_tokens(&mut tx, &new.server_id).await?;
         // One read checks that the server is live and which of the vaults it is granted.
         let sql = format!(
             "SELECT sv.vault_id FROM servers s JOIN server_vaults sv ON sv.server_id = s.id \

@@ -75,6 +75,14 @@ async fn begin_write(pool: &Pool) -> Result<sqlx::Transaction<'static, Db>> {
     pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)
 }
 
+/// Token create against concurrent grant changes: `BEGIN IMMEDIATE` already serialises writers.
+async fn lock_server_for_tokens(
+    _tx: &mut sqlx::Transaction<'static, Db>,
+    _server_id: &str,
+) -> Result<()> {
+    Ok(())
+}
+
 /// Serialises changes to the Owners group (A2's last-owner check). `BEGIN IMMEDIATE` already
 /// holds the database's only write lock.
 async fn lock_owners(_tx: &mut sqlx::Transaction<'static, Db>) -> Result<()> {

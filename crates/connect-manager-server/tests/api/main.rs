@@ -4,6 +4,7 @@ mod harness;
 mod matrix;
 
 mod auth;
+mod concurrency;
 mod errors;
 mod groups;
 mod openapi;

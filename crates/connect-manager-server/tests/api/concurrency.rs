@@ -1,0 +1,503 @@
+//! Concurrency (issue 8, item 2): 32 clients at once create, rename and revoke tokens, grant and
+//! revoke vaults and rename servers. Then:
+//! - no response is a 5xx, and each is one this operation may give;
+//! - every acknowledged change has exactly one success audit event (with its request ID), every
+//!   refused or no-op request none, and the event's time lies between the request and its answer;
+//! - replaying the audited changes serially, in audit order, from the state before: each was
+//!   allowed at its place (no token on a vault that was not granted then, no duplicate name, no
+//!   revoke of what was not there), each refusal and no-op was right at some moment while it was
+//!   in flight, and the final state equals the service's: no lost update.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use connect_manager_core::timestamp::Timestamp;
+use connect_manager_store::backend_tests;
+use connect_manager_store::testing::TestDb;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::harness::{OWNER_KEY, TestApp, items};
+
+const CLIENTS: usize = 32;
+const OPS_PER_CLIENT: usize = 30;
+const SERVERS: usize = 4;
+const VAULTS: usize = 6;
+/// Names servers are renamed to: few, and differing only in case, so renames collide (R2).
+const SERVER_NAMES: [&str; 6] = ["alpha", "Alpha", "beta", "BETA", "gamma", "server-0"];
+
+#[derive(Clone, Debug)]
+enum Op {
+    CreateToken { server: usize, vaults: Vec<usize> },
+    RenameToken { token: String, name: String },
+    RevokeToken { token: String },
+    GrantVault { server: usize, vault: usize },
+    RevokeVault { server: usize, vault: usize },
+    RenameServer { server: usize, name: String },
+}
+
+struct Done {
+    request_id: String,
+    op: Op,
+    status: u16,
+    body: Value,
+    sent: i64,
+    answered: i64,
+}
+
+impl Done {
+    fn acknowledged(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+}
+
+/// What the serial replay tracks of servers: names and vault grants.
+#[derive(Clone, Default)]
+struct Servers {
+    names: Vec<String>,
+    grants: BTreeSet<(usize, usize)>,
+}
+
+impl Servers {
+    fn name_taken_by_other(&self, server: usize, name: &str) -> bool {
+        self.names
+            .iter()
+            .enumerate()
+            .any(|(i, n)| i != server && n.to_lowercase() == name.to_lowercase())
+    }
+}
+
+struct Token {
+    server: usize,
+    name: String,
+    vaults: BTreeSet<usize>,
+    revoked_at: Option<i64>,
+}
+
+/// A small deterministic generator, so a failing run can be repeated.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
+struct Fixture {
+    app: TestApp,
+    servers: Vec<String>,
+    vaults: Vec<String>,
+    tokens: Mutex<Vec<String>>,
+}
+
+impl Fixture {
+    fn pick(&self, rng: &mut Rng, client: usize, i: usize) -> Op {
+        let token = {
+            let tokens = self.tokens.lock().unwrap();
+            (!tokens.is_empty()).then(|| tokens[rng.below(tokens.len())].clone())
+        };
+        match (rng.below(6), token) {
+            (1, Some(token)) => Op::RenameToken {
+                token,
+                name: format!("renamed-{client}-{i}"),
+            },
+            (2, Some(token)) => Op::RevokeToken { token },
+            (3, _) => Op::GrantVault {
+                server: rng.below(SERVERS),
+                vault: rng.below(VAULTS),
+            },
+            (4, _) => Op::RevokeVault {
+                server: rng.below(SERVERS),
+                vault: rng.below(VAULTS),
+            },
+            (5, _) => Op::RenameServer {
+                server: rng.below(SERVERS),
+                name: SERVER_NAMES[rng.below(SERVER_NAMES.len())].to_owned(),
+            },
+            _ => {
+                let first = rng.below(VAULTS);
+                let mut vaults = vec![first];
+                if rng.below(2) == 0 {
+                    vaults.push((first + 1 + rng.below(VAULTS - 1)) % VAULTS);
+                }
+                Op::CreateToken {
+                    server: rng.below(SERVERS),
+                    vaults,
+                }
+            }
+        }
+    }
+
+    fn request(&self, op: &Op, client: usize, i: usize) -> (Method, String, Option<Value>) {
+        let access = ["read", "write", "read_write"];
+        match op {
+            Op::CreateToken { server, vaults } => (
+                Method::POST,
+                format!("/v1/connect/servers/{}/tokens", self.servers[*server]),
+                Some(json!({
+                    "name": format!("token-{client}-{i}"),
+                    "vaults": vaults.iter().map(|v| json!({
+                        "vault": self.vaults[*v], "access": access[(client + i + v) % 3]
+                    })).collect::<Vec<_>>(),
+                })),
+            ),
+            Op::RenameToken { token, name } => (
+                Method::PATCH,
+                format!("/v1/connect/tokens/{token}"),
+                Some(json!({ "name": name })),
+            ),
+            Op::RevokeToken { token } => {
+                (Method::DELETE, format!("/v1/connect/tokens/{token}"), None)
+            }
+            Op::GrantVault { server, vault } => (
+                Method::PUT,
+                format!(
+                    "/v1/connect/servers/{}/vaults/{}",
+                    self.servers[*server], self.vaults[*vault]
+                ),
+                None,
+            ),
+            Op::RevokeVault { server, vault } => (
+                Method::DELETE,
+                format!(
+                    "/v1/connect/servers/{}/vaults/{}",
+                    self.servers[*server], self.vaults[*vault]
+                ),
+                None,
+            ),
+            Op::RenameServer { server, name } => (
+                Method::PATCH,
+                format!("/v1/connect/servers/{}", self.servers[*server]),
+                Some(json!({ "name": name })),
+            ),
+        }
+    }
+
+    async fn run_client(self: Arc<Self>, client: usize) -> Vec<Done> {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ ((client as u64 + 1) * 0x1000_0001));
+        let mut done = Vec::with_capacity(OPS_PER_CLIENT);
+        for i in 0..OPS_PER_CLIENT {
+            let op = self.pick(&mut rng, client, i);
+            let (method, path, body) = self.request(&op, client, i);
+            let request_id = format!("cc-{client}-{i}");
+            let mut req = self
+                .app
+                .client
+                .request(method, format!("{}{path}", self.app.base))
+                .bearer_auth(OWNER_KEY)
+                .header("x-request-id", &request_id);
+            if let Some(body) = body {
+                req = req.json(&body);
+            }
+            let sent = Timestamp::now().micros();
+            let response = req.send().await.expect("request sent");
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.unwrap_or_default();
+            let answered = Timestamp::now().micros();
+            if let (Op::CreateToken { .. }, 201) = (&op, status) {
+                let id = body["id"].as_str().unwrap().to_owned();
+                self.tokens.lock().unwrap().push(id);
+            }
+            done.push(Done {
+                request_id,
+                op,
+                status,
+                body,
+                sent,
+                answered,
+            });
+        }
+        done
+    }
+}
+
+async fn concurrent_changes_equal_their_serial_replay(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    let mut vaults = Vec::new();
+    for v in 0..VAULTS {
+        let vault = app.vault(&format!("vault-{v}"), "USER_CREATED").await;
+        vaults.push(vault["id"].as_str().unwrap().to_owned());
+    }
+    let mut before = Servers::default();
+    let mut servers = Vec::new();
+    for s in 0..SERVERS {
+        // Server s starts with vaults s and s+1 granted.
+        let granted = [vaults[s].as_str(), vaults[(s + 1) % VAULTS].as_str()];
+        let (server, _) = app.server(&format!("server-{s}"), &granted).await;
+        servers.push(server["id"].as_str().unwrap().to_owned());
+        before.names.push(format!("server-{s}"));
+        before.grants.insert((s, s));
+        before.grants.insert((s, (s + 1) % VAULTS));
+    }
+    let fixture = Arc::new(Fixture {
+        app,
+        servers,
+        vaults,
+        tokens: Mutex::new(Vec::new()),
+    });
+
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|c| tokio::spawn(fixture.clone().run_client(c)))
+        .collect();
+    let mut done = Vec::new();
+    for c in clients {
+        done.extend(c.await.unwrap());
+    }
+    let app = &fixture.app;
+
+    // Only answers the operation may give; never a 5xx.
+    for d in &done {
+        let allowed: &[u16] = match d.op {
+            Op::CreateToken { .. } => &[201, 422],
+            Op::RenameToken { .. } | Op::RevokeToken { .. } | Op::GrantVault { .. } => &[200],
+            Op::RevokeVault { .. } => &[200, 404],
+            Op::RenameServer { .. } => &[200, 409],
+        };
+        assert!(
+            allowed.contains(&d.status),
+            "{} {:?}: {} {}",
+            d.request_id,
+            d.op,
+            d.status,
+            d.body
+        );
+    }
+
+    // The audit trail of this run, oldest first.
+    let mut events: Vec<Value> = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = app
+            .get(&format!("/v1/audit/events?limit=1000{cursor}"))
+            .await
+            .expect(200);
+        events.extend(items(&page).into_iter().filter(|e| {
+            e["request_id"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("cc-"))
+        }));
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => break,
+        }
+    }
+    events.reverse();
+    let mut by_request: HashMap<&str, Vec<&Value>> = HashMap::new();
+    for e in &events {
+        assert_eq!(e["outcome"], "success", "{e}");
+        by_request
+            .entry(e["request_id"].as_str().unwrap())
+            .or_default()
+            .push(e);
+    }
+    let done_by_request: HashMap<&str, &Done> =
+        done.iter().map(|d| (d.request_id.as_str(), d)).collect();
+    for d in &done {
+        let n = by_request.get(d.request_id.as_str()).map_or(0, Vec::len);
+        assert!(n <= 1, "{}: {n} audit events", d.request_id);
+        if !d.acknowledged() {
+            assert_eq!(n, 0, "{}: refused, yet audited", d.request_id);
+        }
+    }
+
+    // Serial replay in audit order, keeping each state the servers went through.
+    let mut state = before.clone();
+    let mut history: Vec<(i64, Servers)> = vec![(i64::MIN, before)];
+    let mut tokens: BTreeMap<String, Token> = BTreeMap::new();
+    let mut audited = BTreeSet::new();
+    for e in &events {
+        let rid = e["request_id"].as_str().unwrap();
+        let d = done_by_request[rid];
+        let at = Timestamp::parse_rfc3339(e["at"].as_str().unwrap())
+            .unwrap()
+            .micros();
+        assert!(
+            d.sent <= at && at <= d.answered,
+            "{rid}: audited at {at}, outside its request ({}..{})",
+            d.sent,
+            d.answered
+        );
+        audited.insert(rid);
+        match &d.op {
+            Op::CreateToken { server, vaults } => {
+                for v in vaults {
+                    assert!(
+                        state.grants.contains(&(*server, *v)),
+                        "{rid}: token created on vault {v} not granted to server {server} at its place"
+                    );
+                }
+                let id = d.body["id"].as_str().unwrap().to_owned();
+                let token = Token {
+                    server: *server,
+                    name: d.body["name"].as_str().unwrap().to_owned(),
+                    vaults: vaults.iter().copied().collect(),
+                    revoked_at: None,
+                };
+                assert!(tokens.insert(id, token).is_none(), "{rid}");
+            }
+            Op::RenameToken { token, name } => {
+                tokens.get_mut(token).expect(rid).name = name.clone();
+            }
+            Op::RevokeToken { token } => {
+                let t = tokens.get_mut(token).expect(rid);
+                assert!(
+                    t.revoked_at.is_none(),
+                    "{rid}: audited revoke of a revoked token"
+                );
+                t.revoked_at = Some(at);
+            }
+            Op::GrantVault { server, vault } => {
+                assert!(
+                    state.grants.insert((*server, *vault)),
+                    "{rid}: audited grant of a granted vault"
+                );
+            }
+            Op::RevokeVault { server, vault } => {
+                assert!(
+                    state.grants.remove(&(*server, *vault)),
+                    "{rid}: revoked a grant that was not there at its place"
+                );
+            }
+            Op::RenameServer { server, name } => {
+                assert!(
+                    !state.name_taken_by_other(*server, name),
+                    "{rid}: renamed server {server} to {name}, taken at its place"
+                );
+                state.names[*server] = name.clone();
+            }
+        }
+        history.push((at, state.clone()));
+    }
+
+    // Refusals and no-ops: right at some moment while the request was in flight. An audited
+    // change took effect at its commit, somewhere between its event's time and its answer: so
+    // a request may have seen the state before any change not yet answered when it was sent.
+    let during = |d: &Done| -> Vec<&Servers> {
+        let first = events
+            .iter()
+            .position(|e| done_by_request[e["request_id"].as_str().unwrap()].answered >= d.sent)
+            .unwrap_or(events.len());
+        let last = history
+            .iter()
+            .rposition(|(at, _)| *at <= d.answered)
+            .unwrap_or(0);
+        history[first.min(last)..=last]
+            .iter()
+            .map(|(_, s)| s)
+            .collect()
+    };
+    let mut counts = BTreeMap::new();
+    for d in &done {
+        let kind = format!("{:?}", d.op)
+            .split([' ', '{'])
+            .next()
+            .unwrap()
+            .to_owned();
+        let entry = counts.entry(kind).or_insert((0, 0, 0));
+        if audited.contains(d.request_id.as_str()) {
+            entry.0 += 1;
+            continue;
+        }
+        let rid = &d.request_id;
+        let states = during(d);
+        match (&d.op, d.acknowledged()) {
+            (Op::GrantVault { server, vault }, true) => assert!(
+                states.iter().any(|s| s.grants.contains(&(*server, *vault))),
+                "{rid}: grant acknowledged without a change, but the vault was never granted meanwhile"
+            ),
+            (Op::RevokeToken { token }, true) => assert!(
+                tokens[token].revoked_at.is_some_and(|at| at <= d.answered),
+                "{rid}: revoke acknowledged without a change, but the token was not revoked"
+            ),
+            (Op::RevokeVault { server, vault }, false) => assert!(
+                states
+                    .iter()
+                    .any(|s| !s.grants.contains(&(*server, *vault))),
+                "{rid}: 404 for a grant that existed all along"
+            ),
+            (Op::RenameServer { server, name }, false) => assert!(
+                states.iter().any(|s| s.name_taken_by_other(*server, name)),
+                "{rid}: 409 for a name that was free all along"
+            ),
+            (Op::CreateToken { server, vaults }, false) => assert!(
+                states
+                    .iter()
+                    .any(|s| vaults.iter().any(|v| !s.grants.contains(&(*server, *v)))),
+                "{rid}: 422 although every vault was granted all along"
+            ),
+            (op, _) => panic!("{rid}: {op:?} answered {} without an audit event", d.status),
+        }
+        if d.acknowledged() {
+            entry.1 += 1;
+        } else {
+            entry.2 += 1;
+        }
+    }
+    eprintln!(
+        "concurrency: {CLIENTS} clients x {OPS_PER_CLIENT} requests; per kind (changed, no-op, refused): {counts:?}"
+    );
+
+    // The service's final state equals the replay's.
+    for (s, id) in fixture.servers.iter().enumerate() {
+        let server = app
+            .get(&format!("/v1/connect/servers/{id}"))
+            .await
+            .expect(200);
+        assert_eq!(server["name"], state.names[s].as_str(), "server {s}");
+        let granted: BTreeSet<&str> = server["vaults"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["id"].as_str().unwrap())
+            .collect();
+        let expected: BTreeSet<&str> = (0..VAULTS)
+            .filter(|v| state.grants.contains(&(s, *v)))
+            .map(|v| fixture.vaults[v].as_str())
+            .collect();
+        assert_eq!(granted, expected, "server {s} grants");
+    }
+    let mut listed = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = app
+            .get(&format!("/v1/connect/tokens?limit=1000{cursor}"))
+            .await
+            .expect(200);
+        listed.extend(items(&page));
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(listed.len(), tokens.len(), "tokens listed vs replayed");
+    for t in &listed {
+        let id = t["id"].as_str().unwrap();
+        let model = &tokens[id];
+        assert_eq!(t["name"], model.name.as_str(), "{id}");
+        assert_eq!(t["integration_id"], fixture.servers[model.server].as_str());
+        let state = if model.revoked_at.is_some() {
+            "REVOKED"
+        } else {
+            "ACTIVE"
+        };
+        assert_eq!(t["state"], state, "{id}");
+        let vaults: BTreeSet<&str> = t["vaults"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["id"].as_str().unwrap())
+            .collect();
+        let expected: BTreeSet<&str> = model
+            .vaults
+            .iter()
+            .map(|v| fixture.vaults[*v].as_str())
+            .collect();
+        assert_eq!(vaults, expected, "{id}");
+    }
+    Arc::into_inner(fixture).unwrap().app.stop().await;
+}
+
+backend_tests!(concurrent_changes_equal_their_serial_replay);
