@@ -1,5 +1,6 @@
-//! Secrets never stored in clear: the raw rows of every table are searched for every secret the
-//! scenario saw (API keys, server secrets, credentials files' keys, the master key).
+//! Secrets never stored in clear: the raw rows of every table (and, on SQLite, the raw files) are
+//! searched for every secret the scenario saw (API keys, server secrets, credentials files' keys,
+//! the master key, the JWT and its `1password.com/token`, the signing key's private half).
 
 use connect_manager_store::Backend;
 use connect_manager_store::backend_tests;
@@ -9,27 +10,23 @@ use sqlx::{Connection, Row};
 
 use crate::harness::{OWNER_KEY, TestApp};
 
-const TABLES: &[&str] = &[
-    "settings",
-    "users",
-    "api_keys",
-    "groups",
-    "group_members",
-    "group_roles",
-    "vaults",
-    "servers",
-    "server_vaults",
-    "group_servers",
-    "audit_events",
-];
-
-/// Every value of every row, as text.
-async fn dump(db: &TestDb) -> String {
+/// Every value of every row of every table the migrations made (read from the catalog, so a new
+/// table is never missed), as text; for SQLite also the raw bytes of the database and WAL files,
+/// which would show a secret a row once held.
+async fn dump(db: &TestDb) -> (String, usize) {
     let mut out = String::new();
+    let tables;
     match db.backend {
         Backend::Sqlite => {
             let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
-            for t in TABLES {
+            let names: Vec<String> = sqlx::query_scalar(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+            )
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+            tables = names.len();
+            for t in &names {
                 for row in sqlx::query(sqlx::AssertSqlSafe(format!("SELECT * FROM {t}")))
                     .fetch_all(&mut conn)
                     .await
@@ -47,10 +44,24 @@ async fn dump(db: &TestDb) -> String {
                     }
                 }
             }
+            let file = db.url.trim_start_matches("sqlite://").to_owned();
+            for path in [file.clone(), format!("{file}-wal")] {
+                if let Ok(bytes) = std::fs::read(&path) {
+                    out.push_str(&String::from_utf8_lossy(&bytes));
+                }
+            }
         }
         Backend::Postgres => {
             let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
-            for t in TABLES {
+            let names: Vec<String> = sqlx::query_scalar(
+                "SELECT table_name::text FROM information_schema.tables \
+                 WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'",
+            )
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+            tables = names.len();
+            for t in &names {
                 let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
                     "SELECT row_to_json(t)::text FROM {t} t"
                 )))
@@ -64,7 +75,7 @@ async fn dump(db: &TestDb) -> String {
             }
         }
     }
-    out
+    (out, tables)
 }
 
 async fn database_holds_no_secret_in_clear(db: TestDb) {
@@ -122,7 +133,11 @@ async fn database_holds_no_secret_in_clear(db: TestDb) {
         secrets.push(creds["uniqueKey"]["k"].as_str().unwrap().to_owned());
         secrets.push(creds["encCredentials"]["data"].as_str().unwrap().to_owned());
     }
-    let dump = dump(&app.db).await;
+    let (dump, tables) = dump(&app.db).await;
+    // settings, users, api_keys, groups, group_members, group_roles, vaults, servers,
+    // server_vaults, group_servers, audit_events, signing_keys, tokens, token_vaults, and sqlx's
+    // migrations table.
+    assert!(tables >= 15, "{tables} tables");
     assert!(dump.contains("$argon2id$"), "the verifier is there");
     assert!(dump.len() > 1000, "the dump read the rows");
     for s in &secrets {
