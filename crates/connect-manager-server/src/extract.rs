@@ -78,20 +78,23 @@ impl FromRequestParts<AppState> for Caller {
             ));
         };
         let fingerprint = connect_manager_core::secret::fingerprint(key);
-        if let Some(wait) = state.auth_limiter.refuse(client_addr(parts), &fingerprint) {
-            crate::metrics::inc(&state.metrics.auth_rate_limited);
-            return Err(ApiError::too_many(wait));
-        }
+        let attempt = match state.auth_limiter.admit(client_addr(parts), &fingerprint) {
+            Ok(attempt) => attempt,
+            Err(wait) => {
+                crate::metrics::inc(&state.metrics.auth_rate_limited);
+                return Err(ApiError::too_many(wait));
+            }
+        };
         match state.store.principal_for_key(&api_key_hash(key)).await? {
             Some(principal) => {
-                state.auth_limiter.succeeded(fingerprint);
+                attempt.succeeded(fingerprint);
                 Ok(Caller {
                     actor: actor_for(parts, principal.user_id.clone()),
                     principal,
                 })
             }
             None => {
-                state.auth_limiter.failed(client_addr(parts));
+                attempt.failed();
                 crate::metrics::inc(&state.metrics.auth_failures_user);
                 tracing::info!(client_ip = %client_ip(parts), "authentication failed: unknown API key");
                 Err(ApiError::unauthorized("the API key is not valid"))
@@ -159,31 +162,46 @@ impl FromRequestParts<AppState> for ServerCaller {
             return Err(unauthorized());
         };
         let fingerprint = connect_manager_core::secret::fingerprint(&decoded);
-        if let Some(wait) = state.auth_limiter.refuse(client_addr(parts), &fingerprint) {
-            crate::metrics::inc(&state.metrics.auth_rate_limited);
-            return Err(ApiError::too_many(wait));
-        }
-        let failed = |why: &str| {
-            state.auth_limiter.failed(client_addr(parts));
-            crate::metrics::inc(&state.metrics.auth_failures_server);
-            tracing::info!(client_ip = %client_ip(parts), "server authentication failed: {why}");
-            unauthorized()
+        let attempt = match state.auth_limiter.admit(client_addr(parts), &fingerprint) {
+            Ok(attempt) => attempt,
+            Err(wait) => {
+                crate::metrics::inc(&state.metrics.auth_rate_limited);
+                return Err(ApiError::too_many(wait));
+            }
         };
-        let (server_id, secret) = decoded.split_once(':').ok_or_else(|| failed("malformed"))?;
-        if !connect_manager_core::id::is_upper(server_id) {
-            return Err(failed("malformed server ID"));
-        }
-        let Some(access) = state.access.server(&state.store, server_id).await? else {
-            return Err(failed("unknown server"));
+        // Wrong credentials are Err(why); a database error is returned as it is (uncharged).
+        let checked: Result<_, &str> = match decoded.split_once(':') {
+            None => Err("malformed"),
+            Some((server_id, _)) if !connect_manager_core::id::is_upper(server_id) => {
+                Err("malformed server ID")
+            }
+            Some((server_id, secret)) => {
+                match state.access.server(&state.store, server_id).await? {
+                    None => Err("unknown server"),
+                    Some(access) => {
+                        if state
+                            .server_secrets
+                            .verify(secret, &access.credentials)
+                            .await
+                        {
+                            Ok(access)
+                        } else {
+                            Err("bad secret")
+                        }
+                    }
+                }
+            }
         };
-        if !state
-            .server_secrets
-            .verify(secret, &access.credentials)
-            .await
-        {
-            return Err(failed("bad secret"));
-        }
-        state.auth_limiter.succeeded(fingerprint);
+        let access = match checked {
+            Ok(access) => access,
+            Err(why) => {
+                attempt.failed();
+                crate::metrics::inc(&state.metrics.auth_failures_server);
+                tracing::info!(client_ip = %client_ip(parts), "server authentication failed: {why}");
+                return Err(unauthorized());
+            }
+        };
+        attempt.succeeded(fingerprint);
         Ok(ServerCaller {
             server_id: access.credentials.server_id.clone(),
             access,

@@ -2,6 +2,8 @@
 //! While an IP is over its budget its requests are answered 429 with `Retry-After` *before* any
 //! credential is checked, so a brute-force loop learns nothing more, except for credentials this
 //! process has seen succeed recently: valid callers behind the same address are not slowed.
+//! An attempt is charged when it is admitted, not when it has failed, so a concurrent flood
+//! cannot slip more guesses past the check than the budget holds.
 //! The limit is per replica and kept in memory; nothing about it needs to be consistent.
 
 use std::collections::{HashMap, HashSet};
@@ -44,29 +46,27 @@ impl AuthLimiter {
             .min(self.burst)
     }
 
-    /// `Some(seconds to wait)` when `ip` is over its failure budget and `credential` (a
-    /// fingerprint) has not succeeded here recently.
-    pub fn refuse(&self, ip: Option<IpAddr>, credential: &[u8; 32]) -> Option<u64> {
-        let ip = ip.filter(|_| self.burst > 0.0)?;
-        let buckets = self.buckets.lock().expect("limiter lock");
-        let (tokens, since) = *buckets.get(&ip)?;
-        let level = self.level(tokens, since, Instant::now());
-        if level >= 1.0
-            || self
-                .known_good
-                .lock()
-                .expect("limiter lock")
-                .contains(credential)
-        {
-            return None;
-        }
-        Some(((1.0 - level) * self.refill.as_secs_f64()).ceil().max(1.0) as u64)
-    }
-
-    pub fn failed(&self, ip: Option<IpAddr>) {
-        let Some(ip) = ip.filter(|_| self.burst > 0.0) else {
-            return;
+    /// Admits an authentication attempt from `ip` with `credential` (a fingerprint), or answers
+    /// the seconds to wait. An attempt with a credential that has not succeeded here recently
+    /// takes one unit of the failure budget at once, under the lock: concurrent guesses cannot
+    /// all pass this check before any has failed. The unit is given back when the attempt is
+    /// dropped without [`Attempt::failed`] (it succeeded, or the database could not answer).
+    pub fn admit(&self, ip: Option<IpAddr>, credential: &[u8; 32]) -> Result<Attempt<'_>, u64> {
+        let uncharged = Attempt {
+            limiter: self,
+            ip: None,
         };
+        let Some(ip) = ip.filter(|_| self.burst > 0.0) else {
+            return Ok(uncharged);
+        };
+        if self
+            .known_good
+            .lock()
+            .expect("limiter lock")
+            .contains(credential)
+        {
+            return Ok(uncharged);
+        }
         let now = Instant::now();
         let mut buckets = self.buckets.lock().expect("limiter lock");
         if buckets.len() >= MAX_TRACKED {
@@ -74,15 +74,61 @@ impl AuthLimiter {
         }
         let entry = buckets.entry(ip).or_insert((self.burst, now));
         let level = self.level(entry.0, entry.1, now);
-        *entry = ((level - 1.0).max(0.0), now);
+        if level < 1.0 {
+            return Err(((1.0 - level) * self.refill.as_secs_f64()).ceil().max(1.0) as u64);
+        }
+        *entry = (level - 1.0, now);
+        Ok(Attempt {
+            limiter: self,
+            ip: Some(ip),
+        })
     }
 
-    pub fn succeeded(&self, credential: [u8; 32]) {
+    fn refund(&self, ip: IpAddr) {
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().expect("limiter lock");
+        if let Some(entry) = buckets.get_mut(&ip) {
+            *entry = (
+                (self.level(entry.0, entry.1, now) + 1.0).min(self.burst),
+                now,
+            );
+        }
+    }
+
+    fn remember(&self, credential: [u8; 32]) {
         let mut good = self.known_good.lock().expect("limiter lock");
         if good.len() >= MAX_TRACKED {
             good.clear();
         }
         good.insert(credential);
+    }
+}
+
+/// An admitted authentication attempt; see [`AuthLimiter::admit`].
+#[must_use = "an attempt gives its unit back when dropped unless it failed"]
+pub struct Attempt<'a> {
+    limiter: &'a AuthLimiter,
+    /// The address charged, if any.
+    ip: Option<IpAddr>,
+}
+
+impl Attempt<'_> {
+    /// The credential was wrong: the unit taken stays spent.
+    pub fn failed(mut self) {
+        self.ip = None;
+    }
+
+    /// The credential was right: remembered, so its holder is not slowed by others' failures.
+    pub fn succeeded(self, credential: [u8; 32]) {
+        self.limiter.remember(credential);
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        if let Some(ip) = self.ip {
+            self.limiter.refund(ip);
+        }
     }
 }
 
@@ -95,27 +141,44 @@ mod tests {
         let limiter = AuthLimiter::new(10);
         let ip = Some("10.0.0.1".parse().unwrap());
         let (good, bad) = ([1u8; 32], [2u8; 32]);
-        limiter.succeeded(good);
+        limiter.admit(ip, &good).unwrap().succeeded(good);
         for _ in 0..10 {
-            assert_eq!(limiter.refuse(ip, &bad), None);
-            limiter.failed(ip);
+            limiter.admit(ip, &bad).expect("within budget").failed();
         }
-        let wait = limiter.refuse(ip, &bad).expect("blocked");
+        let wait = limiter.admit(ip, &bad).err().expect("blocked");
         assert!((1..=6).contains(&wait), "{wait}");
-        assert_eq!(
-            limiter.refuse(ip, &good),
-            None,
+        assert!(
+            limiter.admit(ip, &good).is_ok(),
             "known-good credentials pass"
         );
-        assert_eq!(
-            limiter.refuse(Some("10.0.0.2".parse().unwrap()), &bad),
-            None
+        assert!(
+            limiter
+                .admit(Some("10.0.0.2".parse().unwrap()), &bad)
+                .is_ok()
         );
-        assert_eq!(limiter.refuse(None, &bad), None);
+        assert!(limiter.admit(None, &bad).is_ok());
         let off = AuthLimiter::new(0);
         for _ in 0..100 {
-            off.failed(ip);
+            off.admit(ip, &bad).unwrap().failed();
         }
-        assert_eq!(off.refuse(ip, &bad), None, "0 turns limiting off");
+        assert!(off.admit(ip, &bad).is_ok(), "0 turns limiting off");
+    }
+
+    #[test]
+    fn attempts_in_flight_hold_their_unit_and_give_it_back_unless_they_fail() {
+        let limiter = AuthLimiter::new(3);
+        let ip = Some("10.0.0.1".parse().unwrap());
+        let bad = [2u8; 32];
+        // Three attempts at once exhaust the budget before any has an answer.
+        let held: Vec<_> = (0..3).map(|_| limiter.admit(ip, &bad).unwrap()).collect();
+        assert!(limiter.admit(ip, &bad).is_err());
+        // One succeeds, one could not be checked (dropped): both units come back.
+        let mut held = held.into_iter();
+        held.next().unwrap().succeeded([9u8; 32]);
+        drop(held.next());
+        held.next().unwrap().failed();
+        limiter.admit(ip, &bad).unwrap().failed();
+        limiter.admit(ip, &bad).unwrap().failed();
+        assert!(limiter.admit(ip, &bad).is_err());
     }
 }

@@ -155,7 +155,44 @@ async fn a5_audit_events_filter_by_action_actor_target_and_time(db: TestDb) {
     app.stop().await;
 }
 
+/// The limit holds under a concurrent brute-force flood, API keys and server credentials mixed:
+/// 400 guesses from 16 tasks at once get exactly the 10 answers the budget allows (so at most
+/// 10 argon2 verifications were spent on them), everything else 429.
+async fn a5_failed_authentication_limit_holds_under_a_concurrent_flood(db: TestDb) {
+    let app = std::sync::Arc::new(TestApp::spawn_limited(db, 10).await);
+    let (s, _) = app.server("web", &[]).await;
+    let id = s["id"].as_str().unwrap().to_owned();
+    let tasks: Vec<_> = (0..16)
+        .map(|t| {
+            let (app, id) = (app.clone(), id.clone());
+            tokio::spawn(async move {
+                let mut statuses = Vec::new();
+                for i in 0..25 {
+                    let r = if (t + i) % 2 == 0 {
+                        app.get_as(Some(&format!("cmk_guess_{t}_{i}")), "/v1/vaults")
+                            .await
+                    } else {
+                        app.get_as_server("/v1/connect/self", &id, &format!("guess-{t}-{i}"))
+                            .await
+                    };
+                    statuses.push(r.status.as_u16());
+                }
+                statuses
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.extend(t.await.unwrap());
+    }
+    assert_eq!(statuses.len(), 400);
+    assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 10);
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 390);
+    std::sync::Arc::into_inner(app).unwrap().stop().await;
+}
+
 backend_tests!(
+    a5_failed_authentication_limit_holds_under_a_concurrent_flood,
     a5_audit_events_filter_by_action_actor_target_and_time,
     a5_failed_authentication_is_rate_limited_per_address,
     a1_missing_or_bad_key_is_401_with_www_authenticate,
