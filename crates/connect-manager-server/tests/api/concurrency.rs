@@ -20,7 +20,14 @@ use serde_json::{Value, json};
 use crate::harness::{OWNER_KEY, TestApp, items};
 
 const CLIENTS: usize = 32;
-const OPS_PER_CLIENT: usize = 30;
+/// Requests per client; `CONCURRENCY_OPS_PER_CLIENT` raises it for a long run
+/// (`scripts/reliability --long concurrency`).
+fn ops_per_client() -> usize {
+    std::env::var("CONCURRENCY_OPS_PER_CLIENT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30)
+}
 const SERVERS: usize = 4;
 const VAULTS: usize = 6;
 /// Names servers are renamed to: few, and differing only in case, so renames collide (R2).
@@ -178,8 +185,8 @@ impl Fixture {
 
     async fn run_client(self: Arc<Self>, client: usize) -> Vec<Done> {
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ ((client as u64 + 1) * 0x1000_0001));
-        let mut done = Vec::with_capacity(OPS_PER_CLIENT);
-        for i in 0..OPS_PER_CLIENT {
+        let mut done = Vec::new();
+        for i in 0..ops_per_client() {
             let op = self.pick(&mut rng, client, i);
             let (method, path, body) = self.request(&op, client, i);
             let request_id = format!("cc-{client}-{i}");
@@ -437,7 +444,8 @@ async fn concurrent_changes_equal_their_serial_replay(db: TestDb) {
         }
     }
     eprintln!(
-        "concurrency: {CLIENTS} clients x {OPS_PER_CLIENT} requests; per kind (changed, no-op, refused): {counts:?}"
+        "concurrency: {CLIENTS} clients x {} requests; per kind (changed, no-op, refused): {counts:?}",
+        ops_per_client()
     );
 
     // The service's final state equals the replay's.
