@@ -21,6 +21,7 @@ pub(crate) const BACKEND: Backend = Backend::Postgres;
 #[allow(clippy::duplicate_mod)]
 #[path = "sql.rs"]
 mod sql;
+use sql::NameTable;
 
 pub struct PostgresStore {
     pool: Pool,
@@ -137,6 +138,24 @@ async fn notify(tx: &mut sqlx::Transaction<'static, Db>, change: &Change) -> Res
 async fn begin_write(pool: &Pool) -> Result<sqlx::Transaction<'static, Db>> {
     pool.begin().await.map_err(db_err)
 }
+
+/// Serialises the changes that write a unique name of `table` (create and rename). Two renames
+/// that swap names (or a longer cycle through creates) would otherwise each wait, inside the
+/// unique index, for the other's uncommitted old name: a deadlock PostgreSQL breaks by failing
+/// one of them. One transaction-scoped advisory lock per table, taken before any row lock,
+/// leaves no cycle to form.
+async fn lock_names(tx: &mut sqlx::Transaction<'static, Db>, table: NameTable) -> Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+        .bind(ADVISORY_NAMESPACE)
+        .bind(table as i32)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_err)?;
+    Ok(())
+}
+
+/// The first key of this service's advisory locks ("cm").
+const ADVISORY_NAMESPACE: i32 = 0x636d;
 
 /// Token create reads the server's state and grants, then writes: a share lock on the server row,
 /// held to the end of the transaction, makes a concurrent vault revoke or server delete (both

@@ -1,6 +1,6 @@
 //! The SQL both backends run, written once. This file is compiled into `sqlite` and `postgres`
 //! (`#[path]`), where `super::Db` is that backend's sqlx database; everything the two databases
-//! do differently is a function of the backend module (`begin_write`, `lock_owners`, `lock_server_for_tokens`).
+//! do differently is a function of the backend module (`begin_write`, the `lock_*` functions).
 //!
 //! Placeholders are `$n` (both databases accept them), timestamps are `BIGINT` microseconds, and
 //! every change runs in one transaction with its audit event (A5).
@@ -22,7 +22,8 @@ use connect_manager_core::{Error, Result, Timestamp};
 use sqlx::AssertSqlSafe;
 
 use super::{
-    BACKEND, Db, Pool, ThisStore, begin_write, lock_owners, lock_server_for_tokens, notify,
+    BACKEND, Db, Pool, ThisStore, begin_write, lock_names, lock_owners, lock_server_for_tokens,
+    notify,
 };
 use crate::{
     AuditFilter, Backend, Bootstrap, Change, NewServer, NewToken, ServerAccess, ServerCredentials,
@@ -176,6 +177,13 @@ async fn hydrate_tokens(conn: &mut Conn, rows: Vec<TokenRow>) -> Result<Vec<Toke
             })
         })
         .collect()
+}
+
+/// The tables whose live names are unique and can be renamed (see the backend's `lock_names`).
+#[derive(Clone, Copy)]
+pub(crate) enum NameTable {
+    Servers = 1,
+    Vaults = 2,
 }
 
 /// Whether `text` could equal a stored ID, name, email or filter value. None of those holds a NUL
@@ -1028,6 +1036,7 @@ impl Store for ThisStore {
         vault_type: VaultType,
     ) -> Result<Vault> {
         let mut tx = begin_write(self.pool()).await?;
+        lock_names(&mut tx, NameTable::Vaults).await?;
         let v = Vault {
             id: new_lower(),
             name: name.to_owned(),
@@ -1092,6 +1101,7 @@ impl Store for ThisStore {
 
     async fn rename_vault(&self, actor: &Actor, vault_id: &str, name: &str) -> Result<Vault> {
         let mut tx = begin_write(self.pool()).await?;
+        lock_names(&mut tx, NameTable::Vaults).await?;
         let updated = sqlx::query("UPDATE vaults SET name = $1, name_key = $2 WHERE id = $3")
             .bind(name)
             .bind(name_key(name))
@@ -1154,6 +1164,7 @@ impl Store for ThisStore {
 
     async fn create_server(&self, actor: &Actor, new: &NewServer) -> Result<Server> {
         let mut tx = begin_write(self.pool()).await?;
+        lock_names(&mut tx, NameTable::Servers).await?;
         let vault_ids: BTreeSet<&String> = new.vault_ids.iter().collect();
         for vault_id in &vault_ids {
             check_grantable(&load_vault(&mut tx, vault_id).await?)?;
@@ -1245,6 +1256,7 @@ impl Store for ThisStore {
 
     async fn rename_server(&self, actor: &Actor, server_id: &str, name: &str) -> Result<Server> {
         let mut tx = begin_write(self.pool()).await?;
+        lock_names(&mut tx, NameTable::Servers).await?;
         let updated = sqlx::query(
             "UPDATE servers SET name = $1, name_key = $2, updated_at = $3 \
              WHERE id = $4 AND state = 'ACTIVE'",

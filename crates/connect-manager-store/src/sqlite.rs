@@ -19,6 +19,7 @@ pub(crate) const BACKEND: Backend = Backend::Sqlite;
 #[allow(clippy::duplicate_mod)]
 #[path = "sql.rs"]
 mod sql;
+use sql::NameTable;
 
 pub struct SqliteStore {
     pool: Pool,
@@ -73,6 +74,11 @@ async fn notify(_tx: &mut sqlx::Transaction<'static, Db>, _change: &crate::Chang
 
 async fn begin_write(pool: &Pool) -> Result<sqlx::Transaction<'static, Db>> {
     pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)
+}
+
+/// Name changes against each other: `BEGIN IMMEDIATE` already serialises writers.
+async fn lock_names(_tx: &mut sqlx::Transaction<'static, Db>, _table: NameTable) -> Result<()> {
+    Ok(())
 }
 
 /// Token create against concurrent grant changes: `BEGIN IMMEDIATE` already serialises writers.

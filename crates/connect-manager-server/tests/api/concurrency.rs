@@ -26,7 +26,7 @@ fn ops_per_client() -> usize {
     std::env::var("CONCURRENCY_OPS_PER_CLIENT")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(30)
+        .unwrap_or(100)
 }
 const SERVERS: usize = 4;
 const VAULTS: usize = 6;
