@@ -21,6 +21,7 @@ use crate::state::AppState;
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateServer {
+    #[schema(value_type = connect_manager_core::name::Name)]
     pub name: String,
     /// Vaults to grant at once, by ID or name (each must pass R5; all or nothing).
     #[serde(default)]
@@ -30,6 +31,7 @@ pub struct CreateServer {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RenameServer {
+    #[schema(value_type = connect_manager_core::name::Name)]
     pub name: String,
 }
 

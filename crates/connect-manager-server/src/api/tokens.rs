@@ -40,16 +40,24 @@ pub struct TokenVault {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
+    #[schema(value_type = connect_manager_core::name::Name)]
     pub name: String,
     /// At least one.
+    #[schema(min_items = 1)]
     pub vaults: Vec<TokenVault>,
-    /// A sum of `<n>s|m|h|d|w` terms (`90m`, `1w2d`); omitted: the token does not expire.
+    /// A sum of `<n>s|m|h|d|w` terms (`90m`, `1w2d`), more than zero and at most 10 years (R7);
+    /// omitted: the token does not expire. The pattern gives the shape; the total is checked
+    /// when the token is made.
+    #[schema(
+        pattern = r"^[\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*(?:[0-9]{1,12}[smhdw])+[\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
+    )]
     pub expires_in: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RenameToken {
+    #[schema(value_type = connect_manager_core::name::Name)]
     pub name: String,
 }
 
