@@ -335,6 +335,8 @@ pub struct Introspection {
         (status = 400, description = "The body is not `{\"token\": \"…\"}`.", body = ErrorBody),
         (status = 401, description = "Not a live server's credentials.", body = ErrorBody),
         (status = 413, description = "The body is over 64 KiB.", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address: the credentials were not read.", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait."))),
         (status = 415, description = "The body is not JSON.", body = ErrorBody),
         (status = 503, description = "The database is unavailable.", body = ErrorBody),
     ))]
