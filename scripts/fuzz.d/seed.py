@@ -125,19 +125,64 @@ call("PUT", f"/v1/connect/groups/{groups[0]['id']}/grants/manager")
 call("PUT", f"/v1/connect/groups/{groups[1]['id']}/grants/all-servers")
 call("PUT", f"/v1/connect/groups/{groups[2]['id']}/grants/servers/{servers[0]['id']}")
 
+# The objects the destructive operations (delete, rename) are pointed at, so that the others keep
+# finding theirs: a run that deleted every seeded group in its first seconds would send the
+# membership operations nothing but 404s from then on.
+doomed_vaults = [
+    call("POST", "/v1/vaults", {"name": f"fuzz-doomed-vault-{i}", "type": "USER_CREATED"}, (201,))
+    for i in range(1, 4)
+]
+doomed_servers = [
+    call(
+        "POST",
+        "/v1/connect/servers",
+        {"name": f"fuzz-doomed-server-{i}", "vaults": [doomed_vaults[i - 1]["id"]]},
+        (201,),
+    )["server"]
+    for i in range(1, 4)
+]
+doomed_users = [
+    call(
+        "POST",
+        "/v1/users",
+        {"name": f"fuzz-doomed-user-{i}", "email": f"fuzz-doomed-user-{i}@example.test"},
+        (201,),
+    )
+    for i in range(1, 4)
+]
+doomed_groups = []
+for i in range(1, 4):
+    group = call("POST", "/v1/groups", {"name": f"fuzz-doomed-group-{i}"}, (201,))
+    doomed_groups.append(group)
+    call("PUT", f"/v1/groups/{group['id']}/members/{doomed_users[i - 1]['id']}")
+    call("PUT", f"/v1/connect/groups/{group['id']}/grants/servers/{doomed_servers[i - 1]['id']}")
+for user in doomed_users:
+    keys.append(call("POST", f"/v1/users/{user['id']}/keys", None, (201,))["id"])
+
 
 def toml_list(values):
     return "[" + ", ".join(json.dumps(v) for v in values) + "]"
 
 
+def refs(objects, name="name"):
+    return [o["id"] for o in objects] + [o[name] for o in objects]
+
+
 dictionaries = {
-    "servers": [s["id"] for s in servers] + [s["name"] for s in servers],
-    "vaults": [v["id"] for v in vaults] + [v["name"] for v in vaults],
-    "tokens": [t["id"] for t in tokens] + [t["name"] for t in tokens],
-    "groups": [g["id"] for g in groups] + [g["name"] for g in groups],
-    "users": [u["id"] for u in users] + [u["email"] for u in users],
+    "servers": refs(servers),
+    "vaults": refs(vaults),
+    "tokens": refs(tokens),
+    "groups": refs(groups),
+    "users": refs(users, "email"),
     "keys": keys,
     "jwts": jwts,
+    # Granted to every server of "servers": token creates name it in their body.
+    "granted": refs(vaults[:1]),
+    "expiries": ["90m", "1h", "30d", "1w2d", "52w"],
+    "servers_doomed": refs(doomed_servers),
+    "vaults_doomed": refs(doomed_vaults),
+    "groups_doomed": refs(doomed_groups),
+    "users_doomed": refs(doomed_users, "email"),
 }
 bindings = {
     "path.server": "servers",
@@ -148,6 +193,15 @@ bindings = {
     "path.user": "users",
     "path.key_id": "keys",
     "body.token": "jwts",
+    "body.vaults[*].vault": "granted",
+    "body.expires_in": "expiries",
+}
+# Destructive operations get the doomed objects instead (see above).
+destructive = {
+    ("delete_server", "rename_server"): ("path.server", "servers_doomed"),
+    ("delete_vault", "rename_vault"): ("path.vault", "vaults_doomed"),
+    ("delete_group",): ("path.group", "groups_doomed"),
+    ("delete_user",): ("path.user", "users_doomed"),
 }
 
 with open(os.path.join(out_dir, "protected.json"), "w", encoding="utf-8") as f:
@@ -185,12 +239,22 @@ for name, values in dictionaries.items():
 lines.append("[parameters]")
 for key, name in bindings.items():
     lines.append(f'"{key}" = {{ dictionary = "{name}", probability = {probability} }}')
+for operation_ids, (key, name) in destructive.items():
+    lines += [
+        "",
+        "[[operations]]",
+        f"include-operation-id = {toml_list(operation_ids)}",
+        f'parameters = {{ "{key}" = {{ dictionary = "{name}", probability = {probability} }} }}',
+    ]
 with open(os.path.join(out_dir, "schemathesis.toml"), "w", encoding="utf-8") as f:
     os.fchmod(f.fileno(), 0o600)
     f.write("\n".join(lines) + "\n")
 
-counts = {name: len(values) for name, values in dictionaries.items()}
 print(
-    f"seeded {len(vaults)} vaults, {len(servers) + 1} servers, {len(tokens) + 2} tokens, "
-    f"{len(users)} users with a key each, {len(groups)} groups with a member and a grant"
+    f"seeded {len(vaults) + len(doomed_vaults)} vaults, "
+    f"{len(servers) + len(doomed_servers) + 1} servers, {len(tokens) + 2} tokens, "
+    f"{len(users) + len(doomed_users)} users with a key each, "
+    f"{len(groups) + len(doomed_groups)} groups with a member and a grant "
+    f"({len(doomed_servers) + len(doomed_vaults) + len(doomed_users) + len(doomed_groups)} "
+    "of them for the delete and rename operations)"
 )
