@@ -178,6 +178,8 @@ dictionaries = {
     "jwts": jwts,
     # Granted to every server of "servers": token creates name it in their body.
     "granted": refs(vaults[:1]),
+    # Each granted to one server of "servers" only: vault revokes name these, and leave "granted".
+    "granted_once": refs(vaults[1:4]),
     "expiries": ["90m", "1h", "30d", "1w2d", "52w"],
     "servers_doomed": refs(doomed_servers),
     "vaults_doomed": refs(doomed_vaults),
@@ -196,12 +198,14 @@ bindings = {
     "body.vaults[*].vault": "granted",
     "body.expires_in": "expiries",
 }
-# Destructive operations get the doomed objects instead (see above).
+# Destructive operations get the doomed objects instead (see above); vault revokes get the vaults
+# granted to one server each, so that token creates keep the vault they name.
 destructive = {
     ("delete_server", "rename_server"): ("path.server", "servers_doomed"),
     ("delete_vault", "rename_vault"): ("path.vault", "vaults_doomed"),
     ("delete_group",): ("path.group", "groups_doomed"),
     ("delete_user",): ("path.user", "users_doomed"),
+    ("revoke_vault",): ("path.vault", "granted_once"),
 }
 
 with open(os.path.join(out_dir, "protected.json"), "w", encoding="utf-8") as f:
