@@ -7,9 +7,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The request itself is malformed (400).
+    /// The request itself is malformed (400); `code` is the machine-readable reason.
     #[error("{message}")]
-    BadRequest { message: String },
+    BadRequest { code: &'static str, message: String },
     /// A value breaks a rule of SPEC (422); `code` is the machine-readable reason.
     #[error("{message}")]
     Invalid {
@@ -64,7 +64,17 @@ impl Error {
 
     pub fn bad_request(message: impl Into<String>) -> Self {
         Error::BadRequest {
+            code: "bad_request",
             message: message.into(),
+        }
+    }
+
+    /// A `cursor` that is not a `next_cursor` this service returned (400 `invalid_cursor`): it
+    /// is opaque, so no description of its shape tells a client what will be accepted.
+    pub fn invalid_cursor() -> Self {
+        Error::BadRequest {
+            code: "invalid_cursor",
+            message: "cursor: not a cursor this service returned".into(),
         }
     }
 

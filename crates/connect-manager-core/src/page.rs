@@ -24,7 +24,7 @@ impl Cursor {
     }
 
     pub fn decode(s: &str) -> Result<Self> {
-        let bad = || Error::bad_request("cursor: not a cursor this service returned");
+        let bad = Error::invalid_cursor;
         let raw = URL_SAFE_NO_PAD.decode(s).map_err(|_| bad())?;
         let raw = String::from_utf8(raw).map_err(|_| bad())?;
         let (at, id) = raw.split_once('.').ok_or_else(bad)?;

@@ -102,9 +102,7 @@ impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
         let message = e.to_string();
         match e {
-            Error::BadRequest { .. } => {
-                ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
-            }
+            Error::BadRequest { code, .. } => ApiError::new(StatusCode::BAD_REQUEST, code, message),
             Error::Invalid { code, details, .. } => ApiError {
                 details: if details.is_null() {
                     Value::Object(Default::default())

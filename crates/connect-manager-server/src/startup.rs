@@ -86,7 +86,7 @@ pub async fn open_store(config: &Config) -> Result<DynStore, StartError> {
     connect_manager_store::open(&config.database_url)
         .await
         .map_err(|e| match e {
-            Error::BadRequest { message } => StartError::Config(ConfigError(message)),
+            Error::BadRequest { message, .. } => StartError::Config(ConfigError(message)),
             Error::Unavailable { detail } | Error::Internal { detail } => {
                 StartError::Other(format!(
                     "cannot open the database {}: {}",

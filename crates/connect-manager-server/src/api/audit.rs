@@ -30,8 +30,10 @@ pub struct AuditParams {
     /// Only events about this target ID.
     pub target: Option<String>,
     /// Only events at or after this time (RFC 3339).
+    #[param(format = DateTime)]
     pub since: Option<String>,
     /// Only events before this time (RFC 3339).
+    #[param(format = DateTime)]
     pub until: Option<String>,
 }
 

@@ -18,6 +18,7 @@ use crate::state::AppState;
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateGroup {
+    #[schema(value_type = connect_manager_core::name::Name)]
     pub name: String,
 }
 

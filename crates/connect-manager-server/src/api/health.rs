@@ -39,7 +39,7 @@ pub async fn readyz(State(state): State<AppState>) -> ApiResult<axum::Json<Healt
 
 /// This API's OpenAPI description (the committed `openapi.yaml`).
 #[utoipa::path(get, path = "/openapi.yaml", tag = "health",
-    responses((status = 200, description = "OpenAPI 3.1, YAML.", content_type = "text/yaml", body = String)))]
+    responses((status = 200, description = "OpenAPI 3.1, YAML: the document, an object.", content_type = "text/yaml", body = Object)))]
 pub async fn openapi_yaml() -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/yaml; charset=utf-8")],

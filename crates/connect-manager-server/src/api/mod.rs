@@ -47,6 +47,9 @@ pub enum Errors {
     /// A value breaks a rule (`invalid_field`, `vault_not_grantable`, …).
     #[response(status = 422)]
     Unprocessable(ErrorBody),
+    /// Too many failed authentications from this address: the credentials were not read.
+    #[response(status = 429, headers(("Retry-After" = u64, description = "Seconds to wait.")))]
+    TooManyRequests(ErrorBody),
     /// The database is unavailable.
     #[response(status = 503)]
     Unavailable(ErrorBody),

@@ -21,6 +21,7 @@ use crate::state::AppState;
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateServer {
+    #[schema(value_type = connect_manager_core::name::Name)]
     pub name: String,
     /// Vaults to grant at once, by ID or name (each must pass R5; all or nothing).
     #[serde(default)]
@@ -30,6 +31,7 @@ pub struct CreateServer {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RenameServer {
+    #[schema(value_type = connect_manager_core::name::Name)]
     pub name: String,
 }
 
@@ -256,6 +258,8 @@ pub async fn revoke_vault(
     responses(
         (status = 200, description = "The server, with the vaults it is granted now.", body = Server),
         (status = 401, description = "Not a live server's credentials.", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address: the credentials were not read.", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait."))),
         (status = 503, description = "The database is unavailable.", body = ErrorBody),
     ))]
 pub async fn connect_self(

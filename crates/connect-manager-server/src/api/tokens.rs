@@ -40,16 +40,24 @@ pub struct TokenVault {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
+    #[schema(value_type = connect_manager_core::name::Name)]
     pub name: String,
     /// At least one.
+    #[schema(min_items = 1)]
     pub vaults: Vec<TokenVault>,
-    /// A sum of `<n>s|m|h|d|w` terms (`90m`, `1w2d`); omitted: the token does not expire.
+    /// A sum of `<n>s|m|h|d|w` terms (`90m`, `1w2d`), more than zero and at most 10 years (R7);
+    /// omitted: the token does not expire. The pattern gives the shape; the total is checked
+    /// when the token is made.
+    #[schema(
+        pattern = r"^[\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*(?:[0-9]{1,12}[smhdw])+[\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
+    )]
     pub expires_in: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RenameToken {
+    #[schema(value_type = connect_manager_core::name::Name)]
     pub name: String,
 }
 
@@ -327,6 +335,8 @@ pub struct Introspection {
         (status = 400, description = "The body is not `{\"token\": \"…\"}`.", body = ErrorBody),
         (status = 401, description = "Not a live server's credentials.", body = ErrorBody),
         (status = 413, description = "The body is over 64 KiB.", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address: the credentials were not read.", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait."))),
         (status = 415, description = "The body is not JSON.", body = ErrorBody),
         (status = 503, description = "The database is unavailable.", body = ErrorBody),
     ))]

@@ -4,10 +4,10 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use connect_manager_core::model::{ApiKeyInfo, User};
+use connect_manager_core::name;
 use connect_manager_core::page::Page;
 use connect_manager_core::principal::Permission;
 use connect_manager_core::secret::{api_key_hash, new_api_key};
-use connect_manager_core::{Error, name};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -19,7 +19,9 @@ use crate::state::AppState;
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
+    #[schema(value_type = connect_manager_core::name::Name)]
     pub name: String,
+    #[schema(value_type = connect_manager_core::name::Email)]
     pub email: String,
 }
 
@@ -28,23 +30,6 @@ pub struct CreatedApiKey {
     pub id: String,
     /// The API key: shown this once, never again.
     pub key: String,
-}
-
-/// A plausible email address: one `@` with text on both sides, no spaces or control characters.
-fn validate_email(raw: &str) -> Result<String, Error> {
-    let email = raw.trim();
-    let ok = email.len() <= 254
-        && email.split('@').count() == 2
-        && email.split('@').all(|part| !part.is_empty())
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
-    if ok {
-        Ok(email.to_owned())
-    } else {
-        Err(Error::invalid_field(
-            "email",
-            "must be an email address like ops@example.com",
-        ))
-    }
 }
 
 /// Create a user (owners).
@@ -60,7 +45,7 @@ pub async fn create_user(
         .authorize(&state, Permission::Owner, "user.create", "user", "")
         .await?;
     let name = name::validate("name", &body.name)?;
-    let email = validate_email(&body.email)?;
+    let email = name::validate_email(&body.email)?;
     let user = state
         .store
         .create_user(&caller.actor, &name, &email)

@@ -19,6 +19,7 @@ use crate::state::AppState;
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateVault {
+    #[schema(value_type = connect_manager_core::name::Name)]
     pub name: String,
     #[serde(rename = "type")]
     pub vault_type: VaultType,
@@ -28,6 +29,7 @@ pub struct CreateVault {
 #[serde(deny_unknown_fields)]
 pub struct RenameVault {
     /// The new name. A vault's type never changes.
+    #[schema(value_type = connect_manager_core::name::Name)]
     pub name: String,
 }
 

@@ -51,6 +51,11 @@ fn every_operation_documents_security_and_errors() {
                 codes.iter().any(|c| c == "401"),
                 "{path}: no 401 documented"
             );
+            // Failed authentication is rate limited before credentials are read (A5).
+            assert!(
+                codes.iter().any(|c| c == "429"),
+                "{path}: no 429 documented"
+            );
             assert!(
                 codes.iter().any(|c| c.starts_with('2')),
                 "{path}: no success documented"

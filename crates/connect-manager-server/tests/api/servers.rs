@@ -106,7 +106,7 @@ async fn server_list_get_edit(db: TestDb) {
         .expect_error(422, "invalid_field");
     app.get("/v1/connect/servers?cursor=garbage!")
         .await
-        .expect_error(400, "bad_request");
+        .expect_error(400, "invalid_cursor");
     let renamed = app
         .patch("/v1/connect/servers/ALPHA", json!({"name": "gamma"}))
         .await
