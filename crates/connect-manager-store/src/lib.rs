@@ -19,6 +19,7 @@ use connect_manager_core::principal::Principal;
 use connect_manager_core::token::SealedKey;
 use connect_manager_core::{Error, Result};
 
+mod availability;
 pub mod postgres;
 pub mod sqlite;
 #[cfg(feature = "testing")]

@@ -7,6 +7,7 @@ use std::time::Duration;
 use connect_manager_core::Result;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
+use crate::availability::Availability;
 use crate::{Backend, CHANGE_CHANNEL, Change, Listeners, db_err};
 use std::sync::Arc;
 
@@ -25,8 +26,16 @@ mod sql;
 pub struct PostgresStore {
     pool: Pool,
     listeners: Arc<Listeners>,
+    availability: Availability,
     stop: watch::Sender<bool>,
 }
+
+/// How often the watch pings the database while it is up (to notice an outage the change feed
+/// does not see, e.g. a silent network), how long a ping or a probe may take, and how often it
+/// probes while the database is down.
+const HEARTBEAT: Duration = Duration::from_secs(2);
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+const PROBE_INTERVAL: Duration = Duration::from_millis(250);
 
 impl PostgresStore {
     /// Connects to `url` (`postgres://…`) and runs the migrations in `migrations/postgres`.
@@ -40,7 +49,7 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(5))
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(db_err)?;
         sqlx::migrate!("../../migrations/postgres")
@@ -48,23 +57,35 @@ impl PostgresStore {
             .await
             .map_err(|e| connect_manager_core::Error::internal(format!("migrations: {e}")))?;
         let listeners = Arc::new(Listeners::default());
+        let availability = Availability::default();
         let stop = watch::channel(false).0;
         let listener = listen(&pool).await?;
         tokio::spawn(follow_changes(
             pool.clone(),
             listener,
             listeners.clone(),
+            availability.clone(),
+            stop.subscribe(),
+        ));
+        tokio::spawn(watch_database(
+            options,
+            availability.clone(),
             stop.subscribe(),
         ));
         Ok(PostgresStore {
             pool,
             listeners,
+            availability,
             stop,
         })
     }
 
     fn listeners(&self) -> &Listeners {
         &self.listeners
+    }
+
+    fn availability(&self) -> &Availability {
+        &self.availability
     }
 
     async fn shutdown(&self) {
@@ -80,10 +101,13 @@ impl PostgresStore {
 /// Relays other replicas' changes (S2). While the listening connection is down nothing can be
 /// trusted to arrive, so caches are told `Unreliable` and bypass themselves; once a new connection
 /// listens again they are told `All` (anything may have changed meanwhile) and trust the feed.
+/// The feed is also the first to see PostgreSQL go away (its connection drops at once), so it
+/// marks the database down for [`watch_database`] to probe.
 async fn follow_changes(
     pool: Pool,
     mut listener: sqlx::postgres::PgListener,
     listeners: Arc<Listeners>,
+    availability: Availability,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
@@ -99,11 +123,12 @@ async fn follow_changes(
             Ok(None) => tracing::warn!("change feed lost its connection"),
             Err(e) => tracing::warn!(error = %e, "change feed failed"),
         }
+        availability.mark_down("the change feed lost its connection");
         listeners.announce(&Change::Unreliable);
         listener = loop {
             tokio::select! {
                 _ = stop.changed() => return,
-                () = tokio::time::sleep(Duration::from_millis(250)) => {}
+                () = tokio::time::sleep(PROBE_INTERVAL) => {}
             }
             match listen(&pool).await {
                 Ok(l) => break l,
@@ -115,10 +140,64 @@ async fn follow_changes(
     }
 }
 
+/// Decides whether the database is up (see `crate::availability`). While up, it pings on its own
+/// connection every [`HEARTBEAT`]; when a ping fails, or someone else (the change feed) marks the
+/// database down, it drops that connection and probes with a fresh one every
+/// [`PROBE_INTERVAL`], each attempt bounded by [`PROBE_TIMEOUT`] (one connect, no retries: a
+/// database that is shutting down or refusing connections fails the probe at once). The first
+/// probe that answers marks the database up.
+async fn watch_database(
+    options: PgConnectOptions,
+    availability: Availability,
+    mut stop: watch::Receiver<bool>,
+) {
+    use sqlx::Connection;
+    let mut conn: Option<sqlx::PgConnection> = None;
+    loop {
+        let up = availability.is_up();
+        tokio::select! {
+            _ = stop.changed() => return,
+            () = tokio::time::sleep(if up { HEARTBEAT } else { PROBE_INTERVAL }) => {}
+            // Told of an outage: probe at once, on a fresh connection.
+            () = availability.went_down(), if up => conn = None,
+        }
+        if !availability.is_up() {
+            conn = None;
+        }
+        let probe = async {
+            if conn.is_none() {
+                conn = Some(sqlx::PgConnection::connect_with(&options).await?);
+            }
+            match conn.as_mut() {
+                Some(c) => c.ping().await,
+                None => Ok(()),
+            }
+        };
+        match tokio::time::timeout(PROBE_TIMEOUT, probe).await {
+            Ok(Ok(())) => availability.mark_up(),
+            Ok(Err(e)) => {
+                conn = None;
+                if availability.mark_down("the database watch's probe failed") {
+                    tracing::warn!(error = %e, "database probe failed");
+                } else {
+                    tracing::debug!(error = %e, "database still down");
+                }
+            }
+            Err(_) => {
+                conn = None;
+                availability.mark_down("the database watch's probe timed out");
+            }
+        }
+    }
+}
+
 async fn listen(pool: &Pool) -> Result<sqlx::postgres::PgListener> {
     let mut listener = sqlx::postgres::PgListener::connect_with(pool)
         .await
         .map_err(db_err)?;
+    // A lost connection is reported at once (and re-established by `follow_changes`), not after
+    // sqlx has tried to reconnect for up to the pool's acquire timeout.
+    listener.eager_reconnect(false);
     listener.listen(CHANGE_CHANNEL).await.map_err(db_err)?;
     Ok(listener)
 }

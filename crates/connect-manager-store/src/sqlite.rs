@@ -23,6 +23,8 @@ mod sql;
 pub struct SqliteStore {
     pool: Pool,
     listeners: crate::Listeners,
+    /// Never marked down: the database is a file of this process.
+    availability: crate::availability::Availability,
 }
 
 impl SqliteStore {
@@ -51,6 +53,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             pool,
             listeners: crate::Listeners::default(),
+            availability: Default::default(),
         })
     }
 
@@ -61,6 +64,10 @@ impl SqliteStore {
 
     fn listeners(&self) -> &crate::Listeners {
         &self.listeners
+    }
+
+    fn availability(&self) -> &crate::availability::Availability {
+        &self.availability
     }
 
     async fn shutdown(&self) {}
