@@ -2,24 +2,34 @@
 //!
 //! Without this, sqlx's pool meets a stopped PostgreSQL by retrying the connection until its
 //! acquire timeout: every request would hang for seconds before its 503. Instead the backend's
-//! watch (PostgreSQL: `postgres::watch_database`, told at once by the change feed when its
-//! connection drops) marks the database down; from then on store calls answer 503 at once, and
-//! calls already waiting for a connection are released with 503 too. The watch probes with a
-//! fresh connection a few times a second and marks the database up at the first answer.
+//! watch (PostgreSQL: `postgres::watch_database`) decides: it pings the database now and then,
+//! and at once on a fresh connection when something suspects an outage (the change feed, whose
+//! connection drops the moment PostgreSQL goes away). When the database does not answer, it is
+//! marked down: from then on store calls answer 503 at once, and calls already waiting for a
+//! connection are released with 503 too. The watch probes with a fresh connection a few times a
+//! second and marks the database up at the first answer.
 //! SQLite is a file in the process: it is never marked down.
 
 use std::future::Future;
 use std::sync::Arc;
 
 use connect_manager_core::{Error, Result};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
-#[derive(Clone)]
-pub(crate) struct Availability(Arc<watch::Sender<bool>>);
+#[derive(Clone, Default)]
+pub(crate) struct Availability(Arc<Inner>);
 
-impl Default for Availability {
+struct Inner {
+    up: watch::Sender<bool>,
+    suspect: Notify,
+}
+
+impl Default for Inner {
     fn default() -> Self {
-        Availability(Arc::new(watch::channel(true).0))
+        Inner {
+            up: watch::channel(true).0,
+            suspect: Notify::new(),
+        }
     }
 }
 
@@ -31,12 +41,28 @@ fn unavailable() -> Error {
 
 impl Availability {
     pub(crate) fn is_up(&self) -> bool {
-        *self.0.borrow()
+        *self.0.up.borrow()
+    }
+
+    /// Asks the watch to probe now, on a fresh connection. Nothing is refused on a suspicion
+    /// alone (one dropped connection is not an outage); calls waiting meanwhile are released as
+    /// soon as the probe fails.
+    pub(crate) fn suspect(&self, why: &str) {
+        tracing::debug!(reason = why, "database suspected down: probing");
+        self.0.suspect.notify_one();
+    }
+
+    /// Resolves when someone suspects an outage (at once if someone did since the last time).
+    pub(crate) async fn suspected(&self) {
+        self.0.suspect.notified().await;
     }
 
     /// Returns whether this changed anything (the first report of an outage).
     pub(crate) fn mark_down(&self, why: &str) -> bool {
-        let changed = self.0.send_if_modified(|up| std::mem::replace(up, false));
+        let changed = self
+            .0
+            .up
+            .send_if_modified(|up| std::mem::replace(up, false));
         if changed {
             tracing::warn!(
                 reason = why,
@@ -47,14 +73,18 @@ impl Availability {
     }
 
     pub(crate) fn mark_up(&self) {
-        if self.0.send_if_modified(|up| !std::mem::replace(up, true)) {
+        if self
+            .0
+            .up
+            .send_if_modified(|up| !std::mem::replace(up, true))
+        {
             tracing::info!("database back: serving again");
         }
     }
 
     /// Resolves once the database is marked down (at once if it is).
     pub(crate) async fn went_down(&self) {
-        let mut rx = self.0.subscribe();
+        let mut rx = self.0.up.subscribe();
         // The sender lives as long as `self`, so the wait cannot fail.
         let _ = rx.wait_for(|up| !*up).await;
     }

@@ -102,7 +102,7 @@ impl PostgresStore {
 /// trusted to arrive, so caches are told `Unreliable` and bypass themselves; once a new connection
 /// listens again they are told `All` (anything may have changed meanwhile) and trust the feed.
 /// The feed is also the first to see PostgreSQL go away (its connection drops at once), so it
-/// marks the database down for [`watch_database`] to probe.
+/// has [`watch_database`] probe at once.
 async fn follow_changes(
     pool: Pool,
     mut listener: sqlx::postgres::PgListener,
@@ -123,7 +123,7 @@ async fn follow_changes(
             Ok(None) => tracing::warn!("change feed lost its connection"),
             Err(e) => tracing::warn!(error = %e, "change feed failed"),
         }
-        availability.mark_down("the change feed lost its connection");
+        availability.suspect("the change feed lost its connection");
         listeners.announce(&Change::Unreliable);
         listener = loop {
             tokio::select! {
@@ -140,12 +140,13 @@ async fn follow_changes(
     }
 }
 
-/// Decides whether the database is up (see `crate::availability`). While up, it pings on its own
-/// connection every [`HEARTBEAT`]; when a ping fails, or someone else (the change feed) marks the
-/// database down, it drops that connection and probes with a fresh one every
-/// [`PROBE_INTERVAL`], each attempt bounded by [`PROBE_TIMEOUT`] (one connect, no retries: a
-/// database that is shutting down or refusing connections fails the probe at once). The first
-/// probe that answers marks the database up.
+/// Decides whether the database is up (see `crate::availability`). It pings on its own connection
+/// every [`HEARTBEAT`] while the database is up, every [`PROBE_INTERVAL`] while it is down, and at
+/// once when an outage is suspected (the change feed lost its connection). A probe that follows a
+/// suspicion, or whose connection fails its ping, uses a fresh connection: one connect, no
+/// retries, so a database that is shutting down or refusing connections fails it at once. Each
+/// probe is bounded by [`PROBE_TIMEOUT`]; a failed one marks the database down, an answer marks
+/// it up.
 async fn watch_database(
     options: PgConnectOptions,
     availability: Availability,
@@ -154,30 +155,37 @@ async fn watch_database(
     use sqlx::Connection;
     let mut conn: Option<sqlx::PgConnection> = None;
     loop {
-        let up = availability.is_up();
-        tokio::select! {
+        let wait = if availability.is_up() {
+            HEARTBEAT
+        } else {
+            PROBE_INTERVAL
+        };
+        let suspected = tokio::select! {
             _ = stop.changed() => return,
-            () = tokio::time::sleep(if up { HEARTBEAT } else { PROBE_INTERVAL }) => {}
-            // Told of an outage: probe at once, on a fresh connection.
-            () = availability.went_down(), if up => conn = None,
-        }
-        if !availability.is_up() {
+            () = tokio::time::sleep(wait) => false,
+            () = availability.suspected() => true,
+        };
+        if suspected || !availability.is_up() {
+            // The old connection may still answer while PostgreSQL is shutting down.
             conn = None;
         }
         let probe = async {
-            if conn.is_none() {
-                conn = Some(sqlx::PgConnection::connect_with(&options).await?);
+            if let Some(c) = conn.as_mut()
+                && c.ping().await.is_ok()
+            {
+                return Ok(());
             }
-            match conn.as_mut() {
-                Some(c) => c.ping().await,
-                None => Ok(()),
-            }
+            conn = None;
+            let mut c = sqlx::PgConnection::connect_with(&options).await?;
+            c.ping().await?;
+            conn = Some(c);
+            Ok::<(), sqlx::Error>(())
         };
         match tokio::time::timeout(PROBE_TIMEOUT, probe).await {
             Ok(Ok(())) => availability.mark_up(),
             Ok(Err(e)) => {
                 conn = None;
-                if availability.mark_down("the database watch's probe failed") {
+                if availability.mark_down("the database did not answer a probe") {
                     tracing::warn!(error = %e, "database probe failed");
                 } else {
                     tracing::debug!(error = %e, "database still down");
@@ -185,7 +193,7 @@ async fn watch_database(
             }
             Err(_) => {
                 conn = None;
-                availability.mark_down("the database watch's probe timed out");
+                availability.mark_down("a database probe timed out");
             }
         }
     }
