@@ -218,6 +218,9 @@ class Service:
             [BIN, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
         )
         log.close()
+        # scripts/drill stops whatever is left of these should this script itself be killed.
+        with open(os.path.join(TMP, "service.pids"), "a") as pids:
+            pids.write(f"{self.proc.pid}\n")
         if self not in ALL_SERVICES:
             ALL_SERVICES.append(self)
 
@@ -292,6 +295,14 @@ def pg_stop() -> None:
 
 def pg_start() -> None:
     pg_ctl("start", "-D", PG_DATA, "-l", PG_LOG, "-o", f"-p {PG_PORT}", "-w", "-t", "60")
+
+
+def pg_ensure_running() -> None:
+    """After a drill that stops PostgreSQL ended early: start it again for the next drill."""
+    try:
+        pg_ctl("status", "-D", PG_DATA)
+    except subprocess.CalledProcessError:
+        pg_start()
 
 
 def psql(db: str, sql: str) -> list[list[str]]:
@@ -600,6 +611,7 @@ def drill_outage(long: bool) -> Verdict:
                     f" back (pg_ctl start took {t_up - t_start:.2f} s; bound {RECOVERY_S:.0f} s)")
     finally:
         load.finish()
+        pg_ensure_running()
     hung = [r for _, r in load.results if r.status == 0]
     v.check(not hung, f"no request hung or lost its connection ({len(hung)} of {len(load.results)})")
     read_back(bases[0], load, v, "after the outage(s)")

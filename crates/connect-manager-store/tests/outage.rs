@@ -215,3 +215,42 @@ async fn e1_postgres_outage_fails_fast_and_recovers_by_itself() {
     store.close().await;
     other.close().await;
 }
+
+/// One dropped connection is not an outage: when only the change feed's connection is
+/// terminated, the feed reconnects and nothing is refused meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s2_a_dropped_feed_connection_is_not_an_outage() {
+    use sqlx::Connection;
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let store = db.open().await;
+    let recorder = Arc::new(Recorder::default());
+    store.subscribe(recorder.clone());
+    let mut admin = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let terminated: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND query LIKE 'LISTEN %' AND pid <> pg_backend_pid()",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert_eq!(terminated, vec![true], "the change feed's connection");
+    // Calls keep answering, back to back, while the feed notices and reconnects.
+    let start = Instant::now();
+    let mut calls = 0;
+    while start.elapsed() < Duration::from_millis(500) {
+        if let Err(e) = store.ping().await {
+            panic!("call {calls} refused after the feed's connection dropped: {e:?}");
+        }
+        calls += 1;
+    }
+    recorder
+        .wait_for(&Change::Unreliable, Duration::from_secs(1))
+        .await;
+    recorder
+        .wait_for(&Change::All, Duration::from_secs(5))
+        .await;
+    admin.close().await.ok();
+    store.close().await;
+}
