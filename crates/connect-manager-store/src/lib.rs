@@ -19,6 +19,7 @@ use connect_manager_core::principal::Principal;
 use connect_manager_core::token::SealedKey;
 use connect_manager_core::{Error, Result};
 
+mod availability;
 pub mod postgres;
 pub mod sqlite;
 #[cfg(feature = "testing")]
@@ -363,16 +364,21 @@ pub(crate) fn db_err(e: sqlx::Error) -> Error {
         | sqlx::Error::WorkerCrashed => Error::Unavailable {
             detail: e.to_string(),
         },
-        sqlx::Error::Database(ref d)
-            if d.code()
-                .is_some_and(|c| c.starts_with("08") || c == "57P01") =>
-        {
+        sqlx::Error::Database(ref d) if d.code().is_some_and(|c| unavailable_code(&c)) => {
             Error::Unavailable {
                 detail: e.to_string(),
             }
         }
         other => Error::internal(other),
     }
+}
+
+/// SQLSTATEs that mean the database cannot serve now rather than that the statement is wrong:
+/// class 08 (connection exception), 57P01-57P05 (shut down by the administrator, crashed,
+/// not accepting connections yet, database dropped, idle session timeout) and 53300 (too many
+/// connections).
+fn unavailable_code(code: &str) -> bool {
+    code.starts_with("08") || code.starts_with("57P") || code == "53300"
 }
 
 /// Maps a unique violation to `conflict`, anything else through [`db_err`].
@@ -385,6 +391,61 @@ pub(crate) fn on_unique(e: sqlx::Error, conflict: impl FnOnce() -> Error) -> Err
 
 #[cfg(test)]
 mod tests {
+    /// A database error with a given SQLSTATE.
+    #[derive(Debug)]
+    struct Sqlstate(&'static str);
+
+    impl std::fmt::Display for Sqlstate {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "SQLSTATE {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Sqlstate {}
+
+    impl sqlx::error::DatabaseError for Sqlstate {
+        fn message(&self) -> &str {
+            "test"
+        }
+        fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
+            Some(self.0.into())
+        }
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> sqlx::error::ErrorKind {
+            sqlx::error::ErrorKind::Other
+        }
+    }
+
+    #[test]
+    fn e1_a_database_that_cannot_serve_is_503_not_500() {
+        use connect_manager_core::Error;
+        let map = |code| super::db_err(sqlx::Error::Database(Box::new(Sqlstate(code))));
+        // connection failure, admin shutdown, crash shutdown, starting up or shutting down,
+        // too many connections
+        for code in ["08006", "57P01", "57P02", "57P03", "53300"] {
+            assert!(
+                matches!(map(code), Error::Unavailable { .. }),
+                "{code} is 503"
+            );
+        }
+        assert!(
+            matches!(map("42601"), Error::Internal { .. }),
+            "syntax is 500"
+        );
+        assert!(matches!(
+            super::db_err(sqlx::Error::PoolTimedOut),
+            Error::Unavailable { .. }
+        ));
+    }
+
     #[test]
     fn database_urls_are_redacted() {
         assert_eq!(

@@ -7,6 +7,7 @@ use std::time::Duration;
 use connect_manager_core::Result;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
+use crate::availability::Availability;
 use crate::{Backend, CHANGE_CHANNEL, Change, Listeners, db_err};
 use std::sync::Arc;
 
@@ -26,8 +27,16 @@ use sql::NameTable;
 pub struct PostgresStore {
     pool: Pool,
     listeners: Arc<Listeners>,
+    availability: Availability,
     stop: watch::Sender<bool>,
 }
+
+/// How often the watch pings the database while it is up (to notice an outage the change feed
+/// does not see, e.g. a silent network), how long a ping or a probe may take, and how often it
+/// probes while the database is down.
+const HEARTBEAT: Duration = Duration::from_secs(2);
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+const PROBE_INTERVAL: Duration = Duration::from_millis(250);
 
 impl PostgresStore {
     /// Connects to `url` (`postgres://…`) and runs the migrations in `migrations/postgres`.
@@ -41,7 +50,7 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(5))
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(db_err)?;
         sqlx::migrate!("../../migrations/postgres")
@@ -49,23 +58,35 @@ impl PostgresStore {
             .await
             .map_err(|e| connect_manager_core::Error::internal(format!("migrations: {e}")))?;
         let listeners = Arc::new(Listeners::default());
+        let availability = Availability::default();
         let stop = watch::channel(false).0;
         let listener = listen(&pool).await?;
         tokio::spawn(follow_changes(
             pool.clone(),
             listener,
             listeners.clone(),
+            availability.clone(),
+            stop.subscribe(),
+        ));
+        tokio::spawn(watch_database(
+            options,
+            availability.clone(),
             stop.subscribe(),
         ));
         Ok(PostgresStore {
             pool,
             listeners,
+            availability,
             stop,
         })
     }
 
     fn listeners(&self) -> &Listeners {
         &self.listeners
+    }
+
+    fn availability(&self) -> &Availability {
+        &self.availability
     }
 
     async fn shutdown(&self) {
@@ -81,10 +102,13 @@ impl PostgresStore {
 /// Relays other replicas' changes (S2). While the listening connection is down nothing can be
 /// trusted to arrive, so caches are told `Unreliable` and bypass themselves; once a new connection
 /// listens again they are told `All` (anything may have changed meanwhile) and trust the feed.
+/// The feed is also the first to see PostgreSQL go away (its connection drops at once), so it
+/// has [`watch_database`] probe at once.
 async fn follow_changes(
     pool: Pool,
     mut listener: sqlx::postgres::PgListener,
     listeners: Arc<Listeners>,
+    availability: Availability,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
@@ -100,11 +124,12 @@ async fn follow_changes(
             Ok(None) => tracing::warn!("change feed lost its connection"),
             Err(e) => tracing::warn!(error = %e, "change feed failed"),
         }
+        availability.suspect("the change feed lost its connection");
         listeners.announce(&Change::Unreliable);
         listener = loop {
             tokio::select! {
                 _ = stop.changed() => return,
-                () = tokio::time::sleep(Duration::from_millis(250)) => {}
+                () = tokio::time::sleep(PROBE_INTERVAL) => {}
             }
             match listen(&pool).await {
                 Ok(l) => break l,
@@ -116,10 +141,72 @@ async fn follow_changes(
     }
 }
 
+/// Decides whether the database is up (see `crate::availability`). It pings on its own connection
+/// every [`HEARTBEAT`] while the database is up, every [`PROBE_INTERVAL`] while it is down, and at
+/// once when an outage is suspected (the change feed lost its connection). A probe that follows a
+/// suspicion, or whose connection fails its ping, uses a fresh connection: one connect, no
+/// retries, so a database that is shutting down or refusing connections fails it at once. Each
+/// probe is bounded by [`PROBE_TIMEOUT`]; a failed one marks the database down, an answer marks
+/// it up.
+async fn watch_database(
+    options: PgConnectOptions,
+    availability: Availability,
+    mut stop: watch::Receiver<bool>,
+) {
+    use sqlx::Connection;
+    let mut conn: Option<sqlx::PgConnection> = None;
+    loop {
+        let wait = if availability.is_up() {
+            HEARTBEAT
+        } else {
+            PROBE_INTERVAL
+        };
+        let suspected = tokio::select! {
+            _ = stop.changed() => return,
+            () = tokio::time::sleep(wait) => false,
+            () = availability.suspected() => true,
+        };
+        if suspected || !availability.is_up() {
+            // The old connection may still answer while PostgreSQL is shutting down.
+            conn = None;
+        }
+        let probe = async {
+            if let Some(c) = conn.as_mut()
+                && c.ping().await.is_ok()
+            {
+                return Ok(());
+            }
+            conn = None;
+            let mut c = sqlx::PgConnection::connect_with(&options).await?;
+            c.ping().await?;
+            conn = Some(c);
+            Ok::<(), sqlx::Error>(())
+        };
+        match tokio::time::timeout(PROBE_TIMEOUT, probe).await {
+            Ok(Ok(())) => availability.mark_up(),
+            Ok(Err(e)) => {
+                conn = None;
+                if availability.mark_down("the database did not answer a probe") {
+                    tracing::warn!(error = %e, "database probe failed");
+                } else {
+                    tracing::debug!(error = %e, "database still down");
+                }
+            }
+            Err(_) => {
+                conn = None;
+                availability.mark_down("a database probe timed out");
+            }
+        }
+    }
+}
+
 async fn listen(pool: &Pool) -> Result<sqlx::postgres::PgListener> {
     let mut listener = sqlx::postgres::PgListener::connect_with(pool)
         .await
         .map_err(db_err)?;
+    // A lost connection is reported at once (and re-established by `follow_changes`), not after
+    // sqlx has tried to reconnect for up to the pool's acquire timeout.
+    listener.eager_reconnect(false);
     listener.listen(CHANGE_CHANNEL).await.map_err(db_err)?;
     Ok(listener)
 }

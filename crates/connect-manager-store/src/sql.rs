@@ -22,8 +22,7 @@ use connect_manager_core::{Error, Result, Timestamp};
 use sqlx::AssertSqlSafe;
 
 use super::{
-    BACKEND, Db, Pool, ThisStore, begin_write, lock_names, lock_owners, lock_server_for_tokens,
-    notify,
+    BACKEND, Db, ThisStore, begin_write, lock_names, lock_owners, lock_server_for_tokens, notify,
 };
 use crate::{
     AuditFilter, Backend, Bootstrap, Change, NewServer, NewToken, ServerAccess, ServerCredentials,
@@ -74,6 +73,19 @@ async fn commit(tx: Tx) -> Result<()> {
 }
 
 impl ThisStore {
+    /// A pooled connection, unless the database is known to be down: then 503 at once, also for
+    /// a call already waiting for a connection (see `crate::availability`).
+    async fn conn(&self) -> Result<sqlx::pool::PoolConnection<Db>> {
+        self.availability()
+            .guard(async { self.pool().acquire().await.map_err(db_err) })
+            .await
+    }
+
+    /// A write transaction, begun the backend's way, on the same terms as [`Self::conn`].
+    async fn write_tx(&self) -> Result<Tx> {
+        self.availability().guard(begin_write(self.pool())).await
+    }
+
     /// Commits and announces what changed: to other replicas in the transaction (PostgreSQL),
     /// to this process once committed, so its caches drop the old state before the caller is
     /// answered.
@@ -382,7 +394,7 @@ impl Store for ThisStore {
 
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1")
-            .execute(self.pool())
+            .execute(&mut *self.conn().await?)
             .await
             .map_err(db_err)?;
         Ok(())
@@ -409,7 +421,7 @@ impl Store for ThisStore {
     async fn setting(&self, key: &str) -> Result<Option<String>> {
         sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
             .bind(key)
-            .fetch_optional(self.pool())
+            .fetch_optional(&mut *self.conn().await?)
             .await
             .map_err(db_err)
     }
@@ -420,7 +432,7 @@ impl Store for ThisStore {
         )
         .bind(key)
         .bind(value)
-        .execute(self.pool())
+        .execute(&mut *self.conn().await?)
         .await
         .map_err(db_err)?;
         self.setting(key)
@@ -429,8 +441,7 @@ impl Store for ThisStore {
     }
 
     async fn bootstrap_owner(&self, name: &str, email: &str, key_hash: &str) -> Result<Bootstrap> {
-        let pool: &Pool = self.pool();
-        let mut tx = begin_write(pool).await?;
+        let mut tx = self.write_tx().await?;
         let now = Timestamp::now().micros();
         // The marker row makes concurrent first starts safe: the second waits on the key and
         // then inserts nothing.
@@ -538,7 +549,7 @@ impl Store for ThisStore {
              WHERE k.key_hash = $1",
         )
         .bind(key_hash)
-        .fetch_all(self.pool())
+        .fetch_all(&mut *self.conn().await?)
         .await
         .map_err(db_err)?;
         let Some((user_id, stored, _, _)) = rows.first() else {
@@ -568,7 +579,7 @@ impl Store for ThisStore {
     // ---- users ---------------------------------------------------------------------------------
 
     async fn create_user(&self, actor: &Actor, name: &str, email: &str) -> Result<User> {
-        let mut tx = begin_write(self.pool()).await?;
+        let mut tx = self.write_tx().await?;
         let u = User {
             id: connect_manager_core::id::new_upper(),
             name: name.to_owned(),
@@ -612,7 +623,7 @@ impl Store for ThisStore {
         .bind(at)
         .bind(id)
         .bind(page.fetch())
-        .fetch_all(self.pool())
+        .fetch_all(&mut *self.conn().await?)
         .await
         .map_err(db_err)?;
         Ok(page.finish(rows.into_iter().map(user).collect()))
@@ -628,7 +639,7 @@ impl Store for ThisStore {
         )
         .bind(reference)
         .bind(reference.trim().to_lowercase())
-        .fetch_all(self.pool())
+        .fetch_all(&mut *self.conn().await?)
         .await
         .map_err(db_err)?;
         Ok(rows.into_iter().map(user).collect())
@@ -640,14 +651,14 @@ impl Store for ThisStore {
              JOIN group_members m ON m.user_id = u.id JOIN groups g ON g.id = m.group_id \
              WHERE g.builtin = 'owners' ORDER BY u.created_at, u.id",
         )
-        .fetch_all(self.pool())
+        .fetch_all(&mut *self.conn().await?)
         .await
         .map_err(db_err)?;
         Ok(rows.into_iter().map(user).collect())
     }
 
     async fn delete_user(&self, actor: &Actor, user_id: &str) -> Result<()> {
-        let mut tx = begin_write(self.pool()).await?;
+        let mut tx = self.write_tx().await?;
         lock_owners(&mut tx).await?;
         ensure_not_last_owner(&mut tx, user_id).await?;
         let deleted = sqlx::query("DELETE FROM users WHERE id = $1")
@@ -677,7 +688,7 @@ impl Store for ThisStore {
         user_id: &str,
         key_hash: &str,
     ) -> Result<ApiKeyInfo> {
-        let mut tx = begin_write(self.pool()).await?;
+        let mut tx = self.write_tx().await?;
         let info = ApiKeyInfo {
             id: new_lower(),
             user_id: user_id.to_owned(),
@@ -722,7 +733,7 @@ impl Store for ThisStore {
         .bind(at)
         .bind(id)
         .bind(page.fetch())
-        .fetch_all(self.pool())
+        .fetch_all(&mut *self.conn().await?)
         .await
         .map_err(db_err)?;
         let items = rows
@@ -740,7 +751,7 @@ impl Store for ThisStore {
         if !matchable(key_id) {
             return Err(Error::not_found("api key", key_id));
         }
-        let mut tx = begin_write(self.pool()).await?;
+        let mut tx = self.write_tx().await?;
         let deleted = sqlx::query("DELETE FROM api_keys WHERE id = $1 AND user_id = $2")
             .bind(key_id)
             .bind(user_id)
@@ -766,7 +777,7 @@ impl Store for ThisStore {
     // ---- groups --------------------------------------------------------------------------------
 
     async fn create_group(&self, actor: &Actor, name: &str) -> Result<Group> {
-        let mut tx = begin_write(self.pool()).await?;
+        let mut tx = self.write_tx().await?;
         let g = Group {
             id: new_lower(),
             name: name.to_owned(),
@@ -797,7 +808,7 @@ impl Store for ThisStore {
 
     async fn list_groups(&self, page: &PageRequest) -> Result<Page<Group>> {
         let (at, id) = page.bounds();
-        let mut conn = self.pool().acquire().await.map_err(db_err)?;
+        let mut conn = self.conn().await?;
         let rows: Vec<GroupRow> = sqlx::query_as(
             "SELECT id, name, created_at FROM groups WHERE (created_at, id) < ($1, $2) \
              ORDER BY created_at DESC, id DESC LIMIT $3",
@@ -816,7 +827,7 @@ impl Store for ThisStore {
         if !matchable(reference) {
             return Ok(Vec::new());
         }
-        let mut conn = self.pool().acquire().await.map_err(db_err)?;
+        let mut conn = self.conn().await?;
         let rows: Vec<GroupRow> = sqlx::query_as(
             "SELECT id, name, created_at FROM groups WHERE id = $1 \
              UNION SELECT id, name, created_at FROM groups WHERE name_key = $2",
@@ -830,7 +841,7 @@ impl Store for ThisStore {
     }
 
     async fn delete_group(&self, actor: &Actor, group_id: &str) -> Result<()> {
-        let mut tx = begin_write(self.pool()).await?;
+        let mut tx = self.write_tx().await?;
         if is_owners_group(&mut tx, group_id).await? {
             return Err(Error::conflict(
                 "builtin_group",
@@ -859,7 +870,7 @@ impl Store for ThisStore {
     }
 
     async fn add_member(&self, actor: &Actor, group_id: &str, user_id: &str) -> Result<Group> {
-        let mut tx = begin_write(self.pool()).await?;
+        let mut tx = self.write_tx().await?;
         load_group(&mut tx, group_id).await?;
         let exists: Option<String> = sqlx::query_scalar("SELECT id FROM users WHERE id = $1")
             .bind(user_id)
@@ -897,7 +908,7 @@ impl Store for ThisStore {
     }
 
     async fn remove_member(&self, actor: &Actor, group_id: &str, user_id: &str) -> Result<Group> {
-        let mut tx = begin_write(self.pool()).await?;
+        let mut tx = self.write_tx().await?;
         if is_owners_group(&mut tx, group_id).await? {
             lock_owners(&mut tx).await?;
             ensure_not_last_owner(&mut tx, user_id).await?;
@@ -934,7 +945,7 @@ impl Store for ThisStore {
         group_id: &str,
         grant: &GroupGrant,
     ) -> Result<Group> {
-        let mut tx = begin_write(self.pool()).await?;
+        let mut tx = self.write_tx().await?;
         load_group(&mut tx, group_id).await?;
         let added = match (&grant.scope, &grant.server_id) {
             (GrantScope::Server, Some(server_id)) => {
@@ -989,7 +1000,7 @@ impl Store for ThisStore {
         group_id: &str,
         grant: &GroupGrant,
     ) -> Result<Group> {
-        let mut tx = begin_write(self.pool()).await?;
+        let mut tx = self.write_tx().await?;
         load_group(&mut tx, group_id).await?;
         let removed = match &grant.server_id {
             Some(server_id) => {
@@ -1035,7 +1046,7 @@ impl Store for ThisStore {
         name: &str,
         vault_type: VaultType,
     ) -> Result<Vault> {
-        let mut tx = begin_write(self.pool()).await?;
+        let mut tx = self.write_tx().await?;
         lock_names(&mut tx, NameTable::Vaults).await?;
         let v = Vault {
             id: new_lower(),
@@ -1076,7 +1087,7 @@ impl Store for ThisStore {
         .bind(at)
         .bind(id)
         .bind(page.fetch())
-        .fetch_all(self.pool())
+        .fetch_all(&mut *self.conn().await?)
         .await
         .map_err(db_err)?;
         let vaults = rows.into_iter().map(vault).collect::<Result<Vec<_>>>()?;
@@ -1093,14 +1104,14 @@ impl Store for ThisStore {
         )
         .bind(reference)
         .bind(name_key(reference))
-        .fetch_all(self.pool())
+        .fetch_all(&mut *self.conn().await?)
         .await
         .map_err(db_err)?;
         rows.into_iter().map(vault).collect()
     }
 
     async fn rename_vault(&self, actor: &Actor, vault_id: &str, name: &str) -> Result<Vault> {
-        let mut tx = begin_write(self.pool()).await?;
+        let mut tx = self.write_tx().await?;
         lock_names(&mut tx, NameTable::Vaults).await?;
         let updated = sqlx::query("UPDATE vaults SET name = $1, name_key = $2 WHERE id = $3")
             .bind(name)
@@ -1128,7 +1139,7 @@ impl Store for ThisStore {
     }
 
     async fn delete_vault(&self, actor: &Actor, vault_id: &str) -> Result<()> {
-        let mut tx = begin_write(self.pool()).await?;
+        let mut tx = self.write_tx().await?;
         let now = Timestamp::now().micros();
         sqlx::query(
             "UPDATE servers SET updated_at = $1 \
@@ -1163,7 +1174,7 @@ impl Store for ThisStore {
     // ---- servers -------------------------------------------------------------------------------
 
     async fn create_server(&self, actor: &Actor, new: &NewServer) -> Result<Server> {
-        let mut tx = begin_write(self.pool()).await?;
+        let mut tx = self.write_tx().await?;
         lock_names(&mut tx, NameTable::Servers).await?;
         let vault_ids: BTreeSet<&String> = new.vault_ids.iter().collect();
         for vault_id in &vault_ids {
@@ -1210,7 +1221,7 @@ impl Store for ThisStore {
 
     async fn list_servers(&self, viewer: &Principal, page: &PageRequest) -> Result<Page<Server>> {
         let (at, id) = page.bounds();
-        let mut conn = self.pool().acquire().await.map_err(db_err)?;
+        let mut conn = self.conn().await?;
         let rows: Vec<ServerRow> = sqlx::query_as(AssertSqlSafe(format!(
             "SELECT {SERVER_COLS} FROM servers s WHERE s.state = 'ACTIVE' \
              AND ($1 OR s.id IN (SELECT gs.server_id FROM group_servers gs \
@@ -1240,7 +1251,7 @@ impl Store for ThisStore {
         )))
         .bind(reference)
         .bind(name_key(reference))
-        .fetch_all(self.pool())
+        .fetch_all(&mut *self.conn().await?)
         .await
         .map_err(db_err)?;
         rows.into_iter().map(|r| server(r, Vec::new())).collect()
@@ -1250,12 +1261,12 @@ impl Store for ThisStore {
         if !matchable(server_id) {
             return Ok(None);
         }
-        let mut conn = self.pool().acquire().await.map_err(db_err)?;
+        let mut conn = self.conn().await?;
         load_server(&mut conn, server_id).await
     }
 
     async fn rename_server(&self, actor: &Actor, server_id: &str, name: &str) -> Result<Server> {
-        let mut tx = begin_write(self.pool()).await?;
+        let mut tx = self.write_tx().await?;
         lock_names(&mut tx, NameTable::Servers).await?;
         let updated = sqlx::query(
             "UPDATE servers SET name = $1, name_key = $2, updated_at = $3 \
@@ -1287,7 +1298,7 @@ impl Store for ThisStore {
     }
 
     async fn delete_server(&self, actor: &Actor, server_id: &str) -> Result<()> {
-        let mut tx = begin_write(self.pool()).await?;
+        let mut tx = self.write_tx().await?;
         let updated = sqlx::query(
             "UPDATE servers SET state = 'DELETED', secret_verifier = '', updated_at = $1 \
              WHERE id = $2 AND state = 'ACTIVE'",
@@ -1340,7 +1351,7 @@ impl Store for ThisStore {
         server_id: &str,
         secret_verifier: &str,
     ) -> Result<Server> {
-        let mut tx = begin_write(self.pool()).await?;
+        let mut tx = self.write_tx().await?;
         let updated = sqlx::query(
             "UPDATE servers SET secret_verifier = $1, tokens_version = tokens_version + 1, \
              updated_at = $2 WHERE id = $3 AND state = 'ACTIVE'",
@@ -1371,7 +1382,7 @@ impl Store for ThisStore {
     }
 
     async fn grant_vault(&self, actor: &Actor, server_id: &str, vault_id: &str) -> Result<Server> {
-        let mut tx = begin_write(self.pool()).await?;
+        let mut tx = self.write_tx().await?;
         load_live_server(&mut tx, server_id).await?;
         check_grantable(&load_vault(&mut tx, vault_id).await?)?;
         let now = Timestamp::now().micros();
@@ -1411,7 +1422,7 @@ impl Store for ThisStore {
     }
 
     async fn revoke_vault(&self, actor: &Actor, server_id: &str, vault_id: &str) -> Result<Server> {
-        let mut tx = begin_write(self.pool()).await?;
+        let mut tx = self.write_tx().await?;
         load_live_server(&mut tx, server_id).await?;
         let removed =
             sqlx::query("DELETE FROM server_vaults WHERE server_id = $1 AND vault_id = $2")
@@ -1454,7 +1465,7 @@ impl Store for ThisStore {
         let rows: Vec<(String, String, String, String)> = sqlx::query_as(
             "SELECT kid, sealed_private, x, y FROM signing_keys ORDER BY created_at DESC, kid DESC",
         )
-        .fetch_all(self.pool())
+        .fetch_all(&mut *self.conn().await?)
         .await
         .map_err(db_err)?;
         Ok(rows
@@ -1472,13 +1483,13 @@ impl Store for ThisStore {
         sqlx::query_scalar(
             "SELECT kid FROM signing_keys ORDER BY created_at DESC, kid DESC LIMIT 1",
         )
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *self.conn().await?)
         .await
         .map_err(db_err)
     }
 
     async fn add_signing_key(&self, actor: &Actor, key: &SealedKey) -> Result<()> {
-        let mut tx = begin_write(self.pool()).await?;
+        let mut tx = self.write_tx().await?;
         sqlx::query(
             "INSERT INTO signing_keys (kid, sealed_private, x, y, created_at) \
              VALUES ($1, $2, $3, $4, $5)",
@@ -1509,7 +1520,7 @@ impl Store for ThisStore {
              AND (expires_at IS NULL OR expires_at > $1)",
         )
         .bind(now.micros())
-        .fetch_all(self.pool())
+        .fetch_all(&mut *self.conn().await?)
         .await
         .map_err(db_err)
     }
@@ -1518,7 +1529,7 @@ impl Store for ThisStore {
         if new.vaults.is_empty() {
             return Err(Error::invalid_field("vaults", "name at least one vault"));
         }
-        let mut tx = begin_write(self.pool()).await?;
+        let mut tx = self.write_tx().await?;
         lock_server_for_tokens(&mut tx, &new.server_id).await?;
         // One read checks that the server is live and which of the vaults it is granted.
         let sql = format!(
@@ -1605,7 +1616,7 @@ impl Store for ThisStore {
         if !matchable(token_id) {
             return Ok(None);
         }
-        let mut conn = self.pool().acquire().await.map_err(db_err)?;
+        let mut conn = self.conn().await?;
         load_token(&mut conn, token_id).await
     }
 
@@ -1613,7 +1624,7 @@ impl Store for ThisStore {
         if !matchable(reference) {
             return Ok(Vec::new());
         }
-        let mut conn = self.pool().acquire().await.map_err(db_err)?;
+        let mut conn = self.conn().await?;
         let rows: Vec<TokenRow> = sqlx::query_as(AssertSqlSafe(format!(
             "SELECT {TOKEN_COLS} FROM tokens t WHERE t.id = $1 \
              UNION SELECT {TOKEN_COLS} FROM tokens t WHERE t.name_key = $2 \
@@ -1634,7 +1645,7 @@ impl Store for ThisStore {
         page: &PageRequest,
     ) -> Result<Page<TokenRecord>> {
         let (at, id) = page.bounds();
-        let mut conn = self.pool().acquire().await.map_err(db_err)?;
+        let mut conn = self.conn().await?;
         // Two statements, not one with an OR, so each can walk its own index: one server's
         // tokens by (server_id, created_at, id), all tokens by (created_at, id).
         let visible = "($1 OR t.server_id IN (SELECT gs.server_id FROM group_servers gs \
@@ -1667,7 +1678,7 @@ impl Store for ThisStore {
     }
 
     async fn rename_token(&self, actor: &Actor, token_id: &str, name: &str) -> Result<TokenRecord> {
-        let mut tx = begin_write(self.pool()).await?;
+        let mut tx = self.write_tx().await?;
         let updated = sqlx::query("UPDATE tokens SET name = $1, name_key = $2 WHERE id = $3")
             .bind(name)
             .bind(name_key(name))
@@ -1697,7 +1708,7 @@ impl Store for ThisStore {
     }
 
     async fn revoke_token(&self, actor: &Actor, token_id: &str) -> Result<TokenRecord> {
-        let mut tx = begin_write(self.pool()).await?;
+        let mut tx = self.write_tx().await?;
         let revoked = sqlx::query(
             "UPDATE tokens SET state = 'REVOKED', revoked_at = $1 WHERE id = $2 AND state = 'ACTIVE'",
         )
@@ -1733,7 +1744,7 @@ impl Store for ThisStore {
         if !matchable(server_id) {
             return Ok(None);
         }
-        let mut conn = self.pool().acquire().await.map_err(db_err)?;
+        let mut conn = self.conn().await?;
         let row: Option<(String, String, i64)> = sqlx::query_as(
             "SELECT id, secret_verifier, tokens_version FROM servers \
              WHERE id = $1 AND state = 'ACTIVE'",
@@ -1770,7 +1781,7 @@ impl Store for ThisStore {
         target_type: &str,
         target_id: &str,
     ) -> Result<()> {
-        let mut tx = begin_write(self.pool()).await?;
+        let mut tx = self.write_tx().await?;
         audit(
             &mut tx,
             actor,
@@ -1826,7 +1837,7 @@ impl Store for ThisStore {
         .bind(at)
         .bind(id)
         .bind(page.fetch())
-        .fetch_all(self.pool())
+        .fetch_all(&mut *self.conn().await?)
         .await
         .map_err(db_err)?;
         let events = rows

@@ -24,6 +24,8 @@ use sql::NameTable;
 pub struct SqliteStore {
     pool: Pool,
     listeners: crate::Listeners,
+    /// Never marked down: the database is a file of this process.
+    availability: crate::availability::Availability,
 }
 
 impl SqliteStore {
@@ -52,6 +54,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             pool,
             listeners: crate::Listeners::default(),
+            availability: Default::default(),
         })
     }
 
@@ -62,6 +65,10 @@ impl SqliteStore {
 
     fn listeners(&self) -> &crate::Listeners {
         &self.listeners
+    }
+
+    fn availability(&self) -> &crate::availability::Availability {
+        &self.availability
     }
 
     async fn shutdown(&self) {}
