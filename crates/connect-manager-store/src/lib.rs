@@ -369,6 +369,15 @@ pub(crate) fn db_err(e: sqlx::Error) -> Error {
                 detail: e.to_string(),
             }
         }
+        // A deadlock or serialization failure the locks of sql.rs should rule out: if one still
+        // happens, the change was rolled back whole, and trying again is the right advice.
+        sqlx::Error::Database(ref d) if d.code().is_some_and(|c| c == "40P01" || c == "40001") => {
+            tracing::warn!(error = %e, "a change collided with a concurrent one");
+            Error::conflict(
+                "concurrent_change",
+                "the change collided with a concurrent one and was not made; try again",
+            )
+        }
         other => Error::internal(other),
     }
 }
@@ -440,6 +449,18 @@ mod tests {
             matches!(map("42601"), Error::Internal { .. }),
             "syntax is 500"
         );
+        for code in ["40P01", "40001"] {
+            assert!(
+                matches!(
+                    map(code),
+                    Error::Conflict {
+                        code: "concurrent_change",
+                        ..
+                    }
+                ),
+                "{code} is 409: nothing was changed, try again"
+            );
+        }
         assert!(matches!(
             super::db_err(sqlx::Error::PoolTimedOut),
             Error::Unavailable { .. }

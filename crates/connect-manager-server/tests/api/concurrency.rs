@@ -222,6 +222,7 @@ impl Fixture {
 }
 
 async fn concurrent_changes_equal_their_serial_replay(db: TestDb) {
+    let backend = db.backend.as_str();
     let app = TestApp::spawn(db).await;
     let mut vaults = Vec::new();
     for v in 0..VAULTS {
@@ -444,7 +445,7 @@ async fn concurrent_changes_equal_their_serial_replay(db: TestDb) {
         }
     }
     eprintln!(
-        "concurrency: {CLIENTS} clients x {} requests; per kind (changed, no-op, refused): {counts:?}",
+        "concurrency ({backend}): {CLIENTS} clients x {} requests; per kind (changed, no-op, refused): {counts:?}",
         ops_per_client()
     );
 
