@@ -244,21 +244,12 @@ async fn lock_names(tx: &mut sqlx::Transaction<'static, Db>, table: NameTable) -
 /// The first key of this service's advisory locks ("cm").
 const ADVISORY_NAMESPACE: i32 = 0x636d;
 
-/// Token create reads the server's state and grants, then writes: a share lock on the server row,
-/// held to the end of the transaction, makes a concurrent vault revoke or server delete (both
-/// update that row) either wait for the token or be seen by it. Without it, read committed
-/// lets a token be issued on a grant revoked meanwhile, or stay ACTIVE on a deleted server.
-async fn lock_server_for_tokens(
-    tx: &mut sqlx::Transaction<'static, Db>,
-    server_id: &str,
-) -> Result<()> {
-    sqlx::query("SELECT id FROM servers WHERE id = $1 FOR SHARE")
-        .bind(server_id)
-        .execute(&mut **tx)
-        .await
-        .map_err(db_err)?;
-    Ok(())
-}
+/// Token create reads which of its vaults the server is granted, then writes the token: a share
+/// lock on those grant rows, held to the end of the transaction, makes a concurrent vault revoke
+/// or server delete (both delete grant rows) either wait for the token or be seen by it. Without
+/// it, read committed let a token be issued on a grant revoked meanwhile, or stay ACTIVE on a
+/// deleted server.
+const LOCK_READ_GRANTS: &str = " FOR SHARE OF sv";
 
 /// Serialises changes to the Owners group (A2's last-owner check) across connections and
 /// replicas: a row lock on the group, held to the end of the transaction.

@@ -22,7 +22,7 @@ use connect_manager_core::{Error, Result, Timestamp};
 use sqlx::AssertSqlSafe;
 
 use super::{
-    BACKEND, Db, ThisStore, begin_write, lock_names, lock_owners, lock_server_for_tokens, notify,
+    BACKEND, Db, LOCK_READ_GRANTS, ThisStore, begin_write, lock_names, lock_owners, notify,
 };
 use crate::{
     AuditFilter, Backend, Bootstrap, Change, NewServer, NewToken, ServerAccess, ServerCredentials,
@@ -1530,11 +1530,11 @@ impl Store for ThisStore {
             return Err(Error::invalid_field("vaults", "name at least one vault"));
         }
         let mut tx = self.write_tx().await?;
-        lock_server_for_tokens(&mut tx, &new.server_id).await?;
-        // One read checks that the server is live and which of the vaults it is granted.
+        // One read checks that the server is live and which of the vaults it is granted, and
+        // (PostgreSQL) holds those grants until the token is committed: see LOCK_READ_GRANTS.
         let sql = format!(
             "SELECT sv.vault_id FROM servers s JOIN server_vaults sv ON sv.server_id = s.id \
-             WHERE s.id = $1 AND s.state = 'ACTIVE' AND sv.vault_id IN ({})",
+             WHERE s.id = $1 AND s.state = 'ACTIVE' AND sv.vault_id IN ({}){LOCK_READ_GRANTS}",
             placeholders(2, new.vaults.len())
         );
         let mut q = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql)).bind(&new.server_id);

@@ -89,12 +89,7 @@ async fn lock_names(_tx: &mut sqlx::Transaction<'static, Db>, _table: NameTable)
 }
 
 /// Token create against concurrent grant changes: `BEGIN IMMEDIATE` already serialises writers.
-async fn lock_server_for_tokens(
-    _tx: &mut sqlx::Transaction<'static, Db>,
-    _server_id: &str,
-) -> Result<()> {
-    Ok(())
-}
+const LOCK_READ_GRANTS: &str = "";
 
 /// Serialises changes to the Owners group (A2's last-owner check). `BEGIN IMMEDIATE` already
 /// holds the database's only write lock.
