@@ -89,6 +89,16 @@ impl Running {
     }
 }
 
+/// A test that fails before `stop` must not leave its service running.
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 pub fn sigterm(pid: u32) {
     Command::new("kill")
         .arg("-TERM")
