@@ -221,7 +221,9 @@ impl Fixture {
     }
 }
 
-async fn concurrent_changes_equal_their_serial_replay(db: TestDb) {
+/// R7 (a token only on vaults granted when it is issued), R2 (live names unique), R6 and R8
+/// (revokes) and A5 (one audit event per change, in its transaction) hold under concurrency.
+async fn r7_concurrent_changes_equal_their_serial_replay(db: TestDb) {
     let backend = db.backend.as_str();
     let app = TestApp::spawn(db).await;
     let mut vaults = Vec::new();
@@ -509,4 +511,4 @@ async fn concurrent_changes_equal_their_serial_replay(db: TestDb) {
     Arc::into_inner(fixture).unwrap().app.stop().await;
 }
 
-backend_tests!(concurrent_changes_equal_their_serial_replay);
+backend_tests!(r7_concurrent_changes_equal_their_serial_replay);

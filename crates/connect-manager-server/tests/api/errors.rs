@@ -131,7 +131,7 @@ async fn e1_request_ids_are_echoed(db: TestDb) {
 /// Traversal-like, control-character, quoting and oversized references reach every lookup as
 /// names (R1) and are simply found nowhere: a 404, never a 500 (PostgreSQL refuses NUL in text,
 /// so a NUL must never reach it), and nothing is created by bodies that carry them (E2).
-async fn odd_references_are_404_everywhere(db: TestDb) {
+async fn r1_odd_references_are_404_everywhere(db: TestDb) {
     let app = TestApp::spawn(db).await;
     let (server, _) = app.server("odd-refs", &[]).await;
     let server_id = server["id"].as_str().unwrap().to_owned();
@@ -304,5 +304,5 @@ backend_tests!(
     e1_every_error_uses_the_envelope,
     e1_request_ids_are_echoed,
     e1_oversized_headers_are_431,
-    odd_references_are_404_everywhere,
+    r1_odd_references_are_404_everywhere,
 );

@@ -61,7 +61,7 @@ fn peak_rss_kib(pid: u32) -> u64 {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn hostile_input_gets_a_clear_4xx_or_a_closed_connection_and_memory_stays_bounded() {
+async fn e1_hostile_input_gets_a_clear_4xx_or_a_closed_connection_and_memory_stays_bounded() {
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = command(dir.path());
     cmd.env("CONNECT_MANAGER_BOOTSTRAP_KEY", OWNER_KEY);
