@@ -58,6 +58,15 @@ impl Running {
         }
     }
 
+    /// A ready service on SQLite in `dir` whose first owner has the API key `owner_key`.
+    pub async fn ready_with_owner(dir: &Path, owner_key: &str) -> Running {
+        let mut cmd = command(dir);
+        cmd.env("CONNECT_MANAGER_BOOTSTRAP_KEY", owner_key);
+        let mut app = Running::start(cmd, dir);
+        app.wait_ready().await;
+        app
+    }
+
     pub async fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {

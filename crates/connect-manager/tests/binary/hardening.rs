@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use crate::common::{Running, command};
+use crate::common::Running;
 
 const OWNER_KEY: &str = "hardening-owner-key-0123456789abcdefghij";
 
@@ -63,10 +63,7 @@ fn peak_rss_kib(pid: u32) -> u64 {
 #[tokio::test(flavor = "multi_thread")]
 async fn e1_hostile_input_gets_a_clear_4xx_or_a_closed_connection_and_memory_stays_bounded() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = command(dir.path());
-    cmd.env("CONNECT_MANAGER_BOOTSTRAP_KEY", OWNER_KEY);
-    let mut app = Running::start(cmd, dir.path());
-    app.wait_ready().await;
+    let app = Running::ready_with_owner(dir.path(), OWNER_KEY).await;
     let addr = app.base.trim_start_matches("http://").to_owned();
     let pid = app.child.id();
     let start_rss = peak_rss_kib(pid);

@@ -352,10 +352,7 @@ async fn no_secret_reaches_the_log_even_at_trace_level() {
 async fn graceful_shutdown_finishes_the_request_in_flight() {
     let dir = tempfile::tempdir().unwrap();
     let key = "shutdown-test-key-0123456789abcdefghijkl";
-    let mut cmd = command(dir.path());
-    cmd.env("CONNECT_MANAGER_BOOTSTRAP_KEY", key);
-    let mut app = Running::start(cmd, dir.path());
-    app.wait_ready().await;
+    let mut app = Running::ready_with_owner(dir.path(), key).await;
     let addr = app.base.trim_start_matches("http://").to_owned();
     let body = br#"{"name": "in-flight", "type": "EVERYONE"}"#;
     let mut stream = TcpStream::connect(&addr).unwrap();

@@ -160,10 +160,7 @@ async fn a1_admin_owner_key_mints_a_working_key() {
 async fn t3_admin_rotate_key_takes_effect_on_a_running_service() {
     let dir = tempfile::tempdir().unwrap();
     let key = "rotate-test-key-rotate-test-key-0123";
-    let mut cmd = command(dir.path());
-    cmd.env("CONNECT_MANAGER_BOOTSTRAP_KEY", key);
-    let mut app = Running::start(cmd, dir.path());
-    app.wait_ready().await;
+    let app = Running::ready_with_owner(dir.path(), key).await;
     let client = crate::common::http();
     let post = |path: &str, body: serde_json::Value| {
         client
