@@ -17,7 +17,7 @@ use connect_manager_store::testing::TestDb;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::harness::{OWNER_KEY, TestApp, items};
+use crate::harness::{OWNER_KEY, TestApp};
 
 const CLIENTS: usize = 32;
 /// Requests per client; `CONCURRENCY_OPS_PER_CLIENT` raises it for a long run
@@ -277,23 +277,16 @@ async fn r7_concurrent_changes_equal_their_serial_replay(db: TestDb) {
     }
 
     // The audit trail of this run, oldest first.
-    let mut events: Vec<Value> = Vec::new();
-    let mut cursor = String::new();
-    loop {
-        let page = app
-            .get(&format!("/v1/audit/events?limit=1000{cursor}"))
-            .await
-            .expect(200);
-        events.extend(items(&page).into_iter().filter(|e| {
+    let mut events: Vec<Value> = app
+        .all_items("/v1/audit/events?limit=1000")
+        .await
+        .into_iter()
+        .filter(|e| {
             e["request_id"]
                 .as_str()
                 .is_some_and(|r| r.starts_with("cc-"))
-        }));
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = format!("&cursor={c}"),
-            None => break,
-        }
-    }
+        })
+        .collect();
     events.reverse();
     let mut by_request: HashMap<&str, Vec<&Value>> = HashMap::new();
     for e in &events {
@@ -470,19 +463,7 @@ async fn r7_concurrent_changes_equal_their_serial_replay(db: TestDb) {
             .collect();
         assert_eq!(granted, expected, "server {s} grants");
     }
-    let mut listed = Vec::new();
-    let mut cursor = String::new();
-    loop {
-        let page = app
-            .get(&format!("/v1/connect/tokens?limit=1000{cursor}"))
-            .await
-            .expect(200);
-        listed.extend(items(&page));
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = format!("&cursor={c}"),
-            None => break,
-        }
-    }
+    let listed = app.all_items("/v1/connect/tokens?limit=1000").await;
     assert_eq!(listed.len(), tokens.len(), "tokens listed vs replayed");
     for t in &listed {
         let id = t["id"].as_str().unwrap();

@@ -274,6 +274,21 @@ impl TestApp {
         (id, key)
     }
 
+    /// Every item of a list, following `next_cursor` page by page. `path` carries a query
+    /// (at least `?limit=`) to which the cursor is added.
+    pub async fn all_items(&self, path: &str) -> Vec<Value> {
+        let mut all = Vec::new();
+        let mut next = path.to_owned();
+        loop {
+            let page = self.get(&next).await.expect(200);
+            all.extend(items(&page));
+            match page["next_cursor"].as_str() {
+                Some(c) => next = format!("{path}&cursor={c}"),
+                None => return all,
+            }
+        }
+    }
+
     pub async fn audit_actions(&self) -> Vec<(String, String)> {
         let events = self.get("/v1/audit/events?limit=1000").await.expect(200);
         events["items"]

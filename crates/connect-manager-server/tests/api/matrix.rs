@@ -420,22 +420,14 @@ async fn authorization_matrix(db: TestDb) {
 
     // The audit trail, by request ID.
     let mut events: HashMap<String, Vec<(String, String)>> = HashMap::new();
-    let mut path = "/v1/audit/events?limit=1000".to_owned();
-    loop {
-        let page = app.get(&path).await.expect(200);
-        for e in page["items"].as_array().unwrap() {
-            events
-                .entry(e["request_id"].as_str().unwrap().to_owned())
-                .or_default()
-                .push((
-                    e["action"].as_str().unwrap().to_owned(),
-                    e["outcome"].as_str().unwrap().to_owned(),
-                ));
-        }
-        match page["next_cursor"].as_str() {
-            Some(c) => path = format!("/v1/audit/events?limit=1000&cursor={c}"),
-            None => break,
-        }
+    for e in app.all_items("/v1/audit/events?limit=1000").await {
+        events
+            .entry(e["request_id"].as_str().unwrap().to_owned())
+            .or_default()
+            .push((
+                e["action"].as_str().unwrap().to_owned(),
+                e["outcome"].as_str().unwrap().to_owned(),
+            ));
     }
     let server_auth = ["GET /v1/connect/self", "POST /v1/introspect"];
     for (label, method, status, request_id) in &cells {
