@@ -41,14 +41,21 @@ pub async fn serve(
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let (closing_tx, closing_rx) = watch::channel(false);
     let mut shutdown = pin!(shutdown);
+    // Warned once when the limit is reached, not for every connection that then waits.
+    let mut at_limit = false;
     loop {
         let slot = match slots.clone().try_acquire_owned() {
-            Ok(slot) => slot,
+            Ok(slot) => {
+                at_limit = false;
+                slot
+            }
             Err(_) => {
-                tracing::warn!(
-                    limit = MAX_CONNECTIONS,
-                    "connection limit reached; new connections wait until one closes"
-                );
+                if !std::mem::replace(&mut at_limit, true) {
+                    tracing::warn!(
+                        limit = MAX_CONNECTIONS,
+                        "connection limit reached; new connections wait until one closes"
+                    );
+                }
                 tokio::select! {
                     biased;
                     () = &mut shutdown => break,
