@@ -9,7 +9,6 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use connect_manager_core::access::VaultAcl;
 use connect_manager_core::duration::parse_expires_in;
-use connect_manager_core::lookup::resolve;
 use connect_manager_core::model::{
     Server, ServerState, Token, TokenRecord, VaultAccess, check_grantable,
 };
@@ -122,11 +121,11 @@ async fn resolve_token(
         Some(s) => Some(token_server(state, caller, s, action).await?.id),
         None => None,
     };
-    let mut candidates = state.store.find_tokens(reference).await?;
-    candidates.retain(|t| server_id.as_ref().is_none_or(|s| *s == t.server_id));
-    let visible =
-        super::only_managed(state, caller, candidates, |t| &t.server_id, action, "token").await?;
-    Ok(resolve("token", reference, visible)?)
+    let found = state
+        .store
+        .find_tokens(&caller.principal, reference, server_id.as_deref())
+        .await?;
+    super::resolve_visible(state, caller, "token", reference, found, action).await
 }
 
 /// `op connect token create <name> --server S --vault V[,r|,w] … [--expires-in 30d]` (R7). The

@@ -5,8 +5,10 @@ mod matrix;
 
 mod auth;
 mod concurrency;
+mod denials;
 mod errors;
 mod groups;
+mod lookup;
 mod openapi;
 mod secrets;
 mod servers;
