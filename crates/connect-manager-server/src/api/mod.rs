@@ -9,6 +9,8 @@ pub mod tokens;
 pub mod users;
 pub mod vaults;
 
+use axum::Json;
+use axum::http::{HeaderName, StatusCode, header};
 use connect_manager_core::lookup::{Found, Named, resolve};
 use connect_manager_core::model::{Group, Server, User, Vault};
 use connect_manager_core::page::PageRequest;
@@ -27,7 +29,7 @@ pub enum Errors {
     #[response(status = 400)]
     BadRequest(ErrorBody),
     /// Missing or invalid credentials.
-    #[response(status = 401)]
+    #[response(status = 401, headers(("WWW-Authenticate" = String, description = "The scheme to authenticate with: `Bearer realm=\"connect-manager\"` (a user's API key).")))]
     Unauthorized(ErrorBody),
     /// The caller may see the object but not take this action.
     #[response(status = 403)]
@@ -57,6 +59,18 @@ pub enum Errors {
     #[response(status = 500)]
     Internal(ErrorBody),
 }
+
+/// A response whose body carries a secret (an API key, a JWT, a credentials file): sent with
+/// `Cache-Control: no-store`, so no cache on the way keeps it.
+pub type WithSecret<T> = (StatusCode, [(HeaderName, &'static str); 1], Json<T>);
+
+/// `body` with `status`, never stored by a cache.
+pub fn with_secret<T>(status: StatusCode, body: T) -> WithSecret<T> {
+    (status, [(header::CACHE_CONTROL, NO_STORE)], Json(body))
+}
+
+/// The `Cache-Control` of a response carrying a secret.
+pub const NO_STORE: &str = "no-store";
 
 /// Paging of every list: newest first.
 #[derive(Debug, Deserialize, IntoParams)]

@@ -22,7 +22,7 @@ use connect_manager_store::NewToken;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{Errors, resolve_server, resolve_vault};
+use super::{Errors, WithSecret, resolve_server, resolve_vault, with_secret};
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller, ServerCaller};
 use crate::state::AppState;
@@ -134,13 +134,14 @@ async fn resolve_token(
     request_body = CreateToken,
     params(("server" = String, Path, description = "Server ID or name")),
     security(("api_key" = [])),
-    responses((status = 201, description = "The new token, with its JWT shown this once.", body = CreatedToken), Errors))]
+    responses((status = 201, description = "The new token, with its JWT shown this once.", body = CreatedToken,
+        headers(("Cache-Control" = String, description = "`no-store`: the body carries a secret."))), Errors))]
 pub async fn create_token(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(server): ApiPath<String>,
     ApiJson(body): ApiJson<CreateToken>,
-) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
+) -> ApiResult<WithSecret<CreatedToken>> {
     let server = resolve_server(&state, &caller, &server, "token.create").await?;
     let name = name::validate("name", &body.name)?;
     let lifetime = body
@@ -201,12 +202,12 @@ pub async fn create_token(
         )
         .await?;
     crate::metrics::inc(&state.metrics.tokens_issued);
-    Ok((
+    Ok(with_secret(
         StatusCode::CREATED,
-        Json(CreatedToken {
+        CreatedToken {
             token: record.view(now),
             jwt,
-        }),
+        },
     ))
 }
 
@@ -332,7 +333,8 @@ pub struct Introspection {
     responses(
         (status = 200, description = "Whether the token is valid now, and what it may reach.", body = Introspection),
         (status = 400, description = "The body is not `{\"token\": \"…\"}`.", body = ErrorBody),
-        (status = 401, description = "Not a live server's credentials.", body = ErrorBody),
+        (status = 401, description = "Not a live server's credentials.", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "The scheme to authenticate with: `Basic realm=\"connect-manager\"` (the server's ID and secret)."))),
         (status = 413, description = "The body is over 64 KiB.", body = ErrorBody),
         (status = 429, description = "Too many failed authentications from this address: the credentials were not read.", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait."))),

@@ -8,6 +8,7 @@ mod concurrency;
 mod denials;
 mod errors;
 mod groups;
+mod headers;
 mod lookup;
 mod openapi;
 mod secrets;
