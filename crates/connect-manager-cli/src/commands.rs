@@ -21,8 +21,9 @@ use serde_json::Value;
 use crate::client::{Client, enc};
 use crate::output::{Format, fields, json, table};
 
-/// Where and how to reach the service; every client command takes these.
-#[derive(Debug, Args)]
+/// Where and how to reach the service; every client command takes these. `Debug` does not show
+/// the API key.
+#[derive(Args)]
 pub struct ClientArgs {
     /// The service's URL.
     #[arg(
@@ -49,6 +50,19 @@ pub struct ClientArgs {
         default_value = "human-readable"
     )]
     pub format: Format,
+}
+
+impl std::fmt::Debug for ClientArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientArgs")
+            .field("url", &self.url)
+            .field(
+                "token",
+                &format_args!("{}", connect_manager_server::config::redacted(&self.token)),
+            )
+            .field("format", &self.format)
+            .finish_non_exhaustive()
+    }
 }
 
 /// An argument, or `-` to read it from standard input (as op does).
@@ -916,6 +930,42 @@ mod tests {
         assert_eq!((v.vault.as_str(), v.access), ("prod", None));
         let v = parse_vault_access("a,b vault");
         assert_eq!((v.vault.as_str(), v.access), ("a,b vault", None));
+    }
+
+    #[test]
+    fn debug_of_the_client_and_admin_options_shows_no_secret() {
+        use clap::Parser;
+
+        #[derive(Debug, Parser)]
+        struct Client {
+            #[command(flatten)]
+            client: ClientArgs,
+            #[command(subcommand)]
+            admin: crate::AdminCommand,
+        }
+        let api_key = "cmk_api-key-SECRET-0123456789";
+        let master = "master-key-SECRET-0123456789abcdefghijkl";
+        let parsed = Client::try_parse_from([
+            "cm",
+            "--token",
+            api_key,
+            "rotate-key",
+            "--master-key",
+            master,
+            "--database-url",
+            "postgres://app:db-password-SECRET@db/cm",
+        ])
+        .unwrap();
+        for debug in [
+            format!("{:?}", parsed.client),
+            format!("{parsed:?}"),
+            format!("{parsed:#?}"),
+        ] {
+            for secret in [api_key, master, "db-password-SECRET"] {
+                assert!(!debug.contains(secret), "{debug}");
+            }
+        }
+        assert!(format!("{:?}", parsed.client).contains("token: Some(<redacted>)"));
     }
 
     #[test]

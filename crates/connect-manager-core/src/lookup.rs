@@ -1,28 +1,86 @@
 //! R1: every server, vault, group and token argument is an ID or a name. An exact ID wins;
 //! otherwise a case-insensitive name match; several matches are ambiguous (409), none is 404.
-//! The store returns the candidates (rows whose ID equals the reference or whose name key equals
-//! its name key); this function decides.
+//!
+//! The store looks in R1's order, among what the viewer may see (A4), and says what it found as a
+//! [`Found`]: the object whose ID is the reference, or else the objects whose name matches it (at
+//! most [`MAX_NAME_MATCHES`] + 1, so that a name shared by too many objects is refused as such,
+//! never answered with a cut list), or else that only objects the viewer may not see matched.
+//! [`resolve`] decides.
 
 use crate::{Error, Result};
+
+/// The most objects a name may match and still be listed as the candidates of an ambiguous
+/// reference. A name matching more is refused (409 `too_many_matches`) without a list: the store
+/// reads at most this many + 1 name matches, so that it can tell.
+pub const MAX_NAME_MATCHES: usize = 100;
 
 pub trait Named {
     fn id(&self) -> &str;
     fn name(&self) -> &str;
 }
 
-pub fn resolve<T: Named>(kind: &'static str, reference: &str, mut candidates: Vec<T>) -> Result<T> {
-    if let Some(pos) = candidates.iter().position(|c| c.id() == reference) {
-        return Ok(candidates.swap_remove(pos));
+/// What a reference found (R1), among the objects the viewer may see (A4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found<T> {
+    /// The object whose ID is the reference: it wins, whatever the names.
+    Id(T),
+    /// No object has that ID; these match it by name (none, one or several; at most
+    /// [`MAX_NAME_MATCHES`] + 1).
+    Names(Vec<T>),
+    /// Nothing the viewer may see matched, but this object (its ID) did: the caller gets 404 as
+    /// if nothing existed, and the attempt is audited as denied (A4, A5).
+    Hidden(String),
+}
+
+impl<T> Found<T> {
+    /// The ID of the hidden object that matched, when nothing visible did.
+    pub fn hidden(&self) -> Option<&str> {
+        match self {
+            Found::Hidden(id) => Some(id),
+            _ => None,
+        }
     }
-    let key = crate::name::name_key(reference);
-    candidates.retain(|c| crate::name::name_key(c.name()) == key);
-    match candidates.len() {
+
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Found<U> {
+        let mut f = f;
+        match self {
+            Found::Id(t) => Found::Id(f(t)),
+            Found::Names(v) => Found::Names(v.into_iter().map(f).collect()),
+            Found::Hidden(id) => Found::Hidden(id),
+        }
+    }
+
+    /// Every object found, by ID or by name (tests, and callers that list candidates).
+    pub fn into_vec(self) -> Vec<T> {
+        match self {
+            Found::Id(t) => vec![t],
+            Found::Names(v) => v,
+            Found::Hidden(_) => Vec::new(),
+        }
+    }
+}
+
+/// R1: the one object a reference names, or why there is none.
+pub fn resolve<T: Named>(kind: &'static str, reference: &str, found: Found<T>) -> Result<T> {
+    let mut names = match found {
+        Found::Id(t) => return Ok(t),
+        Found::Hidden(_) => return Err(Error::not_found(kind, reference)),
+        Found::Names(names) => names,
+    };
+    match names.len() {
         0 => Err(Error::not_found(kind, reference)),
-        1 => Ok(candidates.remove(0)),
+        1 => Ok(names.remove(0)),
+        n if n > MAX_NAME_MATCHES => Err(Error::conflict(
+            "too_many_matches",
+            format!(
+                "more than {MAX_NAME_MATCHES} {kind}s are named '{reference}'; use an ID \
+                 (the list would be cut, so none is given)"
+            ),
+        )),
         _ => Err(Error::Ambiguous {
             kind,
             reference: reference.to_owned(),
-            candidates: candidates.iter().map(|c| c.id().to_owned()).collect(),
+            candidates: names.iter().map(|c| c.id().to_owned()).collect(),
         }),
     }
 }
@@ -46,6 +104,7 @@ named!(
 mod tests {
     use super::*;
 
+    #[derive(Debug)]
     struct T(&'static str, &'static str);
     impl Named for T {
         fn id(&self) -> &str {
@@ -58,17 +117,44 @@ mod tests {
 
     #[test]
     fn r1_exact_id_wins_then_unique_name_then_ambiguous() {
-        let r = resolve("server", "b", vec![T("a", "b"), T("b", "x")]).unwrap();
+        let r = resolve("server", "b", Found::Id(T("b", "x"))).unwrap();
         assert_eq!(r.0, "b");
-        let r = resolve("server", "PROD", vec![T("a", "prod")]).unwrap();
+        let r = resolve("server", "PROD", Found::Names(vec![T("a", "prod")])).unwrap();
         assert_eq!(r.0, "a");
-        match resolve("token", "ci", vec![T("a", "CI"), T("b", "ci")]) {
+        match resolve(
+            "token",
+            "ci",
+            Found::Names(vec![T("a", "CI"), T("b", "ci")]),
+        ) {
             Err(Error::Ambiguous { candidates, .. }) => assert_eq!(candidates, ["a", "b"]),
             other => panic!("{:?}", other.map(|t| t.0)),
         }
         assert!(matches!(
-            resolve::<T>("vault", "nope", vec![]),
+            resolve::<T>("vault", "nope", Found::Names(vec![])),
             Err(Error::NotFound { kind: "vault", .. })
         ));
+        assert!(matches!(
+            resolve::<T>("token", "x", Found::Hidden("h".into())),
+            Err(Error::NotFound { kind: "token", .. })
+        ));
+    }
+
+    #[test]
+    fn r1_a_name_matching_more_than_the_cap_says_so_instead_of_a_cut_list() {
+        let many: Vec<T> = (0..=MAX_NAME_MATCHES).map(|_| T("x", "ci")).collect();
+        match resolve("token", "ci", Found::Names(many)) {
+            Err(Error::Conflict {
+                code: "too_many_matches",
+                message,
+            }) => assert!(message.contains("use an ID"), "{message}"),
+            other => panic!("{:?}", other.map(|t| t.0)),
+        }
+        let at_cap: Vec<T> = (0..MAX_NAME_MATCHES).map(|_| T("x", "ci")).collect();
+        match resolve("token", "ci", Found::Names(at_cap)) {
+            Err(Error::Ambiguous { candidates, .. }) => {
+                assert_eq!(candidates.len(), MAX_NAME_MATCHES)
+            }
+            other => panic!("{:?}", other.map(|t| t.0)),
+        }
     }
 }

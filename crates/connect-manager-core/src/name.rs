@@ -1,5 +1,7 @@
-//! R2: names are trimmed, 1–255 characters, without control characters. Uniqueness is
-//! case-insensitive: the store compares [`name_key`]s, computed here so both backends agree.
+//! R2: names are trimmed, 1–255 characters, without control characters (Cc) and without format
+//! characters (Cf: bidi overrides and isolates, zero-width space and joiners, the BOM, the soft
+//! hyphen, tags, …), which are invisible or reorder text: `admin` and `admin` + U+200B would
+//! look alike but be two names. Uniqueness is case-insensitive: the store compares [`name_key`]s, computed here so both backends agree.
 //! Email addresses (users) are validated here too. [`Name`] and [`Email`] describe both rules to
 //! the API description exactly, so that what it calls valid is what [`validate`] and
 //! [`validate_email`] accept.
@@ -11,14 +13,86 @@ pub const MAX_NAME_CHARS: usize = 255;
 pub const MAX_EMAIL_LOCAL_CHARS: usize = 64;
 pub const MAX_EMAIL_DOMAIN_CHARS: usize = 189;
 
+/// Unicode's general category Cf (format characters), as of Unicode 16.0: the ranges of
+/// `DerivedGeneralCategory.txt`. A test checks this table against the `\p{Cf}` of the Unicode
+/// tables the `regex-syntax` crate carries.
+pub const FORMAT_CHARS: &[(char, char)] = &[
+    ('\u{00AD}', '\u{00AD}'),   // soft hyphen
+    ('\u{0600}', '\u{0605}'),   // Arabic number signs
+    ('\u{061C}', '\u{061C}'),   // Arabic letter mark
+    ('\u{06DD}', '\u{06DD}'),   // Arabic end of ayah
+    ('\u{070F}', '\u{070F}'),   // Syriac abbreviation mark
+    ('\u{0890}', '\u{0891}'),   // Arabic pound and piastre marks above
+    ('\u{08E2}', '\u{08E2}'),   // Arabic disputed end of ayah
+    ('\u{180E}', '\u{180E}'),   // Mongolian vowel separator
+    ('\u{200B}', '\u{200F}'),   // zero-width space, ZWNJ, ZWJ, LRM, RLM
+    ('\u{202A}', '\u{202E}'),   // bidi embeddings and overrides
+    ('\u{2060}', '\u{2064}'),   // word joiner, invisible operators
+    ('\u{2066}', '\u{206F}'),   // bidi isolates, deprecated format characters
+    ('\u{FEFF}', '\u{FEFF}'),   // zero-width no-break space (BOM)
+    ('\u{FFF9}', '\u{FFFB}'),   // interlinear annotation
+    ('\u{110BD}', '\u{110BD}'), // Kaithi number sign
+    ('\u{110CD}', '\u{110CD}'), // Kaithi number sign above
+    ('\u{13430}', '\u{1343F}'), // Egyptian hieroglyph format controls
+    ('\u{1BCA0}', '\u{1BCA3}'), // shorthand format controls
+    ('\u{1D173}', '\u{1D17A}'), // musical symbol format controls
+    ('\u{E0001}', '\u{E0001}'), // language tag
+    ('\u{E0020}', '\u{E007F}'), // tag characters
+];
+
+/// Whether `c` is a format character (general category Cf).
+pub fn is_format(c: char) -> bool {
+    FORMAT_CHARS
+        .binary_search_by(|&(lo, hi)| {
+            if hi < c {
+                std::cmp::Ordering::Less
+            } else if lo > c {
+                std::cmp::Ordering::Greater
+            } else {
+                std::cmp::Ordering::Equal
+            }
+        })
+        .is_ok()
+}
+
+/// Neither a control nor a format character: what a name may hold (R2).
+fn allowed(c: char) -> bool {
+    !c.is_control() && !is_format(c)
+}
+
+/// The format characters as the inside of a regular expression class: `\uXXXX` escapes for the
+/// basic plane, the characters themselves beyond it (neither ECMAScript without the `u` flag nor
+/// Python knows an escape for those that the other reads the same).
+fn format_class() -> String {
+    let one = |c: char| {
+        if (c as u32) <= 0xFFFF {
+            format!("\\u{:04X}", c as u32)
+        } else {
+            c.to_string()
+        }
+    };
+    FORMAT_CHARS
+        .iter()
+        .map(|&(lo, hi)| {
+            if lo == hi {
+                one(lo)
+            } else {
+                format!("{}-{}", one(lo), one(hi))
+            }
+        })
+        .collect()
+}
+
 /// What `str::trim` removes (Unicode White_Space), as a regular expression class.
 const TRIMMED: &str = r"[\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]";
-/// Neither a control character (`char::is_control`: Cc) nor whitespace.
-const VISIBLE: &str = r"[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]";
-/// Not a control character.
-const NOT_CONTROL: &str = r"[^\x00-\x1F\x7F-\x9F]";
-/// Neither `@`, nor a control character, nor whitespace.
-const EMAIL_PART: &str = r"[^@\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]";
+/// Neither a control character (`char::is_control`: Cc) nor whitespace (a format character is
+/// excluded where this is used).
+const VISIBLE: &str = r"\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000";
+/// Control characters.
+const CONTROL: &str = r"\x00-\x1F\x7F-\x9F";
+/// `@`, control characters and whitespace: what an email address's parts may not hold (nor a
+/// format character).
+const NOT_EMAIL: &str = r"@\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000";
 
 /// The schema of a name in a request (R2): what [`validate`] accepts, as a pattern.
 pub struct Name;
@@ -27,14 +101,18 @@ impl utoipa::PartialSchema for Name {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         use utoipa::openapi::schema::{ObjectBuilder, Type};
         let inner = MAX_NAME_CHARS - 2;
+        let format = format_class();
+        let visible = format!("[^{VISIBLE}{format}]");
+        let allowed = format!("[^{CONTROL}{format}]");
         ObjectBuilder::new()
             .schema_type(Type::String)
             .pattern(Some(format!(
-                "^{TRIMMED}*{VISIBLE}(?:{NOT_CONTROL}{{0,{inner}}}{VISIBLE})?{TRIMMED}*$"
+                "^{TRIMMED}*{visible}(?:{allowed}{{0,{inner}}}{visible})?{TRIMMED}*$"
             )))
             .description(Some(
                 "A name (R2): trimmed of surrounding whitespace, then 1–255 characters without \
-                 control characters.",
+                 control characters or format characters (Unicode category Cf: bidi controls, \
+                 zero-width characters, …).",
             ))
             .into()
     }
@@ -47,16 +125,17 @@ pub struct Email;
 impl utoipa::PartialSchema for Email {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         use utoipa::openapi::schema::{ObjectBuilder, Type};
+        let part = format!("[^{NOT_EMAIL}{}]", format_class());
         ObjectBuilder::new()
             .schema_type(Type::String)
             .pattern(Some(format!(
-                "^{TRIMMED}*{EMAIL_PART}{{1,{MAX_EMAIL_LOCAL_CHARS}}}@\
-                 {EMAIL_PART}{{1,{MAX_EMAIL_DOMAIN_CHARS}}}{TRIMMED}*$"
+                "^{TRIMMED}*{part}{{1,{MAX_EMAIL_LOCAL_CHARS}}}@\
+                 {part}{{1,{MAX_EMAIL_DOMAIN_CHARS}}}{TRIMMED}*$"
             )))
             .description(Some(
                 "An email address: trimmed of surrounding whitespace, then one `@` with 1–64 \
-                 characters before it and 1–189 after, none of them whitespace or control \
-                 characters.",
+                 characters before it and 1–189 after, none of them whitespace, control or \
+                 format characters.",
             ))
             .into()
     }
@@ -76,24 +155,33 @@ pub fn validate(field: &str, raw: &str) -> Result<String> {
             format_args!("must be at most {MAX_NAME_CHARS} characters (got {chars})"),
         ));
     }
-    if name.chars().any(char::is_control) {
+    if let Some(c) = name.chars().find(|&c| !allowed(c)) {
+        let what = if c.is_control() {
+            "control"
+        } else {
+            "invisible format"
+        };
         return Err(Error::invalid_field(
             field,
-            "must not contain control characters",
+            format_args!(
+                "must not contain {what} characters (found U+{:04X})",
+                c as u32
+            ),
         ));
     }
     Ok(name.to_owned())
 }
 
 /// Validates and normalises an email address: trimmed; one `@` with 1–64 characters before it and
-/// 1–189 after (254 in all at most, as SMTP allows); no whitespace or control characters.
+/// 1–189 after (254 in all at most, as SMTP allows); no whitespace, control or format
+/// characters (two addresses that look alike are one address).
 pub fn validate_email(raw: &str) -> Result<String> {
     let email = raw.trim();
     let ok = email.split_once('@').is_some_and(|(local, domain)| {
         (1..=MAX_EMAIL_LOCAL_CHARS).contains(&local.chars().count())
             && (1..=MAX_EMAIL_DOMAIN_CHARS).contains(&domain.chars().count())
             && !domain.contains('@')
-    }) && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+    }) && !email.chars().any(|c| c.is_whitespace() || !allowed(c));
     if ok {
         Ok(email.to_owned())
     } else {
@@ -129,6 +217,47 @@ mod tests {
     }
 
     #[test]
+    fn r2_names_refuse_unicode_format_characters() {
+        for bad in [
+            "admin\u{200B}",  // zero-width space
+            "ad\u{200D}min",  // zero-width joiner
+            "\u{202E}nimda",  // right-to-left override
+            "admin\u{2066}x", // left-to-right isolate
+            "\u{FEFF}admin",  // BOM
+            "ad\u{AD}min",    // soft hyphen
+            "admin\u{E0041}", // tag letter A
+            "admin\u{2060}",  // word joiner
+            "\u{061C}admin",  // Arabic letter mark
+        ] {
+            let e = validate("name", bad).expect_err(bad);
+            assert!(e.to_string().contains("format characters"), "{e}");
+        }
+        assert_eq!(validate("name", "admin").unwrap(), "admin");
+        // Letters of other scripts and emoji (without joiners) stay names.
+        assert!(validate("name", "Ärger 日本 🙂").is_ok());
+    }
+
+    #[test]
+    fn r2_format_character_table_is_unicodes_cf() {
+        use regex_syntax::hir::{Class, HirKind};
+        let hir = regex_syntax::Parser::new().parse(r"\p{Cf}").unwrap();
+        let HirKind::Class(Class::Unicode(class)) = hir.kind() else {
+            panic!("\\p{{Cf}} is a Unicode class");
+        };
+        let unicode: Vec<(char, char)> = class.iter().map(|r| (r.start(), r.end())).collect();
+        assert_eq!(FORMAT_CHARS, unicode.as_slice());
+        for &(lo, hi) in FORMAT_CHARS {
+            assert!(is_format(lo) && is_format(hi));
+            for c in [char::from_u32(lo as u32 - 1), char::from_u32(hi as u32 + 1)]
+                .into_iter()
+                .flatten()
+            {
+                assert!(!is_format(c), "U+{:04X}", c as u32);
+            }
+        }
+    }
+
+    #[test]
     fn email_addresses_have_one_at_and_bounded_parts() {
         assert_eq!(
             validate_email("  ops@example.com ").unwrap(),
@@ -146,6 +275,7 @@ mod tests {
             "a@b@c",
             "o ps@x",
             "ops@x\u{7}",
+            "ops\u{200B}@example.com",
         ] {
             assert!(validate_email(bad).is_err(), "{bad:?}");
         }

@@ -15,8 +15,8 @@ pub enum LogFormat {
 }
 
 /// Where the data lives: the database and the master key. `serve` and the `admin` commands
-/// read the same settings.
-#[derive(Debug, Clone, Args)]
+/// read the same settings. `Debug` shows no secret (see [`redacted`]).
+#[derive(Clone, Args)]
 pub struct StorageArgs {
     /// Directory for the SQLite database and the master key file (created if missing).
     #[arg(long, env = "CONNECT_MANAGER_DATA_DIR", default_value = "./data")]
@@ -40,7 +40,8 @@ pub struct StorageArgs {
     pub master_key_file: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Args)]
+/// `connect-manager serve`'s settings. `Debug` shows no secret (see [`redacted`]).
+#[derive(Clone, Args)]
 pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "CONNECT_MANAGER_BIND", default_value = "127.0.0.1:8080")]
@@ -77,6 +78,51 @@ pub struct ServeArgs {
     pub auth_failures_per_minute: u32,
 }
 
+/// How a secret setting shows in `Debug`: whether it is set, never its value.
+pub fn redacted(secret: &Option<String>) -> &'static str {
+    match secret {
+        Some(_) => "Some(<redacted>)",
+        None => "None",
+    }
+}
+
+impl std::fmt::Debug for StorageArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorageArgs")
+            .field("data_dir", &self.data_dir)
+            .field(
+                "database_url",
+                &self
+                    .database_url
+                    .as_deref()
+                    .map(connect_manager_store::redact_url),
+            )
+            .field(
+                "master_key",
+                &format_args!("{}", redacted(&self.master_key)),
+            )
+            .field("master_key_file", &self.master_key_file)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for ServeArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeArgs")
+            .field("bind", &self.bind)
+            .field("storage", &self.storage)
+            .field(
+                "bootstrap_key",
+                &format_args!("{}", redacted(&self.bootstrap_key)),
+            )
+            .field("bootstrap_key_file", &self.bootstrap_key_file)
+            .field("public_url", &self.public_url)
+            .field("log_format", &self.log_format)
+            .field("auth_failures_per_minute", &self.auth_failures_per_minute)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A validated configuration.
 #[derive(Clone)]
 pub struct Config {
@@ -92,6 +138,10 @@ pub struct Config {
 
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let master_key = match self.master_key {
+            MasterKeySource::Given(_) => "Given(<redacted>)",
+            MasterKeySource::DataDir => "DataDir",
+        };
         f.debug_struct("Config")
             .field("bind", &self.bind)
             .field("data_dir", &self.data_dir)
@@ -99,7 +149,14 @@ impl std::fmt::Debug for Config {
                 "database_url",
                 &connect_manager_store::redact_url(&self.database_url),
             )
+            .field("master_key", &format_args!("{master_key}"))
+            .field(
+                "bootstrap_key",
+                &format_args!("{}", redacted(&self.bootstrap_key)),
+            )
             .field("public_url", &self.public_url)
+            .field("log_format", &self.log_format)
+            .field("auth_failures_per_minute", &self.auth_failures_per_minute)
             .finish_non_exhaustive()
     }
 }
@@ -242,5 +299,51 @@ impl Config {
     pub fn uses_data_dir(&self) -> bool {
         self.database_url.starts_with("sqlite:")
             || matches!(self.master_key, MasterKeySource::DataDir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Serve {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+
+    const MASTER: &str = "master-key-SECRET-0123456789abcdefghijkl";
+    const BOOTSTRAP: &str = "bootstrap-key-SECRET-0123456789abcdefgh";
+    const DB_PASSWORD: &str = "db-password-SECRET";
+
+    fn assert_no_secret(what: &str, debug: String) {
+        for secret in [MASTER, BOOTSTRAP, DB_PASSWORD] {
+            assert!(!debug.contains(secret), "{what} shows a secret: {debug}");
+        }
+    }
+
+    #[test]
+    fn debug_of_the_settings_shows_no_secret() {
+        let url = format!("postgres://app:{DB_PASSWORD}@db:5432/cm");
+        let parsed = Serve::try_parse_from([
+            "serve",
+            "--master-key",
+            MASTER,
+            "--bootstrap-key",
+            BOOTSTRAP,
+            "--database-url",
+            &url,
+        ])
+        .unwrap();
+        assert_no_secret("StorageArgs", format!("{:?}", parsed.args.storage));
+        assert_no_secret("ServeArgs", format!("{:?}", parsed.args));
+        assert_no_secret("the serve command", format!("{parsed:?}"));
+        assert!(format!("{:?}", parsed.args).contains("master_key: Some(<redacted>)"));
+        let config = parsed.args.clone().validate().unwrap();
+        assert_no_secret("Config", format!("{config:?}"));
+        assert_no_secret("Config (pretty)", format!("{config:#?}"));
+        assert!(format!("{config:?}").contains("postgres://app:***@db:5432/cm"));
     }
 }

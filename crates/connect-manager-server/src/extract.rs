@@ -66,6 +66,8 @@ fn credentials<'a>(parts: &'a Parts, scheme: &str) -> Option<&'a str> {
 pub struct Caller {
     pub principal: Principal,
     pub actor: Actor,
+    /// Whether this request's denied attempt is audited already: one event per request (A5).
+    denied: std::sync::atomic::AtomicBool,
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -91,6 +93,7 @@ impl FromRequestParts<AppState> for Caller {
                 Ok(Caller {
                     actor: actor_for(parts, principal.user_id.clone()),
                     principal,
+                    denied: Default::default(),
                 })
             }
             None => {
@@ -116,10 +119,7 @@ impl Caller {
         if self.principal.allows(permission) {
             return Ok(());
         }
-        state
-            .store
-            .record_denial(&self.actor, action, target_type, target_id)
-            .await?;
+        self.deny(state, action, target_type, target_id).await?;
         let needed = match permission {
             Permission::Owner => "only owners may do this",
             Permission::CreateServers => {
@@ -132,6 +132,28 @@ impl Caller {
             "forbidden",
             needed,
         ))
+    }
+}
+
+impl Caller {
+    /// Audits this request's denied attempt (A5): once per request, whatever refused it, so one
+    /// request writes one event. `target_id` is an ID when the target is known, else what the
+    /// caller named (the store bounds and escapes it).
+    pub async fn deny(
+        &self,
+        state: &AppState,
+        action: &str,
+        target_type: &str,
+        target_id: &str,
+    ) -> ApiResult<()> {
+        if self.denied.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Ok(());
+        }
+        state
+            .store
+            .record_denial(&self.actor, action, target_type, target_id)
+            .await?;
+        Ok(())
     }
 }
 

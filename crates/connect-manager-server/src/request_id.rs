@@ -1,4 +1,5 @@
-//! Request IDs: taken from `x-request-id` when the caller sends a sane one, made otherwise,
+//! Request IDs: taken from `x-request-id` when the caller sends a sane one (at most
+//! [`MAX_REQUEST_ID_CHARS`] characters of `[A-Za-z0-9._-]`), made otherwise,
 //! returned on every response, carried in every error envelope and every audit event. The middleware
 //! here also wraps any error response produced outside the handlers (unknown route, wrong method,
 //! body limit, timeout) in the envelope of E1, so no error leaves without it.
@@ -24,11 +25,19 @@ pub fn current_request_id() -> String {
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
-fn acceptable(v: &HeaderValue) -> Option<String> {
+/// The longest `x-request-id` a client may choose: it is stored with every audit event.
+pub const MAX_REQUEST_ID_CHARS: usize = 64;
+
+/// A client's request ID, if it is one we keep: 1–64 characters of `[A-Za-z0-9._-]`. Anything
+/// else (longer, other characters) is replaced by a fresh ID, so what a client sends can neither
+/// bloat the audit trail nor forge structure in it.
+pub fn acceptable(v: &HeaderValue) -> Option<String> {
     let s = v.to_str().ok()?;
-    (1..=128).contains(&s.len()).then_some(())?;
+    (1..=MAX_REQUEST_ID_CHARS)
+        .contains(&s.len())
+        .then_some(())?;
     s.bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
         .then(|| s.to_owned())
 }
 
@@ -78,4 +87,33 @@ pub async fn request_id_layer(mut req: Request, next: Next) -> Response {
         response.headers_mut().insert(X_REQUEST_ID.clone(), v);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a5_client_request_ids_are_kept_only_when_short_and_plain() {
+        let ok = |s: &str| acceptable(&HeaderValue::from_str(s).unwrap());
+        assert_eq!(ok("trace-abc_1.2").as_deref(), Some("trace-abc_1.2"));
+        assert_eq!(ok(&"a".repeat(64)).map(|s| s.len()), Some(64));
+        for bad in [
+            "",
+            &"a".repeat(65),
+            "a:b",
+            "a b",
+            "a/b",
+            "a%0Ab",
+            "éa",
+            "a\tb",
+        ] {
+            let Ok(v) = HeaderValue::from_str(bad) else {
+                continue;
+            };
+            assert_eq!(acceptable(&v), None, "{bad:?}");
+        }
+        let non_utf8 = HeaderValue::from_bytes(b"ab\xff").unwrap();
+        assert_eq!(acceptable(&non_utf8), None);
+    }
 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use connect_manager_core::Timestamp;
+use connect_manager_core::lookup::Found;
 use connect_manager_core::model::{
     Actor, ApiKeyInfo, AuditEvent, Group, GroupGrant, Server, TokenRecord, User, Vault, VaultType,
 };
@@ -207,8 +208,9 @@ pub trait Store: Send + Sync + 'static {
 
     async fn create_user(&self, actor: &Actor, name: &str, email: &str) -> Result<User>;
     async fn list_users(&self, page: &PageRequest) -> Result<Page<User>>;
-    /// Users whose ID equals `reference` or whose email equals it case-insensitively.
-    async fn find_users(&self, reference: &str) -> Result<Vec<User>>;
+    /// R1 for users: the user whose ID is `reference`, else the user whose email equals it
+    /// case-insensitively.
+    async fn find_users(&self, reference: &str) -> Result<Found<User>>;
     /// Members of the Owners group, oldest first (`admin owner-key`).
     async fn owners(&self) -> Result<Vec<User>>;
     /// Deletes the user and its keys; refuses to delete the last owner (A2).
@@ -226,7 +228,8 @@ pub trait Store: Send + Sync + 'static {
 
     async fn create_group(&self, actor: &Actor, name: &str) -> Result<Group>;
     async fn list_groups(&self, page: &PageRequest) -> Result<Page<Group>>;
-    async fn find_groups(&self, reference: &str) -> Result<Vec<Group>>;
+    /// R1: the group whose ID is `reference`, else the groups whose name matches it.
+    async fn find_groups(&self, reference: &str) -> Result<Found<Group>>;
     /// Ends the group's grants and memberships; the Owners group cannot be deleted (A2).
     async fn delete_group(&self, actor: &Actor, group_id: &str) -> Result<()>;
     async fn add_member(&self, actor: &Actor, group_id: &str, user_id: &str) -> Result<Group>;
@@ -248,7 +251,8 @@ pub trait Store: Send + Sync + 'static {
     async fn create_vault(&self, actor: &Actor, name: &str, vault_type: VaultType)
     -> Result<Vault>;
     async fn list_vaults(&self, page: &PageRequest) -> Result<Page<Vault>>;
-    async fn find_vaults(&self, reference: &str) -> Result<Vec<Vault>>;
+    /// R1: the vault whose ID is `reference`, else the vaults whose name matches it.
+    async fn find_vaults(&self, reference: &str) -> Result<Found<Vault>>;
     async fn rename_vault(&self, actor: &Actor, vault_id: &str, name: &str) -> Result<Vault>;
     /// Ends every grant of the vault (R6 applies to every server that had it).
     async fn delete_vault(&self, actor: &Actor, vault_id: &str) -> Result<()>;
@@ -259,9 +263,10 @@ pub trait Store: Send + Sync + 'static {
     async fn create_server(&self, actor: &Actor, server: &NewServer) -> Result<Server>;
     /// Live servers the viewer may manage (A4), newest first.
     async fn list_servers(&self, viewer: &Principal, page: &PageRequest) -> Result<Page<Server>>;
-    /// Live servers whose ID equals `reference` or whose name matches it (R1), without their
-    /// vaults (a lookup; `get_server` reads the whole server).
-    async fn find_servers(&self, reference: &str) -> Result<Vec<Server>>;
+    /// R1 and A4 among the live servers `viewer` may manage: the one whose ID is `reference`,
+    /// else those whose name matches it; `Found::Hidden` when only servers the viewer may not
+    /// manage matched. Without their vaults (a lookup; `get_server` reads the whole server).
+    async fn find_servers(&self, viewer: &Principal, reference: &str) -> Result<Found<Server>>;
     /// A server by ID, live or deleted.
     async fn get_server(&self, server_id: &str) -> Result<Option<Server>>;
     async fn rename_server(&self, actor: &Actor, server_id: &str, name: &str) -> Result<Server>;
@@ -292,8 +297,16 @@ pub trait Store: Send + Sync + 'static {
     /// R7: the server must be live and every vault granted to it.
     async fn create_token(&self, actor: &Actor, token: &NewToken) -> Result<TokenRecord>;
     async fn token(&self, token_id: &str) -> Result<Option<TokenRecord>>;
-    /// Tokens whose ID equals `reference` or whose name matches it (R1), of any server.
-    async fn find_tokens(&self, reference: &str) -> Result<Vec<TokenRecord>>;
+    /// R1 and A4 among the tokens of the servers `viewer` may manage (of `server_id` only, when
+    /// given): the token whose ID is `reference`, else the tokens whose name matches it (at most
+    /// `MAX_NAME_MATCHES` + 1, newest first); `Found::Hidden` when only tokens the viewer may not
+    /// see matched. The ID is looked up first, so no number of tokens named with it hides it.
+    async fn find_tokens(
+        &self,
+        viewer: &Principal,
+        reference: &str,
+        server_id: Option<&str>,
+    ) -> Result<Found<TokenRecord>>;
     /// R10: active and revoked tokens of the servers the viewer may manage, newest first; of one
     /// server when `server_id` is given (a deleted one too), else of live servers.
     async fn list_tokens(
@@ -311,7 +324,9 @@ pub trait Store: Send + Sync + 'static {
 
     // ---- audit -------------------------------------------------------------------------------
 
-    /// A denied attempt (A5); changes write their own events.
+    /// A denied attempt (A5); changes write their own events. `target_id` is stored as
+    /// `connect_manager_core::model::audit_target` makes it: at most 255 characters, control
+    /// and format characters escaped, so a caller's raw input cannot bloat or garble the trail.
     async fn record_denial(
         &self,
         actor: &Actor,

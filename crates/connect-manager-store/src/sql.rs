@@ -9,9 +9,11 @@ use std::collections::{BTreeSet, HashMap};
 
 use async_trait::async_trait;
 use connect_manager_core::id::new_lower;
+use connect_manager_core::lookup::{Found, MAX_NAME_MATCHES};
 use connect_manager_core::model::{
     Actor, ApiKeyInfo, AuditEvent, GrantScope, Group, GroupGrant, Outcome, Server, ServerState,
-    ServerVault, TokenRecord, TokenState, User, Vault, VaultAccess, VaultType, check_grantable,
+    ServerVault, TokenRecord, TokenState, User, Vault, VaultAccess, VaultType, audit_target,
+    check_grantable,
 };
 use connect_manager_core::name::name_key;
 use connect_manager_core::page::{Page, PageRequest};
@@ -58,7 +60,7 @@ async fn audit(
     .bind(&actor.user_id)
     .bind(action)
     .bind(target_type)
-    .bind(target_id)
+    .bind(audit_target(target_id).as_ref())
     .bind(&actor.request_id)
     .bind(&actor.client_ip)
     .bind(outcome.as_str())
@@ -203,6 +205,21 @@ pub(crate) enum NameTable {
 /// in text outright: a reference carrying one matches nothing, without a query.
 fn matchable(text: &str) -> bool {
     !text.contains('\0')
+}
+
+/// How many name matches a lookup reads: one more than R1 lists, so that a name matching too many
+/// is refused as such (`lookup::resolve`), never answered with a cut list.
+fn name_match_limit() -> i64 {
+    i64::try_from(MAX_NAME_MATCHES).unwrap_or(i64::MAX) + 1
+}
+
+/// A4 in SQL: whether the server in `column` is one the viewer may manage, with `$1` bound to
+/// `viewer.manages_all_servers()` and `$2` to `viewer.user_id` (the same test as the lists').
+fn managed(column: &str) -> String {
+    format!(
+        "($1 OR {column} IN (SELECT gs.server_id FROM group_servers gs \
+         JOIN group_members m ON m.group_id = gs.group_id WHERE m.user_id = $2))"
+    )
 }
 
 async fn load_token(conn: &mut Conn, token_id: &str) -> Result<Option<TokenRecord>> {
@@ -629,20 +646,30 @@ impl Store for ThisStore {
         Ok(page.finish(rows.into_iter().map(user).collect()))
     }
 
-    async fn find_users(&self, reference: &str) -> Result<Vec<User>> {
+    async fn find_users(&self, reference: &str) -> Result<Found<User>> {
         if !matchable(reference) {
-            return Ok(Vec::new());
+            return Ok(Found::Names(Vec::new()));
         }
-        let rows: Vec<UserRow> = sqlx::query_as(
-            "SELECT id, name, email, created_at FROM users WHERE id = $1 \
-             UNION SELECT id, name, email, created_at FROM users WHERE email_key = $2",
-        )
-        .bind(reference)
+        let mut conn = self.conn().await?;
+        let cols = "SELECT id, name, email, created_at FROM users";
+        let by_id: Option<UserRow> = sqlx::query_as(AssertSqlSafe(format!("{cols} WHERE id = $1")))
+            .bind(reference)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db_err)?;
+        if let Some(row) = by_id {
+            return Ok(Found::Id(user(row)));
+        }
+        // Emails are unique: at most one.
+        let rows: Vec<UserRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "{cols} WHERE email_key = $1 LIMIT $2"
+        )))
         .bind(reference.trim().to_lowercase())
-        .fetch_all(&mut *self.conn().await?)
+        .bind(name_match_limit())
+        .fetch_all(&mut *conn)
         .await
         .map_err(db_err)?;
-        Ok(rows.into_iter().map(user).collect())
+        Ok(Found::Names(rows.into_iter().map(user).collect()))
     }
 
     async fn owners(&self) -> Result<Vec<User>> {
@@ -823,21 +850,34 @@ impl Store for ThisStore {
         Ok(page.finish(groups))
     }
 
-    async fn find_groups(&self, reference: &str) -> Result<Vec<Group>> {
+    async fn find_groups(&self, reference: &str) -> Result<Found<Group>> {
         if !matchable(reference) {
-            return Ok(Vec::new());
+            return Ok(Found::Names(Vec::new()));
         }
         let mut conn = self.conn().await?;
-        let rows: Vec<GroupRow> = sqlx::query_as(
-            "SELECT id, name, created_at FROM groups WHERE id = $1 \
-             UNION SELECT id, name, created_at FROM groups WHERE name_key = $2",
-        )
-        .bind(reference)
+        let cols = "SELECT id, name, created_at FROM groups";
+        let by_id: Option<GroupRow> =
+            sqlx::query_as(AssertSqlSafe(format!("{cols} WHERE id = $1")))
+                .bind(reference)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(db_err)?;
+        if let Some(row) = by_id {
+            let mut groups = hydrate_groups(&mut conn, vec![row]).await?;
+            return groups
+                .pop()
+                .map(Found::Id)
+                .ok_or_else(|| Error::internal("a group vanished while it was read"));
+        }
+        let rows: Vec<GroupRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "{cols} WHERE name_key = $1 ORDER BY created_at DESC, id DESC LIMIT $2"
+        )))
         .bind(name_key(reference))
+        .bind(name_match_limit())
         .fetch_all(&mut *conn)
         .await
         .map_err(db_err)?;
-        hydrate_groups(&mut conn, rows).await
+        Ok(Found::Names(hydrate_groups(&mut conn, rows).await?))
     }
 
     async fn delete_group(&self, actor: &Actor, group_id: &str) -> Result<()> {
@@ -1094,20 +1134,32 @@ impl Store for ThisStore {
         Ok(page.finish(vaults))
     }
 
-    async fn find_vaults(&self, reference: &str) -> Result<Vec<Vault>> {
+    async fn find_vaults(&self, reference: &str) -> Result<Found<Vault>> {
         if !matchable(reference) {
-            return Ok(Vec::new());
+            return Ok(Found::Names(Vec::new()));
         }
-        let rows: Vec<VaultRow> = sqlx::query_as(
-            "SELECT id, name, type, created_at FROM vaults WHERE id = $1 \
-             UNION SELECT id, name, type, created_at FROM vaults WHERE name_key = $2",
-        )
-        .bind(reference)
+        let mut conn = self.conn().await?;
+        let cols = "SELECT id, name, type, created_at FROM vaults";
+        let by_id: Option<VaultRow> =
+            sqlx::query_as(AssertSqlSafe(format!("{cols} WHERE id = $1")))
+                .bind(reference)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(db_err)?;
+        if let Some(row) = by_id {
+            return Ok(Found::Id(vault(row)?));
+        }
+        let rows: Vec<VaultRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "{cols} WHERE name_key = $1 ORDER BY created_at DESC, id DESC LIMIT $2"
+        )))
         .bind(name_key(reference))
-        .fetch_all(&mut *self.conn().await?)
+        .bind(name_match_limit())
+        .fetch_all(&mut *conn)
         .await
         .map_err(db_err)?;
-        rows.into_iter().map(vault).collect()
+        Ok(Found::Names(
+            rows.into_iter().map(vault).collect::<Result<_>>()?,
+        ))
     }
 
     async fn rename_vault(&self, actor: &Actor, vault_id: &str, name: &str) -> Result<Vault> {
@@ -1241,20 +1293,69 @@ impl Store for ThisStore {
         Ok(page.finish(servers))
     }
 
-    async fn find_servers(&self, reference: &str) -> Result<Vec<Server>> {
+    async fn find_servers(&self, viewer: &Principal, reference: &str) -> Result<Found<Server>> {
         if !matchable(reference) {
-            return Ok(Vec::new());
+            return Ok(Found::Names(Vec::new()));
         }
-        let rows: Vec<ServerRow> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT {SERVER_COLS} FROM servers WHERE id = $1 AND state = 'ACTIVE' \
-             UNION SELECT {SERVER_COLS} FROM servers WHERE name_key = $2 AND state = 'ACTIVE'"
+        let mut conn = self.conn().await?;
+        // Visibility (A4) in SQL, the same test as the lists': what the viewer may not see is
+        // never a candidate, so a server the viewer may not see with the reference as its ID
+        // leaves the names to match, as if it did not exist.
+        let visible = managed("s.id");
+        let by_id: Option<ServerRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {SERVER_COLS} FROM servers s WHERE s.id = $3 AND s.state = 'ACTIVE' \
+             AND {visible}"
         )))
+        .bind(viewer.manages_all_servers())
+        .bind(&viewer.user_id)
         .bind(reference)
-        .bind(name_key(reference))
-        .fetch_all(&mut *self.conn().await?)
+        .fetch_optional(&mut *conn)
         .await
         .map_err(db_err)?;
-        rows.into_iter().map(|r| server(r, Vec::new())).collect()
+        if let Some(row) = by_id {
+            return Ok(Found::Id(server(row, Vec::new())?));
+        }
+        let rows: Vec<ServerRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {SERVER_COLS} FROM servers s WHERE s.name_key = $3 AND s.state = 'ACTIVE' \
+             AND {visible} ORDER BY s.created_at DESC, s.id DESC LIMIT $4"
+        )))
+        .bind(viewer.manages_all_servers())
+        .bind(&viewer.user_id)
+        .bind(name_key(reference))
+        .bind(name_match_limit())
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_err)?;
+        if !rows.is_empty() {
+            return Ok(Found::Names(
+                rows.into_iter()
+                    .map(|r| server(r, Vec::new()))
+                    .collect::<Result<_>>()?,
+            ));
+        }
+        // Nothing visible matched; a match the viewer may not see (the ID first) is a denied
+        // attempt.
+        let mut hidden = None;
+        for (sql, key) in [
+            (
+                "SELECT id FROM servers WHERE id = $1 AND state = 'ACTIVE'",
+                reference.to_owned(),
+            ),
+            (
+                "SELECT id FROM servers WHERE name_key = $1 AND state = 'ACTIVE' LIMIT 1",
+                name_key(reference),
+            ),
+        ] {
+            hidden = sqlx::query_scalar(sql)
+                .bind(key)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(db_err)?;
+            if hidden.is_some() {
+                break;
+            }
+        }
+        Ok(hidden.map_or(Found::Names(Vec::new()), Found::Hidden))
     }
 
     async fn get_server(&self, server_id: &str) -> Result<Option<Server>> {
@@ -1620,22 +1721,79 @@ impl Store for ThisStore {
         load_token(&mut conn, token_id).await
     }
 
-    async fn find_tokens(&self, reference: &str) -> Result<Vec<TokenRecord>> {
-        if !matchable(reference) {
-            return Ok(Vec::new());
+    async fn find_tokens(
+        &self,
+        viewer: &Principal,
+        reference: &str,
+        server_id: Option<&str>,
+    ) -> Result<Found<TokenRecord>> {
+        if !matchable(reference) || server_id.is_some_and(|s| !matchable(s)) {
+            return Ok(Found::Names(Vec::new()));
         }
         let mut conn = self.conn().await?;
-        let rows: Vec<TokenRow> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT {TOKEN_COLS} FROM tokens t WHERE t.id = $1 \
-             UNION SELECT {TOKEN_COLS} FROM tokens t WHERE t.name_key = $2 \
-             ORDER BY 7 DESC, 1 DESC LIMIT 100"
+        // Visibility (A4) and the server filter in SQL, the same test as the lists': tokens the
+        // viewer may not see are never candidates and take no place under the limit.
+        let visible = managed("t.server_id");
+        // The ID first, alone: however many tokens are named with it, it wins (R1).
+        let by_id: Option<TokenRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {TOKEN_COLS} FROM tokens t WHERE t.id = $3 \
+             AND ($4 IS NULL OR t.server_id = $4) AND {visible}"
         )))
+        .bind(viewer.manages_all_servers())
+        .bind(&viewer.user_id)
         .bind(reference)
+        .bind(server_id)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db_err)?;
+        if let Some(row) = by_id {
+            let mut tokens = hydrate_tokens(&mut conn, vec![row]).await?;
+            return tokens
+                .pop()
+                .map(Found::Id)
+                .ok_or_else(|| Error::internal("a token vanished while it was read"));
+        }
+        let rows: Vec<TokenRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {TOKEN_COLS} FROM tokens t WHERE t.name_key = $3 \
+             AND ($4 IS NULL OR t.server_id = $4) AND {visible} \
+             ORDER BY t.created_at DESC, t.id DESC LIMIT $5"
+        )))
+        .bind(viewer.manages_all_servers())
+        .bind(&viewer.user_id)
         .bind(name_key(reference))
+        .bind(server_id)
+        .bind(name_match_limit())
         .fetch_all(&mut *conn)
         .await
         .map_err(db_err)?;
-        hydrate_tokens(&mut conn, rows).await
+        if !rows.is_empty() {
+            return Ok(Found::Names(hydrate_tokens(&mut conn, rows).await?));
+        }
+        // Nothing visible matched; a match the viewer may not see (the ID first) is a denied
+        // attempt.
+        let mut hidden = None;
+        for (sql, key) in [
+            (
+                "SELECT id FROM tokens WHERE id = $1 AND ($2 IS NULL OR server_id = $2)",
+                reference.to_owned(),
+            ),
+            (
+                "SELECT id FROM tokens WHERE name_key = $1 AND ($2 IS NULL OR server_id = $2) \
+                 LIMIT 1",
+                name_key(reference),
+            ),
+        ] {
+            hidden = sqlx::query_scalar(sql)
+                .bind(key)
+                .bind(server_id)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(db_err)?;
+            if hidden.is_some() {
+                break;
+            }
+        }
+        Ok(hidden.map_or(Found::Names(Vec::new()), Found::Hidden))
     }
 
     async fn list_tokens(

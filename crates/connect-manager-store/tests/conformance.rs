@@ -3,6 +3,7 @@
 
 use connect_manager_core::Error;
 use connect_manager_core::Timestamp;
+use connect_manager_core::lookup::{Found, MAX_NAME_MATCHES};
 use connect_manager_core::model::{
     Actor, GrantScope, GroupGrant, ServerState, TokenState, VaultType,
 };
@@ -14,6 +15,14 @@ use connect_manager_store::testing::TestDb;
 use connect_manager_store::{
     AuditFilter, Bootstrap, Change, ChangeListener, DynStore, NewServer, NewToken, backend_tests,
 };
+
+/// A viewer who may manage every server.
+fn everyone() -> Principal {
+    Principal {
+        owner: true,
+        ..Default::default()
+    }
+}
 
 fn actor() -> Actor {
     Actor {
@@ -163,13 +172,30 @@ async fn r1_find_matches_id_or_name_key(db: TestDb) {
         .unwrap();
     assert_eq!(
         store.find_vaults("prod secrets").await.unwrap(),
-        vec![v.clone()]
+        Found::Names(vec![v.clone()])
     );
-    assert_eq!(store.find_vaults(&v.id).await.unwrap(), vec![v.clone()]);
-    assert!(store.find_vaults("nope").await.unwrap().is_empty());
+    assert_eq!(
+        store.find_vaults(&v.id).await.unwrap(),
+        Found::Id(v.clone())
+    );
+    assert_eq!(
+        store.find_vaults("nope").await.unwrap(),
+        Found::Names(vec![])
+    );
     let s = new_server(&store, "Web", &[]).await.unwrap();
-    assert_eq!(store.find_servers("WEB").await.unwrap().len(), 1);
-    assert_eq!(store.find_servers(&s.id).await.unwrap()[0].id, s.id);
+    assert_eq!(
+        store
+            .find_servers(&everyone(), "WEB")
+            .await
+            .unwrap()
+            .into_vec()
+            .len(),
+        1
+    );
+    assert!(matches!(
+        store.find_servers(&everyone(), &s.id).await.unwrap(),
+        Found::Id(found) if found.id == s.id
+    ));
 }
 
 async fn r3_server_create_is_all_or_nothing(db: TestDb) {
@@ -246,12 +272,17 @@ async fn r4_server_delete_frees_name_ends_grants_keeps_row(db: TestDb) {
         store.server_access(&s.id).await.unwrap().is_none(),
         "credentials dead"
     );
-    assert!(store.find_servers("web").await.unwrap().is_empty());
+    assert_eq!(
+        store.find_servers(&everyone(), "web").await.unwrap(),
+        Found::Names(vec![])
+    );
     let kept = store.get_server(&s.id).await.unwrap().unwrap();
     assert_eq!(kept.state, ServerState::Deleted);
     assert!(kept.vaults.is_empty(), "vault grants end");
     assert!(
-        store.find_groups(&g.id).await.unwrap()[0].grants.is_empty(),
+        store.find_groups(&g.id).await.unwrap().into_vec()[0]
+            .grants
+            .is_empty(),
         "group grants end"
     );
     new_server(&store, "web", &[])
@@ -361,7 +392,12 @@ async fn r11_group_grants_are_idempotent_and_revocable(db: TestDb) {
         let twice = store.grant_group(&actor(), &g.id, grant).await.unwrap();
         assert_eq!(twice.grants.iter().filter(|x| *x == grant).count(), 1);
     }
-    assert_eq!(store.find_groups("OPS").await.unwrap()[0].grants.len(), 3);
+    assert_eq!(
+        store.find_groups("OPS").await.unwrap().into_vec()[0]
+            .grants
+            .len(),
+        3
+    );
     for grant in &grants {
         store.revoke_group(&actor(), &g.id, grant).await.unwrap();
         assert!(matches!(
@@ -377,7 +413,12 @@ async fn a2_last_owner_stays(db: TestDb) {
     else {
         panic!()
     };
-    let owners = store.find_groups("owners").await.unwrap().remove(0);
+    let owners = store
+        .find_groups("owners")
+        .await
+        .unwrap()
+        .into_vec()
+        .remove(0);
     assert!(matches!(
         store.delete_user(&actor(), &owner.id).await,
         Err(Error::Conflict {
@@ -431,7 +472,7 @@ async fn users_keys_and_memberships_cascade(db: TestDb) {
     ));
     assert_eq!(
         store.find_users("ann@example.com").await.unwrap(),
-        vec![u.clone()]
+        Found::Names(vec![u.clone()])
     );
     let k = store
         .create_api_key(&actor(), &u.id, "hash-ann")
@@ -472,7 +513,7 @@ async fn users_keys_and_memberships_cascade(db: TestDb) {
         "keys go with the user"
     );
     assert!(
-        store.find_groups("ops").await.unwrap()[0]
+        store.find_groups("ops").await.unwrap().into_vec()[0]
             .members
             .is_empty()
     );
@@ -941,13 +982,167 @@ async fn r10_token_lists_show_what_the_viewer_manages(db: TestDb) {
     assert_eq!(seen.len(), 2);
     assert!(seen.iter().all(|t| t.server_id == web.id));
     assert_eq!(
-        store.find_tokens("CI").await.unwrap().len(),
+        store
+            .find_tokens(&all, "CI", None)
+            .await
+            .unwrap()
+            .into_vec()
+            .len(),
         2,
         "names need not be unique"
     );
 }
 
+/// A user in a group granted `server_id` alone (A3), as the store sees them.
+async fn grantee_of(store: &DynStore, server_id: &str, name: &str) -> Principal {
+    let u = store
+        .create_user(&actor(), name, &format!("{name}@example.test"))
+        .await
+        .unwrap();
+    let g = store.create_group(&actor(), name).await.unwrap();
+    store.add_member(&actor(), &g.id, &u.id).await.unwrap();
+    store
+        .grant_group(
+            &actor(),
+            &g.id,
+            &GroupGrant {
+                scope: GrantScope::Server,
+                server_id: Some(server_id.into()),
+            },
+        )
+        .await
+        .unwrap();
+    let hash = format!("hash-{name}");
+    store.create_api_key(&actor(), &u.id, &hash).await.unwrap();
+    store.principal_for_key(&hash).await.unwrap().unwrap()
+}
+
+/// R1: the exact ID is looked up on its own, so no number of tokens named with it (here by a
+/// manager of another server) hides it; names are matched among what the viewer may see, the
+/// server filter applied in the query, and a name matching more than the cap says so.
+async fn r1_exact_token_id_wins_over_150_tokens_named_with_it(db: TestDb) {
+    let store = db.open().await;
+    let kid = signing_key(&store).await;
+    let v = store
+        .create_vault(&actor(), "v", VaultType::Everyone)
+        .await
+        .unwrap();
+    let a = new_server(&store, "a", &[&v.id]).await.unwrap();
+    let b = new_server(&store, "b", &[&v.id]).await.unwrap();
+    let target = store
+        .create_token(&actor(), &new_token(&b.id, &kid, "deploy", &[(&v.id, 48)]))
+        .await
+        .unwrap();
+    for _ in 0..150 {
+        store
+            .create_token(
+                &actor(),
+                &new_token(&a.id, &kid, &target.id, &[(&v.id, 48)]),
+            )
+            .await
+            .unwrap();
+    }
+    let a_manager = grantee_of(&store, &a.id, "amanager").await;
+    let b_manager = grantee_of(&store, &b.id, "bmanager").await;
+    for (who, viewer, server) in [
+        ("owner", &everyone(), None),
+        ("owner, ?server=b", &everyone(), Some(b.id.as_str())),
+        ("b's manager", &b_manager, None),
+        ("b's manager, ?server=b", &b_manager, Some(b.id.as_str())),
+    ] {
+        match store.find_tokens(viewer, &target.id, server).await.unwrap() {
+            Found::Id(t) => assert_eq!(t.id, target.id, "{who}"),
+            other => panic!("{who}: {:?}", other.map(|t| t.id)),
+        }
+    }
+    // A's manager cannot see B's token: for them the reference is a name of their own tokens,
+    // and 150 of them is more than R1 lists.
+    let found = store
+        .find_tokens(&a_manager, &target.id, None)
+        .await
+        .unwrap();
+    let Found::Names(names) = found else {
+        panic!("a's manager: {found:?}")
+    };
+    assert_eq!(
+        names.len(),
+        MAX_NAME_MATCHES + 1,
+        "the cap is read, plus one"
+    );
+    assert!(names.iter().all(|t| t.server_id == a.id));
+    // With ?server=a the owner sees the names too; with ?server=b the ID.
+    assert!(matches!(
+        store.find_tokens(&everyone(), &target.id, Some(&a.id)).await.unwrap(),
+        Found::Names(n) if n.len() == MAX_NAME_MATCHES + 1
+    ));
+    // Only tokens the viewer may not see match: hidden, naming one of them for the audit.
+    assert_eq!(
+        store.find_tokens(&a_manager, "DEPLOY", None).await.unwrap(),
+        Found::Hidden(target.id.clone())
+    );
+    assert_eq!(
+        store.find_tokens(&b_manager, "nope", None).await.unwrap(),
+        Found::Names(vec![])
+    );
+    // Servers: the same order and visibility.
+    assert!(matches!(
+        store.find_servers(&b_manager, &b.id).await.unwrap(),
+        Found::Id(s) if s.id == b.id
+    ));
+    assert_eq!(
+        store.find_servers(&a_manager, &b.id).await.unwrap(),
+        Found::Hidden(b.id.clone())
+    );
+    assert_eq!(
+        store.find_servers(&a_manager, "B").await.unwrap(),
+        Found::Hidden(b.id.clone())
+    );
+    assert!(matches!(
+        store.find_servers(&a_manager, "A").await.unwrap(),
+        Found::Names(s) if s.len() == 1 && s[0].id == a.id
+    ));
+}
+
+/// R1 for vaults, groups and users: an ID wins over a name equal to it.
+async fn r1_exact_id_wins_over_a_name_equal_to_it(db: TestDb) {
+    let store = db.open().await;
+    let v1 = store
+        .create_vault(&actor(), "one", VaultType::Everyone)
+        .await
+        .unwrap();
+    let v2 = store
+        .create_vault(&actor(), &v1.id, VaultType::Everyone)
+        .await
+        .unwrap();
+    assert_eq!(store.find_vaults(&v1.id).await.unwrap(), Found::Id(v1));
+    assert_eq!(
+        store.find_vaults(&v2.name.to_uppercase()).await.unwrap(),
+        Found::Names(vec![v2])
+    );
+    let g1 = store.create_group(&actor(), "one").await.unwrap();
+    let g2 = store.create_group(&actor(), &g1.id).await.unwrap();
+    assert!(matches!(
+        store.find_groups(&g1.id).await.unwrap(),
+        Found::Id(g) if g.id == g1.id
+    ));
+    assert!(matches!(
+        store.find_groups(&g1.id.to_uppercase()).await.unwrap(),
+        Found::Names(g) if g.len() == 1 && g[0].id == g2.id
+    ));
+    let u = store
+        .create_user(&actor(), "Ann", "ann@example.test")
+        .await
+        .unwrap();
+    assert_eq!(store.find_users(&u.id).await.unwrap(), Found::Id(u.clone()));
+    assert_eq!(
+        store.find_users("ANN@example.test").await.unwrap(),
+        Found::Names(vec![u])
+    );
+}
+
 backend_tests!(
+    r1_exact_token_id_wins_over_150_tokens_named_with_it,
+    r1_exact_id_wins_over_a_name_equal_to_it,
     s1_migrations_run_and_ping_answers,
     a1_bootstrap_creates_one_owner_once,
     a1_concurrent_first_starts_make_one_owner,

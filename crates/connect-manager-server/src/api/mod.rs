@@ -9,7 +9,9 @@ pub mod tokens;
 pub mod users;
 pub mod vaults;
 
-use connect_manager_core::lookup::resolve;
+use axum::Json;
+use axum::http::{HeaderName, StatusCode, header};
+use connect_manager_core::lookup::{Found, Named, resolve};
 use connect_manager_core::model::{Group, Server, User, Vault};
 use connect_manager_core::page::PageRequest;
 use serde::Deserialize;
@@ -27,7 +29,7 @@ pub enum Errors {
     #[response(status = 400)]
     BadRequest(ErrorBody),
     /// Missing or invalid credentials.
-    #[response(status = 401)]
+    #[response(status = 401, headers(("WWW-Authenticate" = String, description = "The scheme to authenticate with: `Bearer realm=\"connect-manager\"` (a user's API key).")))]
     Unauthorized(ErrorBody),
     /// The caller may see the object but not take this action.
     #[response(status = 403)]
@@ -58,6 +60,18 @@ pub enum Errors {
     Internal(ErrorBody),
 }
 
+/// A response whose body carries a secret (an API key, a JWT, a credentials file): sent with
+/// `Cache-Control: no-store`, so no cache on the way keeps it.
+pub type WithSecret<T> = (StatusCode, [(HeaderName, &'static str); 1], Json<T>);
+
+/// `body` with `status`, never stored by a cache.
+pub fn with_secret<T>(status: StatusCode, body: T) -> WithSecret<T> {
+    (status, [(header::CACHE_CONTROL, NO_STORE)], Json(body))
+}
+
+/// The `Cache-Control` of a response carrying a secret.
+pub const NO_STORE: &str = "no-store";
+
 /// Paging of every list: newest first.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -77,40 +91,34 @@ impl ListParams {
 
 /// R1 and A4: a live server the caller may manage, by ID or name. One the caller may not manage
 /// is not a candidate, so it is 404 exactly like one that does not exist; the attempt on it is
-/// audited as denied (`action`), since the caller was refused something that exists.
+/// audited as denied (`action`), once, since the caller was refused something that exists.
 pub async fn resolve_server(
     state: &AppState,
     caller: &Caller,
     reference: &str,
     action: &str,
 ) -> ApiResult<Server> {
-    let candidates = state.store.find_servers(reference).await?;
-    let visible = only_managed(state, caller, candidates, |s| &s.id, action, "server").await?;
-    Ok(resolve("server", reference, visible)?)
+    let found = state
+        .store
+        .find_servers(&caller.principal, reference)
+        .await?;
+    resolve_visible(state, caller, "server", reference, found, action).await
 }
 
-/// Keeps the candidates on servers the caller may manage; records a denial for the others.
-pub async fn only_managed<T>(
+/// R1 over what the store found among the objects the caller may see (A4): a match the caller
+/// may not see is 404, and its one denied event (A5) names the hidden object's ID.
+pub async fn resolve_visible<T: Named>(
     state: &AppState,
     caller: &Caller,
-    candidates: Vec<T>,
-    server_of: impl Fn(&T) -> &String,
+    kind: &'static str,
+    reference: &str,
+    found: Found<T>,
     action: &str,
-    target_type: &str,
-) -> ApiResult<Vec<T>>
-where
-    T: connect_manager_core::lookup::Named,
-{
-    let (visible, hidden): (Vec<T>, Vec<T>) = candidates
-        .into_iter()
-        .partition(|c| caller.principal.may_manage_server(server_of(c)));
-    for h in &hidden {
-        state
-            .store
-            .record_denial(&caller.actor, action, target_type, h.id())
-            .await?;
+) -> ApiResult<T> {
+    if let Some(hidden) = found.hidden() {
+        caller.deny(state, action, kind, hidden).await?;
     }
-    Ok(visible)
+    Ok(resolve(kind, reference, found)?)
 }
 
 pub async fn resolve_vault(state: &AppState, reference: &str) -> ApiResult<Vault> {
@@ -131,11 +139,13 @@ pub async fn resolve_group(state: &AppState, reference: &str) -> ApiResult<Group
 
 /// Users are named by ID or email.
 pub async fn resolve_user(state: &AppState, reference: &str) -> ApiResult<User> {
-    let mut candidates = state.store.find_users(reference).await?;
-    if let Some(pos) = candidates.iter().position(|u| u.id == reference) {
-        return Ok(candidates.swap_remove(pos));
+    let found = state.store.find_users(reference).await?;
+    match found {
+        Found::Id(u) => Ok(u),
+        // Emails are unique: one match at most.
+        other => other
+            .into_vec()
+            .pop()
+            .ok_or_else(|| connect_manager_core::Error::not_found("user", reference).into()),
     }
-    candidates
-        .pop()
-        .ok_or_else(|| connect_manager_core::Error::not_found("user", reference).into())
 }

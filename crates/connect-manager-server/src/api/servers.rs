@@ -13,7 +13,7 @@ use connect_manager_store::NewServer;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{Errors, ListParams, resolve_server, resolve_vault};
+use super::{Errors, ListParams, WithSecret, resolve_server, resolve_vault, with_secret};
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller, ServerCaller};
 use crate::state::AppState;
@@ -63,12 +63,13 @@ async fn issue_credentials(
 #[utoipa::path(post, path = "/v1/connect/servers", tag = "connect servers",
     request_body = CreateServer,
     security(("api_key" = [])),
-    responses((status = 201, description = "The server and its credentials file, shown this once.", body = ServerWithCredentials), Errors))]
+    responses((status = 201, description = "The server and its credentials file, shown this once.", body = ServerWithCredentials,
+        headers(("Cache-Control" = String, description = "`no-store`: the body carries a secret."))), Errors))]
 pub async fn create_server(
     State(state): State<AppState>,
     caller: Caller,
     ApiJson(body): ApiJson<CreateServer>,
-) -> ApiResult<(StatusCode, Json<ServerWithCredentials>)> {
+) -> ApiResult<WithSecret<ServerWithCredentials>> {
     caller
         .authorize(
             &state,
@@ -97,12 +98,12 @@ pub async fn create_server(
             },
         )
         .await?;
-    Ok((
+    Ok(with_secret(
         StatusCode::CREATED,
-        Json(ServerWithCredentials {
+        ServerWithCredentials {
             server,
             credentials,
-        }),
+        },
     ))
 }
 
@@ -184,24 +185,25 @@ pub async fn delete_server(
 #[utoipa::path(post, path = "/v1/connect/servers/{server}/credentials", tag = "connect servers",
     params(("server" = String, Path, description = "Server ID or name")),
     security(("api_key" = [])),
-    responses((status = 201, description = "The server and its credentials file, shown this once.", body = ServerWithCredentials), Errors))]
+    responses((status = 201, description = "The server and its credentials file, shown this once.", body = ServerWithCredentials,
+        headers(("Cache-Control" = String, description = "`no-store`: the body carries a secret."))), Errors))]
 pub async fn rotate_credentials(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(server): ApiPath<String>,
-) -> ApiResult<(StatusCode, Json<ServerWithCredentials>)> {
+) -> ApiResult<WithSecret<ServerWithCredentials>> {
     let server = resolve_server(&state, &caller, &server, "server.credentials.rotate").await?;
     let (verifier, credentials) = issue_credentials(&state, &server.id).await?;
     let server = state
         .store
         .rotate_server_secret(&caller.actor, &server.id, &verifier)
         .await?;
-    Ok((
+    Ok(with_secret(
         StatusCode::CREATED,
-        Json(ServerWithCredentials {
+        ServerWithCredentials {
             server,
             credentials,
-        }),
+        },
     ))
 }
 
@@ -257,7 +259,8 @@ pub async fn revoke_vault(
     security(("server_credentials" = [])),
     responses(
         (status = 200, description = "The server, with the vaults it is granted now.", body = Server),
-        (status = 401, description = "Not a live server's credentials.", body = ErrorBody),
+        (status = 401, description = "Not a live server's credentials.", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "The scheme to authenticate with: `Basic realm=\"connect-manager\"` (the server's ID and secret)."))),
         (status = 429, description = "Too many failed authentications from this address: the credentials were not read.", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait."))),
         (status = 503, description = "The database is unavailable.", body = ErrorBody),

@@ -9,7 +9,6 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use connect_manager_core::access::VaultAcl;
 use connect_manager_core::duration::parse_expires_in;
-use connect_manager_core::lookup::resolve;
 use connect_manager_core::model::{
     Server, ServerState, Token, TokenRecord, VaultAccess, check_grantable,
 };
@@ -23,7 +22,7 @@ use connect_manager_store::NewToken;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{Errors, resolve_server, resolve_vault};
+use super::{Errors, WithSecret, resolve_server, resolve_vault, with_secret};
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller, ServerCaller};
 use crate::state::AppState;
@@ -122,11 +121,11 @@ async fn resolve_token(
         Some(s) => Some(token_server(state, caller, s, action).await?.id),
         None => None,
     };
-    let mut candidates = state.store.find_tokens(reference).await?;
-    candidates.retain(|t| server_id.as_ref().is_none_or(|s| *s == t.server_id));
-    let visible =
-        super::only_managed(state, caller, candidates, |t| &t.server_id, action, "token").await?;
-    Ok(resolve("token", reference, visible)?)
+    let found = state
+        .store
+        .find_tokens(&caller.principal, reference, server_id.as_deref())
+        .await?;
+    super::resolve_visible(state, caller, "token", reference, found, action).await
 }
 
 /// `op connect token create <name> --server S --vault V[,r|,w] … [--expires-in 30d]` (R7). The
@@ -135,13 +134,14 @@ async fn resolve_token(
     request_body = CreateToken,
     params(("server" = String, Path, description = "Server ID or name")),
     security(("api_key" = [])),
-    responses((status = 201, description = "The new token, with its JWT shown this once.", body = CreatedToken), Errors))]
+    responses((status = 201, description = "The new token, with its JWT shown this once.", body = CreatedToken,
+        headers(("Cache-Control" = String, description = "`no-store`: the body carries a secret."))), Errors))]
 pub async fn create_token(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(server): ApiPath<String>,
     ApiJson(body): ApiJson<CreateToken>,
-) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
+) -> ApiResult<WithSecret<CreatedToken>> {
     let server = resolve_server(&state, &caller, &server, "token.create").await?;
     let name = name::validate("name", &body.name)?;
     let lifetime = body
@@ -202,12 +202,12 @@ pub async fn create_token(
         )
         .await?;
     crate::metrics::inc(&state.metrics.tokens_issued);
-    Ok((
+    Ok(with_secret(
         StatusCode::CREATED,
-        Json(CreatedToken {
+        CreatedToken {
             token: record.view(now),
             jwt,
-        }),
+        },
     ))
 }
 
@@ -333,7 +333,8 @@ pub struct Introspection {
     responses(
         (status = 200, description = "Whether the token is valid now, and what it may reach.", body = Introspection),
         (status = 400, description = "The body is not `{\"token\": \"…\"}`.", body = ErrorBody),
-        (status = 401, description = "Not a live server's credentials.", body = ErrorBody),
+        (status = 401, description = "Not a live server's credentials.", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "The scheme to authenticate with: `Basic realm=\"connect-manager\"` (the server's ID and secret)."))),
         (status = 413, description = "The body is over 64 KiB.", body = ErrorBody),
         (status = 429, description = "Too many failed authentications from this address: the credentials were not read.", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait."))),

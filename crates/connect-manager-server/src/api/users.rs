@@ -11,7 +11,7 @@ use connect_manager_core::secret::{api_key_hash, new_api_key};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{Errors, ListParams, resolve_user};
+use super::{Errors, ListParams, WithSecret, resolve_user, with_secret};
 use crate::error::ApiResult;
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller};
 use crate::state::AppState;
@@ -106,12 +106,13 @@ pub async fn delete_user(
 #[utoipa::path(post, path = "/v1/users/{user}/keys", tag = "users",
     params(("user" = String, Path, description = "User ID or email")),
     security(("api_key" = [])),
-    responses((status = 201, description = "The new API key, shown this once.", body = CreatedApiKey), Errors))]
+    responses((status = 201, description = "The new API key, shown this once.", body = CreatedApiKey,
+        headers(("Cache-Control" = String, description = "`no-store`: the body carries a secret."))), Errors))]
 pub async fn create_api_key(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(user): ApiPath<String>,
-) -> ApiResult<(StatusCode, Json<CreatedApiKey>)> {
+) -> ApiResult<WithSecret<CreatedApiKey>> {
     caller
         .authorize(&state, Permission::Owner, "api_key.create", "user", &user)
         .await?;
@@ -121,9 +122,9 @@ pub async fn create_api_key(
         .store
         .create_api_key(&caller.actor, &user.id, &api_key_hash(&key))
         .await?;
-    Ok((
+    Ok(with_secret(
         StatusCode::CREATED,
-        Json(CreatedApiKey { id: info.id, key }),
+        CreatedApiKey { id: info.id, key },
     ))
 }
 

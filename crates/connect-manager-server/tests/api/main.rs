@@ -5,8 +5,11 @@ mod matrix;
 
 mod auth;
 mod concurrency;
+mod denials;
 mod errors;
 mod groups;
+mod headers;
+mod lookup;
 mod openapi;
 mod secrets;
 mod servers;
