@@ -5,6 +5,7 @@
 pub mod api;
 pub mod cache;
 pub mod config;
+pub mod data_lock;
 pub mod error;
 pub mod extract;
 pub mod limiter;

@@ -231,6 +231,65 @@ async fn t3_admin_rotate_key_takes_effect_on_a_running_service() {
     app.stop();
 }
 
+/// Issue 12, item 8: two processes on one SQLite database would never hear of each other's
+/// changes (a token revoked through one stays active on the other). A second `serve` on the same
+/// data directory stops at start with exit code 2, naming the holder; the admin commands still run
+/// beside the service; once the first stops, a new one starts.
+#[tokio::test]
+async fn second_serve_on_one_sqlite_data_dir_exits_2_naming_the_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = "lock-test-key-lock-test-key-0123456789";
+    let first = Running::ready_with_owner(dir.path(), key).await;
+    let holder = format!(
+        "pid {}, listening on {}",
+        first.child.id(),
+        first.base.trim_start_matches("http://")
+    );
+    let port = crate::common::free_port();
+    let mut second = Running::start_on(
+        command(dir.path()),
+        dir.path(),
+        &format!("127.0.0.1:{port}"),
+        port,
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = second.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a second serve on the same data directory kept running: {}",
+            second.stderr()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let stderr = second.stderr();
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&holder), "the holder is named: {stderr}");
+    assert!(stderr.contains("connect-manager.db"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    // The admin commands are short-lived and serve no cache: they still run beside it.
+    let out = run(command(dir.path()).args(["admin", "rotate-key"]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The first one served on, undisturbed.
+    let r = crate::common::http()
+        .get(format!("{}/v1/users", first.base))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    first.stop();
+    // Free again: a new one starts on the same data.
+    let again = Running::ready_with_owner(dir.path(), key).await;
+    again.stop();
+}
+
 #[test]
 fn credentials_show_hides_the_secret_unless_revealed() {
     let dir = tempfile::tempdir().unwrap();
