@@ -92,27 +92,6 @@ impl SqliteStore {
     async fn shutdown(&self) {}
 }
 
-#[cfg(test)]
-mod tests {
-    use super::database_file;
-    use std::path::Path;
-
-    #[test]
-    fn database_file_names_the_file_of_a_sqlite_url() {
-        assert_eq!(
-            database_file("sqlite:///var/lib/cm/connect-manager.db").as_deref(),
-            Some(Path::new("/var/lib/cm/connect-manager.db"))
-        );
-        assert_eq!(
-            database_file("sqlite:data/x.db?mode=rwc").as_deref(),
-            Some(Path::new("data/x.db"))
-        );
-        assert_eq!(database_file("sqlite::memory:"), None);
-        assert_eq!(database_file("sqlite:x.db?mode=memory"), None);
-        assert_eq!(database_file("postgres://h/db"), None);
-    }
-}
-
 /// SQLite serves one process: the in-process announcement after commit is all there is.
 async fn notify(_tx: &mut sqlx::Transaction<'static, Db>, _change: &crate::Change) -> Result<()> {
     Ok(())
@@ -134,4 +113,25 @@ const LOCK_READ_GRANTS: &str = "";
 /// holds the database's only write lock.
 async fn lock_owners(_tx: &mut sqlx::Transaction<'static, Db>) -> Result<()> {
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::database_file;
+    use std::path::Path;
+
+    #[test]
+    fn database_file_names_the_file_of_a_sqlite_url() {
+        assert_eq!(
+            database_file("sqlite:///var/lib/cm/connect-manager.db").as_deref(),
+            Some(Path::new("/var/lib/cm/connect-manager.db"))
+        );
+        assert_eq!(
+            database_file("sqlite:data/x.db?mode=rwc").as_deref(),
+            Some(Path::new("data/x.db"))
+        );
+        assert_eq!(database_file("sqlite::memory:"), None);
+        assert_eq!(database_file("sqlite:x.db?mode=memory"), None);
+        assert_eq!(database_file("postgres://h/db"), None);
+    }
 }
