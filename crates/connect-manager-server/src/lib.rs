@@ -16,6 +16,7 @@ pub mod serve;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
+pub mod unavailable_log;
 
 pub use config::{Config, ConfigError, ServeArgs};
 pub use startup::{StartError, launch, open_checked, open_store, prepare};
