@@ -8,13 +8,14 @@
 //! router or `unmatched`, and the status is one the service itself answered. `/metrics` therefore
 //! has a bounded size however it is probed (`metrics_stay_the_same_size_under_random_methods_and_paths`).
 //! Rendering copies the series under the lock and formats the copy after releasing it, so a
-//! scrape holds the lock that every request takes for a copy of a few hundred entries at most,
-//! never for the formatting.
+//! scrape holds the lock that every request takes for a copy of a few hundred entries at most
+//! (no allocation but the copy's vector), never for the formatting; a request allocates under
+//! it only the first time its route is seen.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -35,9 +36,12 @@ struct Series {
     buckets: [u64; BUCKETS.len()],
 }
 
+/// A route's series by (method label, status).
+type ByMethodAndStatus = BTreeMap<(&'static str, u16), Series>;
+
 #[derive(Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<SeriesKey, Series>>,
+    requests: Mutex<BTreeMap<Arc<str>, ByMethodAndStatus>>,
     pub tokens_issued: AtomicU64,
     pub tokens_revoked: AtomicU64,
     pub introspections_active: AtomicU64,
@@ -46,9 +50,6 @@ pub struct Metrics {
     pub auth_failures_server: AtomicU64,
     pub auth_rate_limited: AtomicU64,
 }
-
-/// One series of the request metrics: method label, route label, status.
-type SeriesKey = (&'static str, String, u16);
 
 /// The route label of a request that matched no route (whatever its path).
 pub const UNMATCHED_ROUTE: &str = "unmatched";
@@ -81,8 +82,13 @@ pub fn add(counter: &AtomicU64, n: u64) {
 impl Metrics {
     fn observe(&self, method: &'static str, route: &str, status: u16, seconds: f64) {
         let mut requests = self.requests.lock().expect("metrics lock");
+        if !requests.contains_key(route) {
+            requests.insert(route.into(), BTreeMap::new());
+        }
         let s = requests
-            .entry((method, route.to_owned(), status))
+            .get_mut(route)
+            .expect("inserted above")
+            .entry((method, status))
             .or_default();
         s.count += 1;
         s.sum += seconds;
@@ -108,15 +114,19 @@ impl Metrics {
             "# HELP connect_manager_http_requests_total HTTP requests answered."
         );
         let _ = writeln!(w, "# TYPE connect_manager_http_requests_total counter");
-        // The snapshot: copied under the lock, formatted without it.
-        let requests: Vec<(SeriesKey, Series)> = self
-            .requests
-            .lock()
-            .expect("metrics lock")
-            .iter()
-            .map(|(k, v)| (k.clone(), *v))
-            .collect();
-        for ((m, r, s), series) in &requests {
+        // The snapshot: copied under the lock, sorted and formatted without it.
+        let mut requests: Vec<(&'static str, Arc<str>, u16, Series)> = {
+            let requests = self.requests.lock().expect("metrics lock");
+            let mut copy = Vec::with_capacity(requests.values().map(BTreeMap::len).sum());
+            for (route, by_method) in requests.iter() {
+                for (&(method, status), series) in by_method {
+                    copy.push((method, route.clone(), status, *series));
+                }
+            }
+            copy
+        };
+        requests.sort_by(|a, b| (a.0, &a.1, a.2).cmp(&(b.0, &b.1, b.2)));
+        for (m, r, s, series) in &requests {
             let _ = writeln!(
                 w,
                 "connect_manager_http_requests_total{{method=\"{m}\",route=\"{r}\",status=\"{s}\"}} {}",
@@ -131,7 +141,7 @@ impl Metrics {
             w,
             "# TYPE connect_manager_http_request_duration_seconds histogram"
         );
-        for ((m, r, s), series) in &requests {
+        for (m, r, s, series) in &requests {
             let labels = format!("method=\"{m}\",route=\"{r}\",status=\"{s}\"");
             for (le, n) in BUCKETS.iter().zip(series.buckets) {
                 let _ = writeln!(
@@ -232,15 +242,11 @@ impl Metrics {
 pub async fn record(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = method_label(req.method());
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| UNMATCHED_ROUTE.into());
+    let route = req.extensions().get::<MatchedPath>().cloned();
     let response = next.run(req).await;
     state.metrics.observe(
         method,
-        &route,
+        route.as_ref().map_or(UNMATCHED_ROUTE, MatchedPath::as_str),
         response.status().as_u16(),
         start.elapsed().as_secs_f64(),
     );
