@@ -620,6 +620,15 @@ def drill_outage(long: bool) -> Verdict:
     for s in replicas:
         back = s.log_text().count("change feed back")
         v.check(back >= rounds, f"{s.name}: change feed reconnected ({back} times logged)")
+    # The log of the 503s: one line when they start, then a count per 10 s (issue 12), never a
+    # line per 503. Per round and replica: the first line and one or two counts.
+    for s in replicas:
+        lines = s.log_text().splitlines()
+        unavailable = sum("database unavailable" in line for line in lines)
+        errors = sum(" ERROR " in line or "\"ERROR\"" in line for line in lines)
+        v.check(unavailable <= 3 * rounds,
+                f"{s.name}: {unavailable} 'database unavailable' log lines for {rounds} outage(s)"
+                f" ({errors} ERROR lines in all), not one per 503")
     tok = create_token(bases[0], server, [vault])
     before = call(bases[1], "POST", "/v1/introspect", {"token": tok["token"]}, basic=(creds.id, creds.secret))
     expect(call(bases[0], "DELETE", f"/v1/connect/tokens/{tok['id']}"), 200, "revoke")

@@ -128,7 +128,8 @@ impl From<Error> for ApiError {
             Error::Conflict { code, .. } => ApiError::new(StatusCode::CONFLICT, code, message),
             Error::Forbidden { .. } => ApiError::new(StatusCode::FORBIDDEN, "forbidden", message),
             Error::Unavailable { detail } => {
-                tracing::error!(error = %detail, "database unavailable");
+                // Not a line per request: one per interval, with a count.
+                crate::unavailable_log::UNAVAILABLE.record(&detail);
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "unavailable",

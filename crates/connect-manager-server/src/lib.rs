@@ -5,6 +5,7 @@
 pub mod api;
 pub mod cache;
 pub mod config;
+pub mod data_lock;
 pub mod error;
 pub mod extract;
 pub mod limiter;
@@ -15,6 +16,7 @@ pub mod serve;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
+pub mod unavailable_log;
 
 pub use config::{Config, ConfigError, ServeArgs};
 pub use startup::{StartError, launch, open_checked, open_store, prepare};

@@ -2,15 +2,24 @@
 //! path) and status with a latency histogram; tokens issued and revoked; introspections by
 //! result; failed authentications; the database pool; build info. Counters live in this process
 //! (each replica is scraped on its own).
+//!
+//! Every label takes its value from a fixed set, so nothing a client sends can add a series:
+//! the method is one of the nine standard methods or `OTHER`, the route is a template of the
+//! router or `unmatched`, and the status is one the service itself answered. `/metrics` therefore
+//! has a bounded size however it is probed (`metrics_stay_the_same_size_under_random_methods_and_paths`).
+//! Rendering copies the series under the lock and formats the copy after releasing it, so a
+//! scrape holds the lock that every request takes for a copy of a few hundred entries at most
+//! (no allocation but the copy's vector), never for the formatting; a request allocates under
+//! it only the first time its route is seen.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::header;
+use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -20,16 +29,19 @@ const BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
 ];
 
-#[derive(Default)]
+#[derive(Default, Clone, Copy)]
 struct Series {
     count: u64,
     sum: f64,
     buckets: [u64; BUCKETS.len()],
 }
 
+/// A route's series by (method label, status).
+type ByMethodAndStatus = BTreeMap<(&'static str, u16), Series>;
+
 #[derive(Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, String, u16), Series>>,
+    requests: Mutex<BTreeMap<Arc<str>, ByMethodAndStatus>>,
     pub tokens_issued: AtomicU64,
     pub tokens_revoked: AtomicU64,
     pub introspections_active: AtomicU64,
@@ -39,15 +51,44 @@ pub struct Metrics {
     pub auth_rate_limited: AtomicU64,
 }
 
+/// The route label of a request that matched no route (whatever its path).
+pub const UNMATCHED_ROUTE: &str = "unmatched";
+
+/// The method label: a standard method by its name, anything else `OTHER` (HTTP lets a client
+/// invent methods, and each would otherwise be a new series).
+pub fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "OTHER",
+    }
+}
+
 pub fn inc(counter: &AtomicU64) {
-    counter.fetch_add(1, Ordering::Relaxed);
+    add(counter, 1);
+}
+
+pub fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
 }
 
 impl Metrics {
-    fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
+    fn observe(&self, method: &'static str, route: &str, status: u16, seconds: f64) {
         let mut requests = self.requests.lock().expect("metrics lock");
+        if !requests.contains_key(route) {
+            requests.insert(route.into(), BTreeMap::new());
+        }
         let s = requests
-            .entry((method.to_owned(), route.to_owned(), status))
+            .get_mut(route)
+            .expect("inserted above")
+            .entry((method, status))
             .or_default();
         s.count += 1;
         s.sum += seconds;
@@ -73,8 +114,19 @@ impl Metrics {
             "# HELP connect_manager_http_requests_total HTTP requests answered."
         );
         let _ = writeln!(w, "# TYPE connect_manager_http_requests_total counter");
-        let requests = self.requests.lock().expect("metrics lock");
-        for ((m, r, s), series) in requests.iter() {
+        // The snapshot: copied under the lock, sorted and formatted without it.
+        let mut requests: Vec<(&'static str, Arc<str>, u16, Series)> = {
+            let requests = self.requests.lock().expect("metrics lock");
+            let mut copy = Vec::with_capacity(requests.values().map(BTreeMap::len).sum());
+            for (route, by_method) in requests.iter() {
+                for (&(method, status), series) in by_method {
+                    copy.push((method, route.clone(), status, *series));
+                }
+            }
+            copy
+        };
+        requests.sort_by(|a, b| (a.0, &a.1, a.2).cmp(&(b.0, &b.1, b.2)));
+        for (m, r, s, series) in &requests {
             let _ = writeln!(
                 w,
                 "connect_manager_http_requests_total{{method=\"{m}\",route=\"{r}\",status=\"{s}\"}} {}",
@@ -89,7 +141,7 @@ impl Metrics {
             w,
             "# TYPE connect_manager_http_request_duration_seconds histogram"
         );
-        for ((m, r, s), series) in requests.iter() {
+        for (m, r, s, series) in &requests {
             let labels = format!("method=\"{m}\",route=\"{r}\",status=\"{s}\"");
             for (le, n) in BUCKETS.iter().zip(series.buckets) {
                 let _ = writeln!(
@@ -113,7 +165,6 @@ impl Metrics {
                 series.count
             );
         }
-        drop(requests);
         let counter = |w: &mut String, name: &str, help: &str, values: &[(&str, u64)]| {
             let _ = writeln!(w, "# HELP {name} {help}");
             let _ = writeln!(w, "# TYPE {name} counter");
@@ -135,7 +186,7 @@ impl Metrics {
         counter(
             w,
             "connect_manager_tokens_revoked_total",
-            "Tokens revoked by token delete (server deletes revoke theirs too, not counted here).",
+            "Tokens revoked: by token delete, and with their server by server delete.",
             &[("", get(&self.tokens_revoked))],
         );
         counter(
@@ -190,16 +241,12 @@ impl Metrics {
 /// Counts every request under its matched route.
 pub async fn record(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let method = req.method().as_str().to_owned();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".into());
+    let method = method_label(req.method());
+    let route = req.extensions().get::<MatchedPath>().cloned();
     let response = next.run(req).await;
     state.metrics.observe(
-        &method,
-        &route,
+        method,
+        route.as_ref().map_or(UNMATCHED_ROUTE, MatchedPath::as_str),
         response.status().as_u16(),
         start.elapsed().as_secs_f64(),
     );

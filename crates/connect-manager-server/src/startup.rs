@@ -217,6 +217,9 @@ pub async fn launch(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
+    // One process per SQLite database, held until this returns (see data_lock.rs).
+    let bind = listener.local_addr().unwrap_or(config.bind);
+    let _lock = crate::data_lock::lock_database(&config.database_url, bind)?;
     let prepared = prepare(&config).await?;
     let store = prepared.store.clone();
     let state = app_state(prepared, &config).await?;

@@ -5,7 +5,9 @@
 use axum::extract::MatchedPath;
 use axum::http::Request;
 use tower_http::classify::{ServerErrorsAsFailures, SharedClassifier};
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tower_http::trace::{
+    DefaultOnBodyChunk, DefaultOnEos, DefaultOnRequest, DefaultOnResponse, TraceLayer,
+};
 use tracing::Level;
 use tracing_subscriber::EnvFilter;
 
@@ -26,10 +28,25 @@ pub fn init(format: LogFormat) {
 
 type MakeSpan = fn(&Request<axum::body::Body>) -> tracing::Span;
 
-pub fn trace_layer() -> TraceLayer<SharedClassifier<ServerErrorsAsFailures>, MakeSpan> {
+/// The request log: a span per request and one INFO event when it is answered, whatever the
+/// status. No separate event for a 5xx (tower-http's default `on_failure` logs each at ERROR):
+/// a 500 logs its cause where it is mapped (error.rs), and the 503s of a database outage are
+/// counted, not logged one by one (unavailable_log.rs).
+pub type RequestTrace = TraceLayer<
+    SharedClassifier<ServerErrorsAsFailures>,
+    MakeSpan,
+    DefaultOnRequest,
+    DefaultOnResponse,
+    DefaultOnBodyChunk,
+    DefaultOnEos,
+    (),
+>;
+
+pub fn trace_layer() -> RequestTrace {
     TraceLayer::new_for_http()
         .make_span_with(request_span as MakeSpan)
         .on_response(DefaultOnResponse::new().level(Level::INFO))
+        .on_failure(())
 }
 
 fn request_span(req: &Request<axum::body::Body>) -> tracing::Span {

@@ -270,8 +270,9 @@ pub trait Store: Send + Sync + 'static {
     /// A server by ID, live or deleted.
     async fn get_server(&self, server_id: &str) -> Result<Option<Server>>;
     async fn rename_server(&self, actor: &Actor, server_id: &str, name: &str) -> Result<Server>;
-    /// R4: state DELETED, name freed, credentials dead, vault and group grants ended.
-    async fn delete_server(&self, actor: &Actor, server_id: &str) -> Result<()>;
+    /// R4: state DELETED, name freed, credentials dead, vault and group grants ended, every
+    /// active token revoked. Returns how many tokens it revoked (for `tokens_revoked_total`).
+    async fn delete_server(&self, actor: &Actor, server_id: &str) -> Result<u64>;
     /// C3: a new verifier and `tokens_version + 1`; the old secret stops working at once.
     async fn rotate_server_secret(
         &self,

@@ -1398,7 +1398,7 @@ impl Store for ThisStore {
         Ok(s)
     }
 
-    async fn delete_server(&self, actor: &Actor, server_id: &str) -> Result<()> {
+    async fn delete_server(&self, actor: &Actor, server_id: &str) -> Result<u64> {
         let mut tx = self.write_tx().await?;
         let updated = sqlx::query(
             "UPDATE servers SET state = 'DELETED', secret_verifier = '', updated_at = $1 \
@@ -1424,7 +1424,7 @@ impl Store for ThisStore {
                 .map_err(db_err)?;
         }
         // R4: every token of the server is revoked with it.
-        sqlx::query(
+        let revoked = sqlx::query(
             "UPDATE tokens SET state = 'REVOKED', revoked_at = $1 \
              WHERE server_id = $2 AND state = 'ACTIVE'",
         )
@@ -1432,7 +1432,8 @@ impl Store for ThisStore {
         .bind(server_id)
         .execute(&mut *tx)
         .await
-        .map_err(db_err)?;
+        .map_err(db_err)?
+        .rows_affected();
         audit(
             &mut tx,
             actor,
@@ -1443,7 +1444,8 @@ impl Store for ThisStore {
         )
         .await?;
         self.commit_announcing(tx, Change::Server(server_id.to_owned()))
-            .await
+            .await?;
+        Ok(revoked)
     }
 
     async fn rotate_server_secret(

@@ -28,6 +28,24 @@ pub struct SqliteStore {
     availability: crate::availability::Availability,
 }
 
+/// The database file a `sqlite:` URL names, or `None` for an in-memory database (or a URL that
+/// is not SQLite's). `serve` locks it (`<file>.lock`) so that one process serves it: the caches
+/// of two processes on one file would never hear of each other's changes.
+pub fn database_file(url: &str) -> Option<std::path::PathBuf> {
+    if !url.starts_with("sqlite:") {
+        return None;
+    }
+    let options = SqliteConnectOptions::from_str(url).ok()?;
+    let file = options.get_filename();
+    let memory = file
+        .to_str()
+        .is_some_and(|f| f.starts_with("file:sqlx-in-memory-"))
+        || url
+            .split_once('?')
+            .is_some_and(|(_, q)| q.split('&').any(|p| p == "mode=memory"));
+    (!memory).then(|| file.to_path_buf())
+}
+
 impl SqliteStore {
     /// Opens (creating if missing) the database at `url` (`sqlite:path/to/file.db`) and runs the
     /// migrations in `migrations/sqlite`.
@@ -95,4 +113,25 @@ const LOCK_READ_GRANTS: &str = "";
 /// holds the database's only write lock.
 async fn lock_owners(_tx: &mut sqlx::Transaction<'static, Db>) -> Result<()> {
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::database_file;
+    use std::path::Path;
+
+    #[test]
+    fn database_file_names_the_file_of_a_sqlite_url() {
+        assert_eq!(
+            database_file("sqlite:///var/lib/cm/connect-manager.db").as_deref(),
+            Some(Path::new("/var/lib/cm/connect-manager.db"))
+        );
+        assert_eq!(
+            database_file("sqlite:data/x.db?mode=rwc").as_deref(),
+            Some(Path::new("data/x.db"))
+        );
+        assert_eq!(database_file("sqlite::memory:"), None);
+        assert_eq!(database_file("sqlite:x.db?mode=memory"), None);
+        assert_eq!(database_file("postgres://h/db"), None);
+    }
 }

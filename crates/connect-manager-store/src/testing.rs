@@ -109,6 +109,95 @@ impl Drop for TestDb {
     }
 }
 
+/// A TCP proxy in front of a test database, to take it away and bring it back: `cut` stops
+/// listening and drops every connection it carries (as a stopped PostgreSQL would), `restore`
+/// listens again on the same address.
+pub struct TcpProxy {
+    pub addr: std::net::SocketAddr,
+    upstream: std::net::SocketAddr,
+    accept: Option<tokio::task::JoinHandle<()>>,
+    links: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl TcpProxy {
+    /// A proxy to the PostgreSQL server of `url`; returns it and `url` through it.
+    pub async fn to_postgres(url: &str) -> (TcpProxy, String) {
+        let (scheme, rest) = url.split_once("://").expect("scheme");
+        let (userinfo, rest) = rest.rsplit_once('@').map_or(("", rest), |(u, r)| (u, r));
+        let (hostport, db) = rest.split_once('/').expect("database");
+        let hostport = if hostport.contains(':') {
+            hostport.to_owned()
+        } else {
+            format!("{hostport}:5432")
+        };
+        let upstream = tokio::net::lookup_host(&hostport)
+            .await
+            .expect("resolve database host")
+            .next()
+            .expect("database address");
+        let proxy = TcpProxy::start(upstream).await;
+        let at = if userinfo.is_empty() { "" } else { "@" };
+        let through = format!("{scheme}://{userinfo}{at}{}/{db}", proxy.addr);
+        (proxy, through)
+    }
+
+    pub async fn start(upstream: std::net::SocketAddr) -> TcpProxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind proxy");
+        let mut proxy = TcpProxy {
+            addr: listener.local_addr().expect("proxy address"),
+            upstream,
+            accept: None,
+            links: Default::default(),
+        };
+        proxy.serve(listener);
+        proxy
+    }
+
+    fn serve(&mut self, listener: tokio::net::TcpListener) {
+        let (upstream, links) = (self.upstream, self.links.clone());
+        self.accept = Some(tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let link = tokio::spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                links.lock().expect("proxy links").push(link);
+            }
+        }));
+    }
+
+    /// The database goes away: nothing listens on the proxy's port, every connection is cut.
+    pub fn cut(&mut self) {
+        if let Some(accept) = self.accept.take() {
+            accept.abort();
+        }
+        for link in self.links.lock().expect("proxy links").drain(..) {
+            link.abort();
+        }
+    }
+
+    /// The database is back, on the same address.
+    pub async fn restore(&mut self) {
+        let listener = loop {
+            // The aborted accept task drops its listener asynchronously.
+            match tokio::net::TcpListener::bind(self.addr).await {
+                Ok(l) => break l,
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+            }
+        };
+        self.serve(listener);
+    }
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        self.cut();
+    }
+}
+
 /// Runs each listed `async fn name(db: TestDb)` once per backend, as `sqlite::name` and
 /// `postgres::name`, so the test output counts each backend's tests.
 #[macro_export]

@@ -267,7 +267,11 @@ async fn r4_server_delete_frees_name_ends_grants_keeps_row(db: TestDb) {
     };
     store.grant_group(&actor(), &g.id, &grant).await.unwrap();
     assert!(store.server_access(&s.id).await.unwrap().is_some());
-    store.delete_server(&actor(), &s.id).await.unwrap();
+    assert_eq!(
+        store.delete_server(&actor(), &s.id).await.unwrap(),
+        0,
+        "no token to revoke"
+    );
     assert!(
         store.server_access(&s.id).await.unwrap().is_none(),
         "credentials dead"
@@ -872,16 +876,24 @@ async fn r4_server_delete_revokes_every_token(db: TestDb) {
         .await
         .unwrap();
     let s = new_server(&store, "web", &[&v.id]).await.unwrap();
-    for name in ["a", "b"] {
-        store
-            .create_token(&actor(), &new_token(&s.id, &kid, name, &[(&v.id, 48)]))
-            .await
-            .unwrap();
+    let mut last = None;
+    for name in ["a", "b", "revoked-before"] {
+        last = Some(
+            store
+                .create_token(&actor(), &new_token(&s.id, &kid, name, &[(&v.id, 48)]))
+                .await
+                .unwrap(),
+        );
     }
+    store
+        .revoke_token(&actor(), &last.unwrap().id)
+        .await
+        .unwrap();
     let recorder = std::sync::Arc::new(Recorder::default());
     store.subscribe(recorder.clone());
     recorder.settle().await;
-    store.delete_server(&actor(), &s.id).await.unwrap();
+    // It tells how many tokens it revoked (tokens_revoked_total): not the one already revoked.
+    assert_eq!(store.delete_server(&actor(), &s.id).await.unwrap(), 2);
     recorder.expect(Change::Server(s.id.clone()));
     let all = Principal {
         owner: true,
@@ -900,7 +912,7 @@ async fn r4_server_delete_revokes_every_token(db: TestDb) {
         .await
         .unwrap()
         .items;
-    assert_eq!(kept.len(), 2);
+    assert_eq!(kept.len(), 3);
     assert!(
         kept.iter()
             .all(|t| t.state == TokenState::Revoked && t.revoked_at.is_some())

@@ -176,7 +176,8 @@ pub async fn delete_server(
     ApiPath(server): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     let server = resolve_server(&state, &caller, &server, "server.delete").await?;
-    state.store.delete_server(&caller.actor, &server.id).await?;
+    let revoked = state.store.delete_server(&caller.actor, &server.id).await?;
+    crate::metrics::add(&state.metrics.tokens_revoked, revoked);
     Ok(StatusCode::NO_CONTENT)
 }
 

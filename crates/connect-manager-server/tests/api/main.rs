@@ -10,6 +10,7 @@ mod errors;
 mod groups;
 mod headers;
 mod lookup;
+mod metrics;
 mod openapi;
 mod secrets;
 mod servers;

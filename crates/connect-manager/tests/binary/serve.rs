@@ -231,6 +231,160 @@ async fn t3_admin_rotate_key_takes_effect_on_a_running_service() {
     app.stop();
 }
 
+/// Issue 12, item 8: two processes on one SQLite database would never hear of each other's
+/// changes (a token revoked through one stays active on the other). A second `serve` on the same
+/// data directory stops at start with exit code 2, naming the holder; the admin commands still run
+/// beside the service; once the first stops, a new one starts.
+#[tokio::test]
+async fn second_serve_on_one_sqlite_data_dir_exits_2_naming_the_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = "lock-test-key-lock-test-key-0123456789";
+    let first = Running::ready_with_owner(dir.path(), key).await;
+    let holder = format!(
+        "pid {}, listening on {}",
+        first.child.id(),
+        first.base.trim_start_matches("http://")
+    );
+    let port = crate::common::free_port();
+    let mut second = Running::start_on(
+        command(dir.path()),
+        dir.path(),
+        &format!("127.0.0.1:{port}"),
+        port,
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = second.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a second serve on the same data directory kept running: {}",
+            second.stderr()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let stderr = second.stderr();
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&holder), "the holder is named: {stderr}");
+    assert!(stderr.contains("connect-manager.db"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    // The admin commands are short-lived and serve no cache: they still run beside it.
+    let out = run(command(dir.path()).args(["admin", "rotate-key"]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The first one served on, undisturbed.
+    let r = crate::common::http()
+        .get(format!("{}/v1/users", first.base))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    first.stop();
+    // Free again: a new one starts on the same data.
+    let again = Running::ready_with_owner(dir.path(), key).await;
+    again.stop();
+}
+
+/// Issue 12, item 14: during a database outage the log says so once, then counts the 503s once
+/// per interval, instead of an ERROR line per request (hundreds a second under load). The
+/// transitions are logged once each. The outage: a TCP proxy between the service and PostgreSQL,
+/// cut, then restored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_outage_logs_a_count_per_interval_not_an_error_per_503() {
+    use connect_manager_store::testing::TcpProxy;
+    use std::time::{Duration, Instant};
+    const REQUESTS: usize = 1_000;
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let (mut proxy, url) = TcpProxy::to_postgres(&db.url).await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = "outage-key-outage-key-outage-key-0123";
+    let mut cmd = command(dir.path());
+    cmd.env("DATABASE_URL", &url)
+        .env("CONNECT_MANAGER_BOOTSTRAP_KEY", key)
+        .env("NO_COLOR", "1");
+    let mut app = Running::start(cmd, dir.path());
+    app.wait_ready().await;
+    let client = crate::common::http();
+    let get = move |url: String| {
+        let client = client.clone();
+        async move {
+            client
+                .get(url)
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let errors = |log: &str| log.lines().filter(|l| l.contains("ERROR")).count();
+    assert_eq!(errors(&app.stderr()), 0, "{}", app.stderr());
+
+    proxy.cut();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get(format!("{}/readyz", app.base)).await != 503 {
+        assert!(Instant::now() < deadline, "the outage was never noticed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let workers: Vec<_> = (0..8)
+        .map(|_| {
+            let (get, url) = (get.clone(), format!("{}/v1/users", app.base));
+            tokio::spawn(async move {
+                for _ in 0..REQUESTS / 8 {
+                    assert_eq!(get(url.clone()).await, 503);
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.await.unwrap();
+    }
+    proxy.restore().await;
+    app.wait_ready().await;
+    // The count of the interval follows within it.
+    let interval = connect_manager_server::unavailable_log::INTERVAL;
+    let deadline = Instant::now() + interval + Duration::from_secs(5);
+    while !app.stderr().contains("more requests in the last") {
+        assert!(Instant::now() < deadline, "no count line: {}", app.stderr());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let log = app.stop();
+    let error_lines: Vec<&str> = log.lines().filter(|l| l.contains("ERROR")).collect();
+    // The first 503 (a /readyz probe) at once, then a count per interval: one or two intervals.
+    assert!(
+        (2..=3).contains(&error_lines.len()),
+        "{}",
+        error_lines.join("\n")
+    );
+    assert!(error_lines[0].contains("database unavailable: answering 503"));
+    let counted: usize = error_lines[1..]
+        .iter()
+        .map(|l| {
+            l.split("answered 503 to ")
+                .nth(1)
+                .and_then(|rest| rest.split(' ').next())
+                .and_then(|n| n.parse::<usize>().ok())
+                .unwrap_or_else(|| panic!("a count: {l}"))
+        })
+        .sum();
+    assert!(counted >= REQUESTS, "{}", error_lines.join("\n"));
+    assert_eq!(log.matches("database down").count(), 1, "{log}");
+    assert_eq!(log.matches("database back").count(), 1, "{log}");
+    eprintln!(
+        "{} 503s in the outage: {} ERROR lines",
+        counted + 1,
+        error_lines.len()
+    );
+}
+
 #[test]
 fn credentials_show_hides_the_secret_unless_revealed() {
     let dir = tempfile::tempdir().unwrap();
