@@ -7,6 +7,7 @@ mod auth;
 mod concurrency;
 mod errors;
 mod groups;
+mod keys;
 mod openapi;
 mod secrets;
 mod servers;
