@@ -6,3 +6,4 @@ mod common;
 mod hardening;
 mod ops;
 mod serve;
+mod upgrade;
