@@ -291,3 +291,29 @@ impl Config {
             || matches!(self.master_key, MasterKeySource::DataDir)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::with_password;
+
+    #[test]
+    fn database_password_file_fills_in_a_url_without_a_password() {
+        assert_eq!(
+            with_password("postgres://cm@db:5432/cm?sslmode=require", "p@ss:w/rd %").unwrap(),
+            "postgres://cm:p%40ss%3Aw%2Frd%20%25@db:5432/cm?sslmode=require"
+        );
+        assert_eq!(
+            with_password("postgresql://cm@db", "x").unwrap(),
+            "postgresql://cm:x@db"
+        );
+        for (url, why) in [
+            ("postgres://cm:old@db/cm", "already has a password"),
+            ("postgres://db/cm", "names no user"),
+            ("sqlite://data/x.db", "only for a postgres"),
+        ] {
+            let e = with_password(url, "x").unwrap_err().0;
+            assert!(e.contains(why) && !e.contains("old"), "{e}");
+        }
+        assert!(with_password("postgres://cm@db", "").is_err());
+    }
+}
