@@ -434,6 +434,20 @@ mod tests {
         // Not the old single SHA-256 of the text.
         let legacy = MasterKey::legacy_v1("correct horse battery staple, a passphrase").unwrap();
         assert_ne!(a.0, legacy.0);
+        // It is Argon2id (v0x13) with the stored costs and salt, computed independently.
+        let mut expected = [0u8; 32];
+        argon2::Argon2::new(
+            argon2::Algorithm::Argon2id,
+            argon2::Version::V0x13,
+            argon2::Params::new(1024, 3, 1, Some(32)).unwrap(),
+        )
+        .hash_password_into(
+            b"correct horse battery staple, a passphrase",
+            &kdf.salt,
+            &mut expected,
+        )
+        .unwrap();
+        assert_eq!(a.0, expected);
         assert!(Kdf::parse("argon2id$m=1,t=1$c2FsdA").is_err());
         assert_eq!(Kdf::generate().m_kib, 65536);
     }
