@@ -124,7 +124,10 @@ impl ChangeListener for AccessCache {
             Change::Server(id) => {
                 servers.remove(id);
             }
-            Change::Keys => {}
+            // A retired key's tokens were revoked with it.
+            Change::Keys => {
+                tokens.clear();
+            }
             Change::All => {
                 servers.clear();
                 tokens.clear();
@@ -161,7 +164,9 @@ pub struct KeyRing {
     stale: AtomicBool,
     last_reload: Mutex<Instant>,
     jwks: Mutex<Option<(Instant, Arc<Jwks>)>>,
-    kids_checked: Mutex<Instant>,
+    /// When the key IDs were last compared, in milliseconds since `epoch`.
+    kids_checked: AtomicU64,
+    epoch: Instant,
 }
 
 /// How often the key IDs in the database are compared with the loaded ones.
@@ -193,7 +198,8 @@ impl KeyRing {
             stale: AtomicBool::new(false),
             last_reload: Mutex::new(Instant::now()),
             jwks: Mutex::new(None),
-            kids_checked: Mutex::new(Instant::now()),
+            kids_checked: AtomicU64::new(0),
+            epoch: Instant::now(),
         })
     }
 
@@ -221,14 +227,14 @@ impl KeyRing {
         if self.stale.load(Ordering::SeqCst) {
             return self.reload(store).await;
         }
-        let due = {
-            let mut checked = self.kids_checked.lock().expect("keys lock");
-            let due = checked.elapsed() >= KEY_CHECK;
-            if due {
-                *checked = Instant::now();
-            }
-            due
-        };
+        // One caller a second claims the comparison; the others go on with the keys in force.
+        let now = self.epoch.elapsed().as_millis() as u64;
+        let last = self.kids_checked.load(Ordering::Relaxed);
+        let due = now.saturating_sub(last) >= KEY_CHECK.as_millis() as u64
+            && self
+                .kids_checked
+                .compare_exchange(last, now, Ordering::SeqCst, Ordering::Relaxed)
+                .is_ok();
         if due {
             let kids = store.signing_kids().await?;
             if *self.loaded_kids.lock().expect("keys lock") != kids {

@@ -95,7 +95,7 @@ pub enum Change {
     Token(String),
     /// A server's state, credentials or vault grants changed.
     Server(String),
-    /// A signing key was added or retired.
+    /// A signing key was added or retired (retiring revokes its tokens: token caches drop too).
     Keys,
     /// Anything may have changed (e.g. a vault was deleted; the change feed reconnected).
     All,

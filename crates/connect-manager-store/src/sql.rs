@@ -1556,8 +1556,9 @@ impl Store for ThisStore {
             Outcome::Success,
         )
         .await?;
-        // Every cache: keys (the set and its verified signatures) and the tokens revoked here.
-        self.commit_announcing(tx, Change::All).await?;
+        // Keys: the ring drops the key and its verified signatures, the access cache the token
+        // records (revoked here).
+        self.commit_announcing(tx, Change::Keys).await?;
         Ok(RetiredKey {
             kid: kid.to_owned(),
             retired_at: now,

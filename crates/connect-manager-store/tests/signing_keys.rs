@@ -110,7 +110,7 @@ async fn t3_retire_takes_a_key_out_and_revokes_its_tokens(db: TestDb) {
         (old.as_str(), 1)
     );
     assert!(
-        recorder.0.lock().unwrap().contains(&Change::All),
+        recorder.0.lock().unwrap().contains(&Change::Keys),
         "announced before the call returned"
     );
     let kids: Vec<String> = store
