@@ -236,9 +236,14 @@ impl KeyRing {
                 .compare_exchange(last, now, Ordering::SeqCst, Ordering::Relaxed)
                 .is_ok();
         if due {
-            let kids = store.signing_kids().await?;
-            if *self.loaded_kids.lock().expect("keys lock") != kids {
-                return self.reload(store).await;
+            // Best effort (announcements cover every change but one made beside a running SQLite
+            // service): a failed read does not fail the request.
+            match store.signing_kids().await {
+                Ok(kids) if *self.loaded_kids.lock().expect("keys lock") != kids => {
+                    return self.reload(store).await;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::debug!(error = %e, "could not compare the signing key IDs"),
             }
         }
         Ok(self.keys.read().expect("keys lock").clone())
