@@ -107,7 +107,8 @@ print(s.getsockname()[1])
 s.close()')
     base_url="http://127.0.0.1:$port"
     mkdir -p "$data_dir"
-    env -u DATABASE_URL -u CONNECT_MANAGER_MASTER_KEY -u CONNECT_MANAGER_MASTER_KEY_FILE \
+    env -u DATABASE_URL -u DATABASE_PASSWORD_FILE \
+        -u CONNECT_MANAGER_MASTER_KEY -u CONNECT_MANAGER_MASTER_KEY_FILE \
         -u CONNECT_MANAGER_BOOTSTRAP_KEY_FILE -u CONNECT_MANAGER_PUBLIC_URL \
         CONNECT_MANAGER_BIND="127.0.0.1:$port" \
         CONNECT_MANAGER_DATA_DIR="$data_dir" \

@@ -64,6 +64,15 @@ pub enum AdminCommand {
         #[command(flatten)]
         database: DatabaseArgs,
     },
+    /// Retire a token signing key (T3): it leaves the JWKS and the tokens it signed stop
+    /// verifying (they are revoked), on running services within a second. The key that signs
+    /// is refused: rotate first. After a compromise: rotate-key, then retire-key.
+    RetireKey {
+        /// The key's ID (a JWT header's `kid`; `GET /.well-known/jwks.json` lists them).
+        kid: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
 }
 
 /// Where the database and the master key are: the same settings as `serve`.
@@ -112,6 +121,20 @@ pub async fn run_admin(command: AdminCommand) -> anyhow::Result<()> {
                 .map_err(anyhow::Error::msg)?;
             store.close().await;
             println!("{}", key.kid);
+            Ok(())
+        }
+        AdminCommand::RetireKey { kid, database } => {
+            let (store, _) = database.open().await?;
+            let retired = store
+                .retire_signing_key(&Actor::system("admin-retire-key"), &kid)
+                .await;
+            store.close().await;
+            let retired = retired.map_err(anyhow::Error::msg)?;
+            eprintln!(
+                "Retired signing key {} ({} active tokens revoked).",
+                retired.kid, retired.tokens_revoked
+            );
+            println!("{}", retired.kid);
             Ok(())
         }
     }

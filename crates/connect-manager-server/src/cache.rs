@@ -17,8 +17,9 @@
 //! * If the change feed is down (`Unreliable`), the cache bypasses itself until the feed is back
 //!   and has flushed it (`All`): stale answers are never served for want of a notification.
 //! * [`KeyRing`] holds the signing keys; a `Keys` change marks it stale and the next use reloads,
-//!   so a key rotated on any replica signs everywhere without a restart. Signing also compares
-//!   with the database's newest key, which covers `admin rotate-key` beside a running service.
+//!   so a key rotated or retired on any replica takes effect everywhere without a restart. The
+//!   key IDs are also compared with the database's once a second, which covers `admin
+//!   rotate-key` and `admin retire-key` beside a running service.
 //!
 //! Argon2 stays out of the hot path through `ServerSecretCache` (state.rs): a secret that verified
 //! against the verifier the cache holds now is remembered by its SHA-256.
@@ -31,8 +32,8 @@ use std::time::{Duration, Instant};
 use connect_manager_core::model::{Actor, TokenRecord};
 use connect_manager_core::secret::MasterKey;
 use connect_manager_core::token::{Claims, Jwks, KeySet, SealedKey, generate_key};
-use connect_manager_core::{Result, Timestamp};
-use connect_manager_store::{Change, ChangeListener, DynStore, ServerAccess};
+use connect_manager_core::{Error, Result, Timestamp};
+use connect_manager_store::{Change, ChangeListener, DynStore, RetiredKey, ServerAccess};
 
 const MAX_ENTRIES: usize = 100_000;
 
@@ -123,7 +124,10 @@ impl ChangeListener for AccessCache {
             Change::Server(id) => {
                 servers.remove(id);
             }
-            Change::Keys => {}
+            // A retired key's tokens were revoked with it.
+            Change::Keys => {
+                tokens.clear();
+            }
             Change::All => {
                 servers.clear();
                 tokens.clear();
@@ -138,28 +142,42 @@ impl ChangeListener for AccessCache {
     }
 }
 
-/// The signing keys (T3): the newest signs, all verify.
+/// The signing keys (T3): the newest signs, all verify; retired keys are not loaded at all.
+///
+/// Every key is opened at load and its public half derived from its private half (a row
+/// planted without the master key is refused at start and left out at a reload, never
+/// verifying a token). A `Keys` change (a key made or retired on any replica) marks the ring
+/// stale and drops every verified signature; the next use reloads. Beside that, the key IDs in
+/// the database are compared at most once a second, which covers `admin rotate-key` and
+/// `admin retire-key` beside a running SQLite service, which hears of no change.
 pub struct KeyRing {
     master: MasterKey,
-    /// Tokens whose signature verified, by SHA-256 of the JWT: a signature's validity never
-    /// changes (keys are never deleted), so the hot path verifies each distinct token once.
-    /// State (revoked, expired, scope) is never taken from here.
+    /// Tokens whose signature verified, by SHA-256 of the JWT: the hot path verifies each
+    /// distinct token once. Dropped whenever the keys change (a retired key's tokens must stop
+    /// verifying at once). State (revoked, expired, scope) is never taken from here.
     verified: Mutex<HashMap<[u8; 32], Arc<Claims>>>,
+    /// Bumped by every key change, so a verification that raced with one is not remembered.
+    generation: AtomicU64,
     keys: RwLock<Arc<KeySet>>,
+    /// The key IDs the database listed at the last load, newest first.
+    loaded_kids: Mutex<Vec<String>>,
     stale: AtomicBool,
     last_reload: Mutex<Instant>,
     jwks: Mutex<Option<(Instant, Arc<Jwks>)>>,
-    newest_checked: Mutex<Option<Instant>>,
+    /// When the key IDs were last compared, in milliseconds since `epoch`.
+    kids_checked: AtomicU64,
+    epoch: Instant,
 }
 
-/// How often signing compares its key with the database's newest.
-const NEWEST_KEY_CHECK: Duration = Duration::from_secs(1);
+/// How often the key IDs in the database are compared with the loaded ones.
+const KEY_CHECK: Duration = Duration::from_secs(1);
 
 /// How long a computed JWKS document is reused.
 const JWKS_TTL: Duration = Duration::from_secs(5);
 
 impl KeyRing {
-    /// Loads the keys, making the first one on a new installation.
+    /// Loads the keys, making the first one on a new installation. Refuses (one line naming the
+    /// key) if any stored key does not open bound to its ID and public key.
     pub async fn load(store: &DynStore, master: MasterKey) -> Result<KeyRing> {
         let mut keys = store.signing_keys().await?;
         if keys.is_empty() {
@@ -167,62 +185,84 @@ impl KeyRing {
             store.add_signing_key(&Actor::system("start"), &key).await?;
             keys = store.signing_keys().await?;
         }
-        let set = KeySet::open(&master, &keys)?;
+        let set = KeySet::open(&master, &keys).map_err(|e| match e {
+            Error::Internal { detail } => Error::internal(format!("refusing to start: {detail}")),
+            other => other,
+        })?;
         Ok(KeyRing {
             master,
             verified: Mutex::new(HashMap::new()),
+            generation: AtomicU64::new(0),
             keys: RwLock::new(Arc::new(set)),
+            loaded_kids: Mutex::new(keys.into_iter().map(|k| k.kid).collect()),
             stale: AtomicBool::new(false),
             last_reload: Mutex::new(Instant::now()),
             jwks: Mutex::new(None),
-            newest_checked: Mutex::new(None),
+            kids_checked: AtomicU64::new(0),
+            epoch: Instant::now(),
         })
     }
 
     async fn reload(&self, store: &DynStore) -> Result<Arc<KeySet>> {
         self.stale.store(false, Ordering::SeqCst);
-        let set = Arc::new(KeySet::open(&self.master, &store.signing_keys().await?)?);
+        let keys = store.signing_keys().await?;
+        let (set, refused) = KeySet::open_skipping(&self.master, &keys);
+        for e in refused {
+            // Left out: it verifies nothing. A restart refuses to start until it is removed.
+            tracing::error!(error = %detail(&e), "a stored signing key was refused");
+        }
+        let set = Arc::new(set);
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.verified.lock().expect("verified lock").clear();
         *self.keys.write().expect("keys lock") = set.clone();
+        *self.loaded_kids.lock().expect("keys lock") = keys.into_iter().map(|k| k.kid).collect();
         *self.last_reload.lock().expect("reload lock") = Instant::now();
         *self.jwks.lock().expect("jwks lock") = None;
         Ok(set)
     }
 
-    /// The keys in force, reloaded first if a rotation was announced.
+    /// The keys in force: reloaded first if a change was announced, or if the database's key
+    /// IDs (read at most once a second) are not the ones loaded.
     pub async fn current(&self, store: &DynStore) -> Result<Arc<KeySet>> {
         if self.stale.load(Ordering::SeqCst) {
             return self.reload(store).await;
         }
+        // One caller a second claims the comparison; the others go on with the keys in force.
+        let now = self.epoch.elapsed().as_millis() as u64;
+        let last = self.kids_checked.load(Ordering::Relaxed);
+        let due = now.saturating_sub(last) >= KEY_CHECK.as_millis() as u64
+            && self
+                .kids_checked
+                .compare_exchange(last, now, Ordering::SeqCst, Ordering::Relaxed)
+                .is_ok();
+        if due {
+            // Best effort (announcements cover every change but one made beside a running SQLite
+            // service): a failed read does not fail the request.
+            match store.signing_kids().await {
+                Ok(kids) if *self.loaded_kids.lock().expect("keys lock") != kids => {
+                    return self.reload(store).await;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::debug!(error = %e, "could not compare the signing key IDs"),
+            }
+        }
         Ok(self.keys.read().expect("keys lock").clone())
     }
 
-    /// The keys to sign with, checked against the database's newest key at most once a second
-    /// (one indexed read), so a key made by `admin rotate-key` beside a running SQLite service,
-    /// which hears of no change, signs within a second.
+    /// The keys to sign with (the newest key not retired).
     pub async fn for_signing(&self, store: &DynStore) -> Result<Arc<KeySet>> {
-        let set = self.current(store).await?;
-        {
-            let mut checked = self.newest_checked.lock().expect("keys lock");
-            if checked.is_some_and(|at| at.elapsed() < NEWEST_KEY_CHECK) {
-                return Ok(set);
-            }
-            *checked = Some(Instant::now());
-        }
-        let newest = store.newest_signing_kid().await?;
-        if newest.is_some() && newest.as_deref() != set.signing_kid() {
-            return self.reload(store).await;
-        }
-        Ok(set)
+        self.current(store).await
     }
 
     /// Verifies a token's signature and audience; an unknown `kid` reloads the keys at most once
     /// a second (a key made on another replica whose notice has not arrived yet).
     pub async fn verify(&self, store: &DynStore, jwt: &str) -> Result<Option<Arc<Claims>>> {
+        let mut set = self.current(store).await?;
+        let generation = self.generation.load(Ordering::SeqCst);
         let digest = connect_manager_core::secret::fingerprint(jwt);
         if let Some(claims) = self.verified.lock().expect("verified lock").get(&digest) {
             return Ok(Some(claims.clone()));
         }
-        let mut set = self.current(store).await?;
         if let Some(kid) = KeySet::kid_of(jwt)
             && !set.knows(&kid)
         {
@@ -236,10 +276,15 @@ impl KeyRing {
             return Ok(None);
         };
         let mut verified = self.verified.lock().expect("verified lock");
-        if verified.len() >= MAX_ENTRIES {
-            verified.clear();
+        // Checked under the lock: a key change after this point drops what is inserted here.
+        if self.generation.load(Ordering::SeqCst) == generation
+            && !self.stale.load(Ordering::SeqCst)
+        {
+            if verified.len() >= MAX_ENTRIES {
+                verified.clear();
+            }
+            verified.insert(digest, claims.clone());
         }
-        verified.insert(digest, claims.clone());
         Ok(Some(claims))
     }
 
@@ -251,7 +296,16 @@ impl KeyRing {
         Ok(key.kid)
     }
 
-    /// T3: the newest key and every key that can still verify a live token.
+    /// Retires a key: out of the JWKS, and its tokens stop verifying, here at once and on every
+    /// replica as soon as it hears (the store announces the change).
+    pub async fn retire(&self, store: &DynStore, actor: &Actor, kid: &str) -> Result<RetiredKey> {
+        let retired = store.retire_signing_key(actor, kid).await?;
+        self.reload(store).await?;
+        Ok(retired)
+    }
+
+    /// T3: the newest key and every key that can still verify a live token, as their private
+    /// halves give them.
     pub async fn jwks(&self, store: &DynStore) -> Result<Arc<Jwks>> {
         if let Some((at, doc)) = self.jwks.lock().expect("jwks lock").as_ref()
             && at.elapsed() < JWKS_TTL
@@ -259,14 +313,15 @@ impl KeyRing {
         {
             return Ok(doc.clone());
         }
-        let keys = store.signing_keys().await?;
+        let set = self.current(store).await?;
         let live = store.live_token_kids(Timestamp::now()).await?;
         let doc = Arc::new(Jwks {
-            keys: keys
+            keys: set
+                .public_keys()
                 .iter()
                 .enumerate()
                 .filter(|(i, k)| *i == 0 || live.contains(&k.kid))
-                .map(|(_, k)| k.jwk())
+                .map(|(_, k)| k.clone())
                 .collect(),
         });
         *self.jwks.lock().expect("jwks lock") = Some((Instant::now(), doc.clone()));
@@ -274,10 +329,20 @@ impl KeyRing {
     }
 }
 
+fn detail(e: &Error) -> String {
+    match e {
+        Error::Internal { detail } => detail.clone(),
+        other => other.to_string(),
+    }
+}
+
 impl ChangeListener for KeyRing {
     fn changed(&self, change: &Change) {
         if matches!(change, Change::Keys | Change::All | Change::Unreliable) {
             self.stale.store(true, Ordering::SeqCst);
+            let mut verified = self.verified.lock().expect("verified lock");
+            self.generation.fetch_add(1, Ordering::SeqCst);
+            verified.clear();
         }
         // A revocation may retire a key from the JWKS; recompute it on the next request.
         *self.jwks.lock().expect("jwks lock") = None;

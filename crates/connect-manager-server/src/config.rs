@@ -26,8 +26,14 @@ pub struct StorageArgs {
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
 
-    /// Key that encrypts secrets at rest (32+ characters). Default: a key file made in the data
-    /// directory on first start.
+    /// File holding the PostgreSQL password, for a DATABASE_URL written without one (e.g. the
+    /// file of a compose secret).
+    #[arg(long, env = "DATABASE_PASSWORD_FILE")]
+    pub database_password_file: Option<PathBuf>,
+
+    /// Key that encrypts secrets at rest: 32 bytes in base64 or hex (e.g. `head -c 32
+    /// /dev/urandom | base64`), or a passphrase of 32+ characters (stretched with Argon2id).
+    /// Default: a key file of 32 random bytes made in the data directory on first start.
     #[arg(long, env = "CONNECT_MANAGER_MASTER_KEY", hide_env_values = true)]
     pub master_key: Option<String>,
 
@@ -196,6 +202,42 @@ pub fn resolve_database_url(data_dir: &Path, url: Option<String>) -> Result<Stri
     }
 }
 
+/// `url` (PostgreSQL, with a user and no password) with `password` put in, percent-encoded.
+pub fn with_password(url: &str, password: &str) -> Result<String, ConfigError> {
+    let fail = |why: &str| ConfigError(format!("DATABASE_PASSWORD_FILE: {why}"));
+    let rest = url
+        .strip_prefix("postgres://")
+        .map(|r| ("postgres://", r))
+        .or_else(|| {
+            url.strip_prefix("postgresql://")
+                .map(|r| ("postgresql://", r))
+        });
+    let Some((scheme, rest)) = rest else {
+        return Err(fail("only for a postgres:// DATABASE_URL"));
+    };
+    if password.is_empty() {
+        return Err(fail("the file is empty"));
+    }
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let Some((userinfo, host)) = authority.rsplit_once('@') else {
+        return Err(fail("DATABASE_URL names no user (postgres://USER@host/db)"));
+    };
+    if userinfo.contains(':') {
+        return Err(fail("DATABASE_URL already has a password"));
+    }
+    let encoded: String = password
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    Ok(format!("{scheme}{userinfo}:{encoded}@{host}{tail}"))
+}
+
 /// The SQLite database's file name in the data directory.
 pub const SQLITE_FILE: &str = "connect-manager.db";
 
@@ -212,6 +254,7 @@ impl ServeArgs {
         let StorageArgs {
             data_dir,
             database_url,
+            database_password_file,
             master_key,
             master_key_file,
         } = self.storage;
@@ -223,7 +266,7 @@ impl ServeArgs {
             (None, None) => MasterKeySource::DataDir,
         };
         if let MasterKeySource::Given(k) = &master_key {
-            connect_manager_core::secret::MasterKey::from_text(k).map_err(|_| {
+            connect_manager_core::secret::MasterKeyText::parse(k).map_err(|_| {
                 ConfigError(format!(
                     "CONNECT_MANAGER_MASTER_KEY: must be at least {} characters",
                     connect_manager_core::secret::MasterKey::MIN_CHARS
@@ -245,7 +288,11 @@ impl ServeArgs {
                 "CONNECT_MANAGER_BOOTSTRAP_KEY: must be at least {MIN_BOOTSTRAP_KEY_CHARS} characters without spaces"
             )));
         }
-        let database_url = resolve_database_url(&data_dir, database_url)?;
+        let mut database_url = resolve_database_url(&data_dir, database_url)?;
+        if let Some(path) = database_password_file {
+            let password = read_secret_file("DATABASE_PASSWORD_FILE", &path)?;
+            database_url = with_password(&database_url, &password)?;
+        }
         let public_url = set(self.public_url)
             .unwrap_or_else(|| format!("http://{bind}"))
             .trim_end_matches('/')
@@ -345,5 +392,26 @@ mod tests {
         assert_no_secret("Config", format!("{config:?}"));
         assert_no_secret("Config (pretty)", format!("{config:#?}"));
         assert!(format!("{config:?}").contains("postgres://app:***@db:5432/cm"));
+    }
+
+    #[test]
+    fn database_password_file_fills_in_a_url_without_a_password() {
+        assert_eq!(
+            with_password("postgres://cm@db:5432/cm?sslmode=require", "p@ss:w/rd %").unwrap(),
+            "postgres://cm:p%40ss%3Aw%2Frd%20%25@db:5432/cm?sslmode=require"
+        );
+        assert_eq!(
+            with_password("postgresql://cm@db", "x").unwrap(),
+            "postgresql://cm:x@db"
+        );
+        for (url, why) in [
+            ("postgres://cm:old@db/cm", "already has a password"),
+            ("postgres://db/cm", "names no user"),
+            ("sqlite://data/x.db", "only for a postgres"),
+        ] {
+            let e = with_password(url, "x").unwrap_err().0;
+            assert!(e.contains(why) && !e.contains("old"), "{e}");
+        }
+        assert!(with_password("postgres://cm@db", "").is_err());
     }
 }

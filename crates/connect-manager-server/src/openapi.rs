@@ -107,6 +107,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(tokens::introspect))
         .routes(routes!(tokens::jwks))
         .routes(routes!(tokens::rotate_key))
+        .routes(routes!(tokens::retire_key))
         .routes(routes!(audit::list_events))
 }
 

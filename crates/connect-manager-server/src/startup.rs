@@ -1,14 +1,18 @@
 //! Start-up: data directory, master key, database and migrations, first owner (A1); then serve.
 
 use std::future::Future;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use connect_manager_core::Error;
-use connect_manager_core::secret::{MasterKey, api_key_hash, new_api_key};
+use connect_manager_core::secret::{
+    Kdf, MasterKey, MasterKeyText, api_key_hash, ct_eq, is_legacy_check, new_api_key,
+};
+use connect_manager_core::token::{SealedKey, reseal_legacy_key};
 use connect_manager_store::{Bootstrap, DynStore};
 use tokio::net::TcpListener;
 
@@ -48,7 +52,8 @@ pub struct Prepared {
     pub account_id: String,
 }
 
-fn load_master_key(config: &Config) -> Result<MasterKey, ConfigError> {
+/// The master key as given, or as read from (or first written to) the key file.
+fn load_master_key(config: &Config) -> Result<String, ConfigError> {
     let text = match &config.master_key {
         MasterKeySource::Given(text) => text.clone(),
         MasterKeySource::DataDir => {
@@ -78,7 +83,104 @@ fn load_master_key(config: &Config) -> Result<MasterKey, ConfigError> {
             }
         }
     };
-    MasterKey::from_text(&text).map_err(|e| ConfigError(format!("master key: {e}")))
+    Ok(text)
+}
+
+/// Where the master key's check value and (for a passphrase) its Argon2id salt are kept.
+pub const MASTER_KEY_CHECK: &str = "master_key_check";
+pub const MASTER_KEY_KDF: &str = "master_key_kdf";
+
+fn mismatch() -> StartError {
+    ConfigError("the master key does not match the one this database was set up with".into()).into()
+}
+
+async fn derive(text: &MasterKeyText, kdf: Option<Kdf>) -> Result<MasterKey, StartError> {
+    let text = text.clone();
+    tokio::task::spawn_blocking(move || text.derive(kdf.as_ref()))
+        .await
+        .map_err(|e| StartError::Other(format!("master key derivation: {e}")))?
+        .map_err(other)
+}
+
+/// The master key of this database (item 9 of issue 12), checked against the value stored at
+/// first start. An installation made before (a check value without a version: the key was one
+/// SHA-256 of the text) is opened with the old derivation and upgraded in one transaction: every
+/// signing key re-sealed under the new key, bound to its ID and public key, and the new check
+/// (and salt) stored. No step from the operator; replicas starting together upgrade once.
+async fn open_master_key(store: &DynStore, given: &str) -> Result<MasterKey, StartError> {
+    let text = MasterKeyText::parse(given).map_err(|e| ConfigError(format!("master key: {e}")))?;
+    for _ in 0..5 {
+        let check = store.setting(MASTER_KEY_CHECK).await.map_err(other)?;
+        let fresh_kdf = text.needs_kdf().then(Kdf::generate);
+        let kdf_setting = fresh_kdf.as_ref().map(Kdf::encode);
+        let settings: Vec<(&str, &str)> = kdf_setting
+            .iter()
+            .map(|k| (MASTER_KEY_KDF, k.as_str()))
+            .collect();
+        match check {
+            Some(check) if !is_legacy_check(&check) => {
+                let kdf = match text.needs_kdf() {
+                    false => None,
+                    true => {
+                        let stored = store.setting(MASTER_KEY_KDF).await.map_err(other)?;
+                        // No salt: this database was set up with a 32-byte key, not a passphrase.
+                        let stored = stored.ok_or_else(mismatch)?;
+                        Some(Kdf::parse(&stored).map_err(other)?)
+                    }
+                };
+                let key = derive(&text, kdf).await?;
+                return match ct_eq(&key.check_value(), &check) {
+                    true => Ok(key),
+                    false => Err(mismatch()),
+                };
+            }
+            Some(legacy) => {
+                let old = MasterKey::legacy_v1(given).map_err(other)?;
+                if !ct_eq(&old.legacy_check_value(), &legacy) {
+                    return Err(mismatch());
+                }
+                let key = derive(&text, fresh_kdf).await?;
+                let reseal = |k: &SealedKey| reseal_legacy_key(&old, &key, k);
+                if store
+                    .replace_master_key_check(Some(&legacy), &key.check_value(), &settings, &reseal)
+                    .await
+                    .map_err(|e| match e {
+                        Error::Internal { detail } => StartError::Other(format!(
+                            "refusing to start: upgrading the master key: {detail}"
+                        )),
+                        e => other(e),
+                    })?
+                {
+                    tracing::info!(
+                        passphrase = text.needs_kdf(),
+                        "upgraded the master key check and re-sealed the signing keys"
+                    );
+                    return Ok(key);
+                }
+            }
+            None => {
+                let key = derive(&text, fresh_kdf).await?;
+                let reseal = |k: &SealedKey| {
+                    Err(Error::internal(format!(
+                        "refusing to start: signing key {} is stored but the database has no \
+                         master key check",
+                        k.kid
+                    )))
+                };
+                if store
+                    .replace_master_key_check(None, &key.check_value(), &settings, &reseal)
+                    .await
+                    .map_err(other)?
+                {
+                    return Ok(key);
+                }
+            }
+        }
+        // Another replica set or upgraded the check meanwhile: read it again.
+    }
+    Err(StartError::Other(
+        "the master key check kept changing during start-up".into(),
+    ))
 }
 
 /// Opens the configured database and runs its migrations.
@@ -108,20 +210,79 @@ pub(crate) fn other(e: Error) -> StartError {
 /// Opens the database and the master key, and checks that they belong together.
 pub async fn open_checked(config: &Config) -> Result<(DynStore, MasterKey), StartError> {
     let store = open_store(config).await?;
-    let master_key = load_master_key(config)?;
-    let check = master_key.check_value();
+    let given = load_master_key(config)?;
+    let master_key = open_master_key(&store, &given).await?;
+    Ok((store, master_key))
+}
+
+/// The file the first owner's generated API key is written to, in the data directory.
+pub const OWNER_KEY_FILE: &str = "owner.key";
+
+/// A1 without `CONNECT_MANAGER_BOOTSTRAP_KEY`: on an empty database, the first owner gets a
+/// random API key, written to `owner.key` (0600) in the data directory, never to the log (which
+/// log shippers keep). Only where it is gets printed, and the key itself only when stderr is a
+/// terminal. The file is written before the owner is created, so a key that cannot be kept
+/// never becomes the only way in.
+async fn bootstrap_with_key_file(store: &DynStore, data_dir: &Path) -> Result<(), StartError> {
     if store
-        .init_setting("master_key_check", &check)
+        .setting("bootstrapped")
         .await
         .map_err(other)?
-        != check
+        .is_some()
     {
-        return Err(ConfigError(
-            "the master key does not match the one this database was set up with".into(),
-        )
-        .into());
+        return Ok(());
     }
-    Ok((store, master_key))
+    let key = new_api_key();
+    let path = data_dir.join(OWNER_KEY_FILE);
+    let pending = data_dir.join(format!(".{OWNER_KEY_FILE}.{}", std::process::id()));
+    let cannot = |e: &dyn std::fmt::Display| {
+        StartError::Config(ConfigError(format!(
+            "cannot write the first owner's API key to {}: {e} (make the data directory \
+             writable, or set CONNECT_MANAGER_BOOTSTRAP_KEY or _FILE)",
+            path.display()
+        )))
+    };
+    crate::config::ensure_data_dir(data_dir).map_err(|e| cannot(&e))?;
+    let _ = std::fs::remove_file(&pending);
+    write_private(&pending, format!("{key}\n").as_bytes()).map_err(|e| cannot(&e))?;
+    let outcome = store
+        .bootstrap_owner("Owner", "owner@localhost", &api_key_hash(&key))
+        .await;
+    match outcome {
+        Ok(Bootstrap::Created(owner)) => {
+            std::fs::rename(&pending, &path).map_err(|e| cannot(&e))?;
+            tracing::info!(user_id = %owner.id, path = %path.display(), "created the first owner; its API key is in the file");
+            eprintln!(
+                "connect-manager: created the first owner (user {}); its API key is in {} \
+                 (mode 0600). Use it to make your own key, then delete this one (see README).",
+                owner.id,
+                path.display()
+            );
+            if std::io::stderr().is_terminal() {
+                eprintln!("{key}");
+            }
+            Ok(())
+        }
+        Ok(Bootstrap::AlreadyDone) => {
+            let _ = std::fs::remove_file(&pending);
+            Ok(())
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&pending);
+            Err(other(e))
+        }
+    }
+}
+
+/// Writes a new file readable by its owner only (0600), synced.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
 }
 
 /// Data directory, master key, database, migrations and the first owner.
@@ -131,30 +292,21 @@ pub async fn prepare(config: &Config) -> Result<Prepared, StartError> {
         .init_setting("account_id", &connect_manager_core::id::new_upper())
         .await
         .map_err(other)?;
-    let (key, generated) = match &config.bootstrap_key {
-        Some(k) => (k.clone(), false),
-        None => (new_api_key(), true),
-    };
-    match store
-        .bootstrap_owner("Owner", "owner@localhost", &api_key_hash(&key))
-        .await
-        .map_err(other)?
-    {
-        Bootstrap::Created(owner) if generated => {
-            // Shown once, on stderr, never in the log.
-            eprintln!(
-                "connect-manager: created the first owner (user {}). Its API key, shown once:\n{key}",
-                owner.id
-            );
-        }
-        Bootstrap::Created(owner) => tracing::info!(
-            user_id = %owner.id,
-            "created the first owner with CONNECT_MANAGER_BOOTSTRAP_KEY"
-        ),
-        Bootstrap::AlreadyDone if !generated => tracing::info!(
-            "the database already has users: CONNECT_MANAGER_BOOTSTRAP_KEY is not used"
-        ),
-        Bootstrap::AlreadyDone => {}
+    match &config.bootstrap_key {
+        Some(key) => match store
+            .bootstrap_owner("Owner", "owner@localhost", &api_key_hash(key))
+            .await
+            .map_err(other)?
+        {
+            Bootstrap::Created(owner) => tracing::info!(
+                user_id = %owner.id,
+                "created the first owner with CONNECT_MANAGER_BOOTSTRAP_KEY"
+            ),
+            Bootstrap::AlreadyDone => tracing::info!(
+                "the database already has users: CONNECT_MANAGER_BOOTSTRAP_KEY is not used"
+            ),
+        },
+        None => bootstrap_with_key_file(&store, &config.data_dir).await?,
     }
     Ok(Prepared {
         store,

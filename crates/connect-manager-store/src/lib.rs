@@ -96,7 +96,7 @@ pub enum Change {
     Token(String),
     /// A server's state, credentials or vault grants changed.
     Server(String),
-    /// A signing key was added.
+    /// A signing key was added or retired (retiring revokes its tokens: token caches drop too).
     Keys,
     /// Anything may have changed (e.g. a vault was deleted; the change feed reconnected).
     All,
@@ -158,6 +158,18 @@ pub struct AuditFilter {
     pub since: Option<i64>,
     /// Exclusive upper bound, microseconds.
     pub until: Option<i64>,
+}
+
+/// Re-seals one signing key (see [`Store::replace_master_key_check`]).
+pub type Reseal<'a> = dyn Fn(&SealedKey) -> Result<SealedKey> + Send + Sync + 'a;
+
+/// A signing key retired (T3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetiredKey {
+    pub kid: String,
+    pub retired_at: Timestamp,
+    /// Active tokens it had signed, revoked with it (0 when it was retired already).
+    pub tokens_revoked: u64,
 }
 
 /// What happened at first start (A1).
@@ -287,12 +299,32 @@ pub trait Store: Send + Sync + 'static {
 
     // ---- signing keys and tokens ----------------------------------------------------------------
 
-    /// Every signing key, newest first (T3).
+    /// Every signing key not retired, newest first (T3).
     async fn signing_keys(&self) -> Result<Vec<SealedKey>>;
-    /// The newest signing key's ID: the one that signs.
-    async fn newest_signing_kid(&self) -> Result<Option<String>>;
+    /// The IDs of the keys not retired, newest first (the first signs): one cheap read, so a
+    /// running service notices a key made or retired beside it (`admin`) without a notification.
+    async fn signing_kids(&self) -> Result<Vec<String>>;
     /// Adds a signing key; it signs from now on, on every replica (T3).
     async fn add_signing_key(&self, actor: &Actor, key: &SealedKey) -> Result<()>;
+    /// Retires a key: out of the JWKS, verifying nothing from now on, on every replica; its
+    /// active tokens are revoked (they can no longer be verified). 404 for an unknown key; 409
+    /// for the key that signs (the newest): rotate first. Retiring a retired key changes nothing.
+    async fn retire_signing_key(&self, actor: &Actor, kid: &str) -> Result<RetiredKey>;
+
+    // ---- the master key ----------------------------------------------------------------------
+
+    /// Sets the master key's check value (setting `master_key_check`) if it is still `expected`
+    /// (`None`: absent), in one transaction with `settings` and every stored signing key passed
+    /// through `reseal` (a new master key re-seals them). `false` if the check was not
+    /// `expected` any more (another replica got there first: read it again). Safe when several
+    /// replicas start at once.
+    async fn replace_master_key_check(
+        &self,
+        expected: Option<&str>,
+        check: &str,
+        settings: &[(&str, &str)],
+        reseal: &Reseal<'_>,
+    ) -> Result<bool>;
     /// The keys of tokens that are active and not expired at `now`.
     async fn live_token_kids(&self, now: Timestamp) -> Result<Vec<String>>;
     /// R7: the server must be live and every vault granted to it.

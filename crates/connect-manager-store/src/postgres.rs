@@ -260,3 +260,13 @@ async fn lock_owners(tx: &mut sqlx::Transaction<'static, Db>) -> Result<()> {
         .map_err(db_err)?;
     Ok(())
 }
+
+/// Re-sealing the signing keys under a new master key: no key may be added or retired meanwhile
+/// (a key sealed under the old master key would not open afterwards).
+async fn lock_signing_keys(tx: &mut sqlx::Transaction<'static, Db>) -> Result<()> {
+    sqlx::query("LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE")
+        .execute(&mut **tx)
+        .await
+        .map_err(db_err)?;
+    Ok(())
+}

@@ -24,11 +24,12 @@ use connect_manager_core::{Error, Result, Timestamp};
 use sqlx::AssertSqlSafe;
 
 use super::{
-    BACKEND, Db, LOCK_READ_GRANTS, ThisStore, begin_write, lock_names, lock_owners, notify,
+    BACKEND, Db, LOCK_READ_GRANTS, ThisStore, begin_write, lock_names, lock_owners,
+    lock_signing_keys, notify,
 };
 use crate::{
-    AuditFilter, Backend, Bootstrap, Change, NewServer, NewToken, ServerAccess, ServerCredentials,
-    Store, db_err, on_unique,
+    AuditFilter, Backend, Bootstrap, Change, NewServer, NewToken, Reseal, RetiredKey, ServerAccess,
+    ServerCredentials, Store, db_err, on_unique,
 };
 
 type Tx = sqlx::Transaction<'static, Db>;
@@ -100,6 +101,15 @@ impl ThisStore {
 }
 
 // ---- rows -------------------------------------------------------------------------------------
+
+fn sealed_key((kid, sealed_private, x, y): (String, String, String, String)) -> SealedKey {
+    SealedKey {
+        kid,
+        sealed_private,
+        x,
+        y,
+    }
+}
 
 type UserRow = (String, String, String, i64);
 
@@ -1566,29 +1576,177 @@ impl Store for ThisStore {
 
     async fn signing_keys(&self) -> Result<Vec<SealedKey>> {
         let rows: Vec<(String, String, String, String)> = sqlx::query_as(
-            "SELECT kid, sealed_private, x, y FROM signing_keys ORDER BY created_at DESC, kid DESC",
+            "SELECT kid, sealed_private, x, y FROM signing_keys WHERE retired_at IS NULL \
+             ORDER BY created_at DESC, kid DESC",
         )
         .fetch_all(&mut *self.conn().await?)
         .await
         .map_err(db_err)?;
-        Ok(rows
-            .into_iter()
-            .map(|(kid, sealed_private, x, y)| SealedKey {
-                kid,
-                sealed_private,
-                x,
-                y,
-            })
-            .collect())
+        Ok(rows.into_iter().map(sealed_key).collect())
     }
 
-    async fn newest_signing_kid(&self) -> Result<Option<String>> {
+    async fn signing_kids(&self) -> Result<Vec<String>> {
         sqlx::query_scalar(
-            "SELECT kid FROM signing_keys ORDER BY created_at DESC, kid DESC LIMIT 1",
+            "SELECT kid FROM signing_keys WHERE retired_at IS NULL \
+             ORDER BY created_at DESC, kid DESC",
         )
-        .fetch_optional(&mut *self.conn().await?)
+        .fetch_all(&mut *self.conn().await?)
         .await
         .map_err(db_err)
+    }
+
+    async fn retire_signing_key(&self, actor: &Actor, kid: &str) -> Result<RetiredKey> {
+        let mut tx = self.write_tx().await?;
+        let retired: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT retired_at FROM signing_keys WHERE kid = $1")
+                .bind(kid)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        match retired {
+            None => return Err(Error::not_found("signing key", kid)),
+            Some(Some(at)) => {
+                tx.rollback().await.map_err(db_err)?;
+                return Ok(RetiredKey {
+                    kid: kid.to_owned(),
+                    retired_at: Timestamp(at),
+                    tokens_revoked: 0,
+                });
+            }
+            Some(None) => {}
+        }
+        // The newest key signs: retiring it would leave the service signing with an older one
+        // (or none). The newest can never be retired, so one key always remains.
+        let newest: Option<String> = sqlx::query_scalar(
+            "SELECT kid FROM signing_keys WHERE retired_at IS NULL \
+             ORDER BY created_at DESC, kid DESC LIMIT 1",
+        )
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if newest.as_deref() == Some(kid) {
+            return Err(Error::conflict(
+                "signing_key_in_use",
+                format!(
+                    "signing key {kid} is the one that signs new tokens: rotate first \
+                     (POST /v1/keys/rotate or connect-manager admin rotate-key), then retire it"
+                ),
+            ));
+        }
+        let now = Timestamp::now();
+        sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE kid = $2")
+            .bind(now.micros())
+            .bind(kid)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let tokens_revoked = sqlx::query(
+            "UPDATE tokens SET state = 'REVOKED', revoked_at = $1 \
+             WHERE kid = $2 AND state = 'ACTIVE'",
+        )
+        .bind(now.micros())
+        .bind(kid)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        audit(
+            &mut tx,
+            actor,
+            "signing_key.retire",
+            "signing_key",
+            kid,
+            Outcome::Success,
+        )
+        .await?;
+        // Keys: the ring drops the key and its verified signatures, the access cache the token
+        // records (revoked here).
+        self.commit_announcing(tx, Change::Keys).await?;
+        Ok(RetiredKey {
+            kid: kid.to_owned(),
+            retired_at: now,
+            tokens_revoked,
+        })
+    }
+
+    async fn replace_master_key_check(
+        &self,
+        expected: Option<&str>,
+        check: &str,
+        settings: &[(&str, &str)],
+        reseal: &Reseal<'_>,
+    ) -> Result<bool> {
+        let mut tx = self.write_tx().await?;
+        // Taking the check row decides which replica does the work: a second one waits on the
+        // row (PostgreSQL) or the write lock (SQLite), then finds it changed.
+        let owned =
+            match expected {
+                None => {
+                    sqlx::query(
+                        "INSERT INTO settings (key, value) VALUES ('master_key_check', $1) \
+                 ON CONFLICT (key) DO NOTHING",
+                    )
+                    .bind(check)
+                    .execute(&mut *tx)
+                    .await
+                }
+                Some(old) => sqlx::query(
+                    "UPDATE settings SET value = $1 WHERE key = 'master_key_check' AND value = $2",
+                )
+                .bind(check)
+                .bind(old)
+                .execute(&mut *tx)
+                .await,
+            }
+            .map_err(db_err)?
+            .rows_affected();
+        if owned == 0 {
+            tx.rollback().await.map_err(db_err)?;
+            return Ok(false);
+        }
+        lock_signing_keys(&mut tx).await?;
+        let keys: Vec<(String, String, String, String)> =
+            sqlx::query_as("SELECT kid, sealed_private, x, y FROM signing_keys ORDER BY kid")
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        for key in keys.into_iter().map(sealed_key) {
+            let new = reseal(&key)?;
+            sqlx::query(
+                "UPDATE signing_keys SET sealed_private = $1, x = $2, y = $3 WHERE kid = $4",
+            )
+            .bind(&new.sealed_private)
+            .bind(&new.x)
+            .bind(&new.y)
+            .bind(&key.kid)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
+        for (key, value) in settings {
+            sqlx::query(
+                "INSERT INTO settings (key, value) VALUES ($1, $2) \
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            )
+            .bind(key)
+            .bind(value)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
+        if expected.is_some() {
+            audit(
+                &mut tx,
+                &Actor::system("start"),
+                "master_key.upgrade",
+                "installation",
+                "master_key_check",
+                Outcome::Success,
+            )
+            .await?;
+        }
+        self.commit_announcing(tx, Change::Keys).await?;
+        Ok(true)
     }
 
     async fn add_signing_key(&self, actor: &Actor, key: &SealedKey) -> Result<()> {

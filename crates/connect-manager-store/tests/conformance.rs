@@ -703,7 +703,7 @@ fn new_token(server_id: &str, kid: &str, name: &str, vaults: &[(&str, i64)]) -> 
 }
 
 async fn signing_key(store: &DynStore) -> String {
-    let master = MasterKey::from_text(&"m".repeat(40)).unwrap();
+    let master = MasterKey::random();
     let key = generate_key(&master);
     store.add_signing_key(&actor(), &key).await.unwrap();
     key.kid

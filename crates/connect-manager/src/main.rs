@@ -154,9 +154,7 @@ fn bench_es256(tokens: usize, threads: usize, seconds: f64) -> anyhow::Result<()
     use connect_manager_core::token::{
         Claims, KeySet, VaultScope, generate_key, random_token_value,
     };
-    let master = connect_manager_core::secret::MasterKey::from_text(
-        &connect_manager_core::secret::MasterKey::generate_text(),
-    )?;
+    let master = connect_manager_core::secret::MasterKey::random();
     let keys = KeySet::open(&master, &[generate_key(&master)])?;
     let jwts: Vec<String> = (0..tokens.max(1))
         .map(|_| {

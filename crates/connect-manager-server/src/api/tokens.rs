@@ -431,3 +431,43 @@ pub async fn rotate_key(
     let kid = state.keys.rotate(&state.store, &caller.actor).await?;
     Ok((StatusCode::CREATED, Json(RotatedKey { kid })))
 }
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RetiredKeyView {
+    /// The retired key's ID.
+    pub kid: String,
+    /// When it was retired.
+    pub retired_at: Timestamp,
+    /// Active tokens it had signed, revoked with it (0 if it was retired already).
+    pub tokens_revoked: u64,
+}
+
+/// Retire a signing key (owners, T3): it leaves the JWKS and the tokens it signed stop
+/// verifying at once, on every replica (they are revoked). The key that signs (the newest) is
+/// refused with 409: rotate first, then retire. After a compromise: rotate, then retire.
+/// Retiring a retired key changes nothing.
+#[utoipa::path(post, path = "/v1/keys/{kid}/retire", tag = "connect tokens",
+    params(("kid" = String, Path, description = "The signing key's ID (a JWT header's `kid`)")),
+    security(("api_key" = [])),
+    responses((status = 200, description = "The key is retired.", body = RetiredKeyView), Errors))]
+pub async fn retire_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(kid): ApiPath<String>,
+) -> ApiResult<Json<RetiredKeyView>> {
+    caller
+        .authorize(
+            &state,
+            Permission::Owner,
+            "signing_key.retire",
+            "signing_key",
+            &kid,
+        )
+        .await?;
+    let retired = state.keys.retire(&state.store, &caller.actor, &kid).await?;
+    Ok(Json(RetiredKeyView {
+        kid: retired.kid,
+        retired_at: retired.retired_at,
+        tokens_revoked: retired.tokens_revoked,
+    }))
+}

@@ -86,6 +86,7 @@ impl TestApp {
             storage: StorageArgs {
                 data_dir: data_dir.clone(),
                 database_url: Some(url),
+                database_password_file: None,
                 master_key: None,
                 master_key_file: None,
             },

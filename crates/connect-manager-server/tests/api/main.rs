@@ -11,6 +11,7 @@ mod groups;
 mod headers;
 mod lookup;
 mod metrics;
+mod keys;
 mod openapi;
 mod secrets;
 mod servers;

@@ -134,6 +134,7 @@ const MATRIX: &[(&str, [u16; 9])] = &[
     ("GET /v1/connect/self", SERVER_AUTH),
     ("POST /v1/introspect", SERVER_AUTH),
     ("POST /v1/keys/rotate", owner(201)),
+    ("POST /v1/keys/{kid}/retire", owner(200)),
     ("GET /v1/audit/events", owner(200)),
 ];
 
@@ -350,6 +351,15 @@ async fn request(
         }
         "POST /v1/introspect" => (path.to_owned(), Some(json!({"token": "x"}))),
         "POST /v1/keys/rotate" => (path.to_owned(), Some(json!({}))),
+        "POST /v1/keys/{kid}/retire" => {
+            // A key that no longer signs: made, then followed by a newer one.
+            let old = app.post("/v1/keys/rotate", json!({})).await.expect(201)["kid"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            app.post("/v1/keys/rotate", json!({})).await.expect(201);
+            (format!("/v1/keys/{old}/retire"), none)
+        }
         _ => (path.to_owned(), none),
     };
     (method, path, body)

@@ -118,9 +118,13 @@ async fn database_holds_no_secret_in_clear(db: TestDb) {
     ];
     // The signing key's private half, in the encodings it could be stored in.
     let store = app.db.open().await;
-    let master = connect_manager_core::secret::MasterKey::from_text(&master_key).unwrap();
+    let master = connect_manager_core::secret::MasterKeyText::parse(&master_key)
+        .unwrap()
+        .derive(None)
+        .unwrap();
     for key in store.signing_keys().await.unwrap() {
-        let der = master.open(&key.sealed_private).unwrap();
+        let binding = connect_manager_core::token::key_binding(&key.kid, &key.x, &key.y);
+        let der = master.open(&binding, &key.sealed_private).unwrap();
         use base64::Engine;
         secrets.push(base64::engine::general_purpose::STANDARD.encode(&der));
         secrets.push(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&der));

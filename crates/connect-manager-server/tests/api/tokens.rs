@@ -411,7 +411,7 @@ async fn t4_introspection_says_inactive_and_nothing_more(db: TestDb) {
         "{}.{payload}.",
         URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#)
     );
-    let master = connect_manager_core::secret::MasterKey::from_text(&"k".repeat(40)).unwrap();
+    let master = connect_manager_core::secret::MasterKey::random();
     let foreign_key = connect_manager_core::token::generate_key(&master);
     let foreign_set = connect_manager_core::token::KeySet::open(&master, &[foreign_key]).unwrap();
     let claims: connect_manager_core::token::Claims =

@@ -5,4 +5,6 @@ mod cli;
 mod common;
 mod hardening;
 mod ops;
+mod secrets_at_rest;
 mod serve;
+mod upgrade;

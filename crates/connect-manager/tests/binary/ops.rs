@@ -175,6 +175,65 @@ fn compose_file_wires_postgres_connect_manager_and_connect() {
     }
 }
 
+/// Item 10: compose passes the master key and the database password as files (compose
+/// `secrets`, read through `*_FILE` settings `serve` knows), never as environment variables; the
+/// PostgreSQL container reads the same password file.
+#[test]
+fn defect_compose_passes_secrets_as_files_not_environment() {
+    let compose: Value = yaml_serde::from_str(&read("docker-compose.yml")).unwrap();
+    let services = compose["services"].as_object().unwrap();
+    let declared = compose["secrets"].as_object().expect("top-level secrets");
+    for (name, secret) in declared {
+        let file = secret["file"].as_str().unwrap();
+        assert!(file.starts_with("./secrets/"), "{name}: {file}");
+    }
+    let help = serve_help();
+    let file_of = |service: &str, var: &str| -> String {
+        let s = &services[service];
+        let path = s["environment"][var]
+            .as_str()
+            .unwrap_or_else(|| panic!("{service} sets {var}"));
+        let name = path
+            .strip_prefix("/run/secrets/")
+            .expect("a compose secret");
+        assert!(
+            s["secrets"].as_array().unwrap().iter().any(|x| x == name),
+            "{service} mounts {name}"
+        );
+        declared[name]["file"].as_str().unwrap().to_owned()
+    };
+    for var in ["CONNECT_MANAGER_MASTER_KEY_FILE", "DATABASE_PASSWORD_FILE"] {
+        assert!(help.contains(var), "serve reads {var}");
+        file_of("connect-manager", var);
+    }
+    assert_eq!(
+        file_of("connect-manager", "DATABASE_PASSWORD_FILE"),
+        file_of("postgres", "POSTGRES_PASSWORD_FILE"),
+        "one password file for both"
+    );
+    // No secret in any environment: no key or password variable, no password in a URL.
+    for (name, s) in services {
+        for (var, value) in s["environment"].as_object().into_iter().flatten() {
+            let value = value.as_str().unwrap_or_default();
+            let secret_named = ["KEY", "PASSWORD", "TOKEN", "SECRET"]
+                .iter()
+                .any(|w| var.contains(w));
+            assert!(
+                !secret_named || var.ends_with("_FILE"),
+                "{name} passes {var} in its environment"
+            );
+            if let Some(rest) = value.split_once("://").map(|(_, r)| r) {
+                let authority = rest.split('/').next().unwrap();
+                if let Some((userinfo, _)) = authority.rsplit_once('@') {
+                    assert!(!userinfo.contains(':'), "{name}: {var} carries a password");
+                }
+            }
+        }
+    }
+    assert!(!read(".env.example").contains("MASTER_KEY="));
+    assert!(!read(".env.example").contains("PASSWORD="));
+}
+
 /// Every secret a full scenario handles, searched for in a trace-level log.
 #[tokio::test]
 async fn no_secret_reaches_the_log_even_at_trace_level() {
