@@ -88,6 +88,7 @@ impl TestApp {
                 database_url: Some(url),
                 master_key: None,
                 master_key_file: None,
+                connection: Default::default(),
             },
             bootstrap_key: Some(OWNER_KEY.into()),
             bootstrap_key_file: None,
