@@ -105,8 +105,32 @@ impl PostgresStore {
                     })
                 }
             })
-            // A connection made before the pool moved to another host is not used again.
+            // A connection made before the pool moved to another host is not used again: not
+            // taken from the pool, and closed when it comes back, without the ping sqlx would
+            // otherwise send on it first (which, to a host that vanished without closing its
+            // sockets, waits as long as TCP keeps retrying: minutes, holding a pool slot).
+            // And an idle connection is pinged before use (sqlx's own test, moved here to come
+            // after that check and to be bounded: sqlx's waits as long as TCP does).
+            .test_before_acquire(false)
             .before_acquire({
+                let hosts = hosts.clone();
+                move |conn, meta| {
+                    let keep = !hosts.predates_switch(meta.age);
+                    Box::pin(async move {
+                        if !keep {
+                            return Ok(false);
+                        }
+                        use sqlx::Connection;
+                        match tokio::time::timeout(crate::pg_hosts::HOST_TIMEOUT, conn.ping())
+                            .await
+                        {
+                            Ok(r) => r.map(|()| true),
+                            Err(_) => Err(sqlx::Error::Io(std::io::ErrorKind::TimedOut.into())),
+                        }
+                    })
+                }
+            })
+            .after_release({
                 let hosts = hosts.clone();
                 move |_, meta| {
                     let keep = !hosts.predates_switch(meta.age);
@@ -118,9 +142,9 @@ impl PostgresStore {
             .map_err(db_err)?;
         let listeners = Arc::new(Listeners::default());
         let stop = watch::channel(false).0;
-        let listener = listen(&pool).await?;
+        let listener = listen(&hosts).await?;
         tokio::spawn(follow_changes(
-            pool.clone(),
+            hosts.clone(),
             listener,
             listeners.clone(),
             availability.clone(),
@@ -166,7 +190,7 @@ impl PostgresStore {
 /// has [`watch_database`] probe at once. When the pool moves to another host, the feed listens
 /// again there (the other replicas write, and notify, on that host).
 async fn follow_changes(
-    pool: Pool,
+    hosts: Arc<Hosts>,
     mut listener: sqlx::postgres::PgListener,
     listeners: Arc<Listeners>,
     availability: Availability,
@@ -202,7 +226,7 @@ async fn follow_changes(
                 () = tokio::time::sleep(PROBE_INTERVAL) => {}
             }
             switches.mark_unchanged();
-            match listen(&pool).await {
+            match listen(&hosts).await {
                 // Not when the pool moved meanwhile: this one may listen on the old host.
                 Ok(l) if !switches.has_changed().unwrap_or(false) => break l,
                 Ok(_) => tracing::debug!("the database host changed while the feed reconnected"),
@@ -281,8 +305,16 @@ async fn watch_database(
     }
 }
 
-async fn listen(pool: &Pool) -> Result<sqlx::postgres::PgListener> {
-    let mut listener = sqlx::postgres::PgListener::connect_with(pool)
+/// A listener on the host in use, on a connection of its own (a pool of one, as sqlx's
+/// `PgListener::connect` makes): not a slot of the store's pool, which a listener dropped on a
+/// host that went silent would hold for as long as TCP retries (sqlx sends it `UNLISTEN *`
+/// first, and waits for the answer).
+async fn listen(hosts: &Hosts) -> Result<sqlx::postgres::PgListener> {
+    let own = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(crate::pg_hosts::HOST_TIMEOUT)
+        .connect_lazy_with(hosts.options(hosts.current()).clone());
+    let mut listener = sqlx::postgres::PgListener::connect_with(&own)
         .await
         .map_err(db_err)?;
     // A lost connection is reported at once (and re-established by `follow_changes`), not after

@@ -32,8 +32,20 @@ async fn closed_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
-/// Calls `op` until it succeeds (each failure must be a 503), for at most `within`.
-async fn until_ok<T, F, Fut>(within: Duration, mut op: F) -> (T, Duration, usize)
+/// Calls `op` until it succeeds (each failure must be a 503, within 3 s), for at most `within`.
+async fn until_ok<T, F, Fut>(within: Duration, op: F) -> (T, Duration, usize)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = connect_manager_core::Result<T>>,
+{
+    until_ok_failing_within(within, Duration::from_secs(3), op).await
+}
+
+async fn until_ok_failing_within<T, F, Fut>(
+    within: Duration,
+    fail_within: Duration,
+    mut op: F,
+) -> (T, Duration, usize)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = connect_manager_core::Result<T>>,
@@ -47,7 +59,7 @@ where
             Err(e) if start.elapsed() < within => {
                 assert!(matches!(e, Error::Unavailable { .. }), "only 503s: {e:?}");
                 assert!(
-                    call.elapsed() < Duration::from_secs(3),
+                    call.elapsed() < fail_within,
                     "a refused call took {:?}",
                     call.elapsed()
                 );
@@ -126,6 +138,78 @@ async fn failover_the_store_follows_when_the_host_in_use_goes_away() {
     store.close().await;
     other.close().await;
     drop(second);
+}
+
+/// The host in use vanishes without closing anything (a dead machine, a partition): the watch's
+/// heartbeat times out, the store moves to the next host by itself, and calls that were waiting
+/// on the silent host, once their callers give up on them (the service's request timeout), give
+/// their pool slots back instead of holding them while TCP retries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failover_the_store_follows_when_the_host_in_use_goes_silent() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let (upstream, _) = through(&db.url, |a| a.to_string()).await;
+    let first = Proxy::start(upstream).await;
+    let second = Proxy::start(upstream).await;
+    let (a, b) = (first.addr, second.addr);
+    let (_, url) = through(&db.url, |_| format!("{a},{b}")).await;
+    let store = Arc::new(
+        PostgresStore::open(&format!("{url}?target_session_attrs=read-write"))
+            .await
+            .expect("open"),
+    );
+    store.init_setting("k", "v").await.unwrap();
+    // Eight calls in flight on the first host when it goes silent: held up by a lock, taken
+    // directly on the database, then released, but their answers never get through.
+    let mut locker = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let mut tx = locker.begin().await.unwrap();
+    sqlx::query("LOCK TABLE settings IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let stuck: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.setting("k").await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    first.go_silent();
+    tx.rollback().await.unwrap();
+    // Until the watch's heartbeat has timed out and the next host answered (2 s each at
+    // most), a call that takes an idle connection to the silent host waits on sqlx's ping of
+    // it: 503 after the pool's 5 s acquire timeout at worst.
+    let (_, took, refused) =
+        until_ok_failing_within(Duration::from_secs(20), Duration::from_secs(6), || {
+            let store = store.clone();
+            async move { store.init_setting("after", "v").await }
+        })
+        .await;
+    eprintln!("serving again {took:?} after the first host went silent ({refused} calls refused)");
+    for call in &stuck {
+        assert!(
+            !call.is_finished(),
+            "a call on the silent host cannot finish"
+        );
+    }
+    // Their callers give up (the service answers 408 after its request timeout).
+    for call in stuck {
+        call.abort();
+    }
+    // Every slot of the pool (16) can be used again, on the second host.
+    let mut held = Vec::new();
+    for i in 0..16 {
+        let conn = tokio::time::timeout(Duration::from_secs(8), store.pool().acquire())
+            .await
+            .unwrap_or_else(|_| panic!("pool slot {i} still held by a call on the silent host"))
+            .unwrap_or_else(|e| panic!("pool slot {i}: {e}"));
+        held.push(conn);
+    }
+    drop(held);
+    assert_eq!(store.setting("after").await.unwrap().as_deref(), Some("v"));
+    locker.close().await.ok();
+    drop((first, second));
 }
 
 /// While no host accepts writes (the primary is gone and the standby not yet promoted) the

@@ -17,6 +17,7 @@ pub struct Proxy {
     pub upstream: SocketAddr,
     accept: Option<JoinHandle<()>>,
     links: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    silent: tokio::sync::watch::Sender<bool>,
 }
 
 impl Proxy {
@@ -27,23 +28,44 @@ impl Proxy {
             upstream,
             accept: None,
             links: Arc::default(),
+            silent: tokio::sync::watch::channel(false).0,
         };
         proxy.serve(listener);
         proxy
     }
 
     fn serve(&mut self, listener: TcpListener) {
-        let (upstream, links) = (self.upstream, self.links.clone());
+        let (upstream, links, silent) = (self.upstream, self.links.clone(), self.silent.clone());
         self.accept = Some(tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
+                let mut quiet = silent.subscribe();
                 let link = tokio::spawn(async move {
+                    if *quiet.borrow() {
+                        // Accepted by the kernel, never answered.
+                        let _held = client;
+                        return std::future::pending().await;
+                    }
                     if let Ok(mut server) = TcpStream::connect(upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                        let silenced = tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut client, &mut server) => false,
+                            r = quiet.wait_for(|s| *s) => r.is_ok(),
+                        };
+                        if silenced {
+                            // Both sockets stay open; nothing passes any more.
+                            let _held = (client, server);
+                            std::future::pending::<()>().await;
+                        }
                     }
                 });
                 links.lock().unwrap().push(link);
             }
         }));
+    }
+
+    /// The database host vanishes without a word (a dead machine, a partition): connections
+    /// stay open but nothing passes either way, and new ones are accepted but never answered.
+    pub fn go_silent(&self) {
+        self.silent.send_replace(true);
     }
 
     /// The database goes away: nothing listens on the proxy's port, every connection is cut.
