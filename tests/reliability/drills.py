@@ -1101,18 +1101,21 @@ def drill_failover(long: bool) -> Verdict:
             n503 = [r for r in failed if r.status == 503]
             other = [r for r in failed if r.status != 503]
             bad_env = [r for r in n503 if not is_envelope(r.body)]
-            acks = [r.ended for r in writes + probes if r.status in (200, 201, 204) and r.started >= t_kill]
+            # Counted from the moment every process of the old primary was gone: a write sent
+            # while the signals went out may still have been committed (and replicated) by it.
+            acks = [r.ended for r in writes + probes if r.status in (200, 201, 204) and r.started >= t_killed]
             first_ack = min(acks, default=float("inf"))
             window = (max(r.ended for r in n503) - min(r.ended for r in n503)) if n503 else 0.0
             worst_replica = max(recovered.values(), default=float("inf"))
             slowest = max((r.elapsed for r in after_kill), default=0.0)
             max_fail = max((r.elapsed for r in failed), default=0.0)
-            figures.append((first_ack - t_kill, t_promoted - t_killed, first_ack - t_promoted, window,
-                            len(n503), worst_replica - t_kill))
-            say(f"  round {rnd}: {primary.name} killed ({killed} processes) -> {standby.name} promoted in"
-                f" {t_promoted - t_killed:.2f} s (pg_ctl promote -w); first acknowledged write"
-                f" {first_ack - t_kill:.2f} s after the kill ({first_ack - t_promoted:.2f} s after the promotion),"
-                f" both replicas writing {worst_replica - t_kill:.2f} s after it")
+            figures.append((first_ack - t_killed, t_promoted - t_killed, first_ack - t_promoted, window,
+                            len(n503), worst_replica - t_killed))
+            say(f"  round {rnd}: {primary.name} killed ({killed} processes, all gone {t_killed - t_kill:.2f} s after"
+                f" the first signal) -> {standby.name} promoted in {t_promoted - t_killed:.2f} s (pg_ctl promote -w);"
+                f" first acknowledged write {first_ack - t_killed:.2f} s after the kill"
+                f" ({first_ack - t_promoted:.2f} s after the promotion), both replicas writing"
+                f" {worst_replica - t_killed:.2f} s after it")
             say(f"  round {rnd}: {len(after_kill)} requests answered after the kill: {len(n503)} 503s over"
                 f" {window:.2f} s, {len(other)} other failures; failed-request latency max {max_fail*1000:.0f} ms,"
                 f" slowest request {slowest*1000:.0f} ms")
