@@ -1148,8 +1148,13 @@ def drill_failover(long: bool) -> Verdict:
         v.check(not hung, f"no request hung or lost its connection ({len(hung)} of {len(load.results)})")
         read_back(bases[0], load, v, "through the API after the failover(s)")
         for s in replicas:
-            switched = s.log_text().count("database host changed")
+            text = s.log_text()
+            switched = text.count("database host changed")
             v.check(switched >= rounds, f"{s.name}: followed the new primary ({switched} host changes logged)")
+            errors = [line for line in text.splitlines() if " ERROR " in line]
+            kinds = sorted({line.split(" ERROR ", 1)[1].rsplit("}: ", 1)[-1][:90] for line in errors})
+            say(f"  {s.name}: {len(errors)} ERROR lines in its log ({'; '.join(kinds[:4]) or 'none'})")
+            v.check("panicked" not in text, f"{s.name}: no panic in its log")
         # The change feed listens on the new primary: a revocation on one replica reaches the other.
         tok = create_token(bases[0], server, [vault])
         before = call(bases[1], "POST", "/v1/introspect", {"token": tok["token"]}, basic=(creds.id, creds.secret))
