@@ -21,6 +21,7 @@ use connect_manager_core::{Error, Result};
 
 mod availability;
 mod pg_hosts;
+mod pg_url;
 pub mod postgres;
 pub mod sqlite;
 #[cfg(feature = "testing")]

@@ -49,7 +49,7 @@ impl PostgresStore {
     /// when that one stops answering or accepting writes (a failover). Every connection carries
     /// `settings`.
     pub async fn open_with(url: &str, settings: &ConnectionSettings) -> Result<Self> {
-        let list = crate::pg_hosts::parse(url).map_err(connect_manager_core::Error::bad_request)?;
+        let list = crate::pg_url::parse(url).map_err(connect_manager_core::Error::bad_request)?;
         let hosts = Arc::new(Hosts::new(list, settings));
         let (index, conn) = hosts
             .select()
@@ -90,7 +90,7 @@ impl PostgresStore {
                 move |conn, _| {
                     let (hosts, availability) = (hosts.clone(), availability.clone());
                     Box::pin(async move {
-                        if hosts.attrs() == crate::pg_hosts::SessionAttrs::Any {
+                        if hosts.attrs() == crate::pg_url::SessionAttrs::Any {
                             return Ok(());
                         }
                         match hosts.refuses(conn).await? {
