@@ -4,9 +4,11 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use connect_manager_core::secret::MIN_BOOTSTRAP_KEY_CHARS;
+use connect_manager_store::ConnectionSettings;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -44,6 +46,119 @@ pub struct StorageArgs {
         conflicts_with = "master_key"
     )]
     pub master_key_file: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+}
+
+/// What every PostgreSQL connection carries (ignored on SQLite). Unset: the defaults of
+/// `connect_manager_store::ConnectionSettings`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ConnectionArgs {
+    /// PostgreSQL cancels a statement that runs longer (answered 503): `<n>ms`, `<n>s` or `<n>m`,
+    /// at most the 30 s request timeout; `0` for no limit. Default 20s.
+    #[arg(long, env = "CONNECT_MANAGER_DB_STATEMENT_TIMEOUT")]
+    pub db_statement_timeout: Option<String>,
+
+    /// TCP keepalives on PostgreSQL connections: probes start after this much silence (`<n>s`
+    /// or `<n>m`, whole seconds; `0`: the system's default). Default 30s.
+    #[arg(long, env = "CONNECT_MANAGER_DB_KEEPALIVES_IDLE")]
+    pub db_keepalives_idle: Option<String>,
+
+    /// TCP keepalives: time between probes (`<n>s`; `0`: the system's default). Default 10s.
+    #[arg(long, env = "CONNECT_MANAGER_DB_KEEPALIVES_INTERVAL")]
+    pub db_keepalives_interval: Option<String>,
+
+    /// TCP keepalives: unanswered probes before the connection is given up (`0`: the
+    /// system's default). Default 3.
+    #[arg(long, env = "CONNECT_MANAGER_DB_KEEPALIVES_COUNT")]
+    pub db_keepalives_count: Option<String>,
+}
+
+impl ConnectionArgs {
+    pub fn validate(self) -> Result<ConnectionSettings, ConfigError> {
+        let set = |v: Option<String>| v.filter(|v| !v.trim().is_empty());
+        let defaults = ConnectionSettings::default();
+        let statement_timeout = match set(self.db_statement_timeout) {
+            None => defaults.statement_timeout,
+            Some(text) => {
+                let d =
+                    parse_setting_duration(&text).filter(|d| *d <= crate::startup::REQUEST_TIMEOUT);
+                d.ok_or_else(|| {
+                    ConfigError(format!(
+                        "CONNECT_MANAGER_DB_STATEMENT_TIMEOUT: '{text}' is not a duration like 500ms, 20s or 0 (off) \
+                         of at most {} s (the request timeout)",
+                        crate::startup::REQUEST_TIMEOUT.as_secs()
+                    ))
+                })?
+            }
+        };
+        let seconds = |name: &str, value: Option<String>, default: Duration| match set(value) {
+            None => Ok(default),
+            Some(text) => parse_setting_duration(&text)
+                .filter(|d| d.subsec_nanos() == 0 && *d <= Duration::from_secs(7200))
+                .ok_or_else(|| {
+                    ConfigError(format!(
+                        "{name}: '{text}' is not a whole number of seconds like 30s, 2m or 0 \
+                         (the system's default), of at most 2 hours"
+                    ))
+                }),
+        };
+        let keepalives_idle = seconds(
+            "CONNECT_MANAGER_DB_KEEPALIVES_IDLE",
+            self.db_keepalives_idle,
+            defaults.keepalives_idle,
+        )?;
+        let keepalives_interval = seconds(
+            "CONNECT_MANAGER_DB_KEEPALIVES_INTERVAL",
+            self.db_keepalives_interval,
+            defaults.keepalives_interval,
+        )?;
+        let keepalives_count = match set(self.db_keepalives_count) {
+            None => defaults.keepalives_count,
+            Some(text) => text
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|n| *n <= 100)
+                .ok_or_else(|| {
+                    ConfigError(format!(
+                        "CONNECT_MANAGER_DB_KEEPALIVES_COUNT: '{text}' is not a number from 0 \
+                         (the system's default) to 100"
+                    ))
+                })?,
+        };
+        Ok(ConnectionSettings {
+            statement_timeout,
+            keepalives_idle,
+            keepalives_interval,
+            keepalives_count,
+        })
+    }
+}
+
+/// `<n>ms`, `<n>s`, `<n>m`, or `0`.
+fn parse_setting_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    if text == "0" {
+        return Some(Duration::ZERO);
+    }
+    let (number, unit_ms) = if let Some(n) = text.strip_suffix("ms") {
+        (n, 1)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1000)
+    } else if let Some(n) = text.strip_suffix('m') {
+        (n, 60_000)
+    } else {
+        return None;
+    };
+    if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) || number.len() > 9 {
+        return None;
+    }
+    number
+        .parse::<u64>()
+        .ok()
+        .map(|n| Duration::from_millis(n * unit_ms))
 }
 
 /// `connect-manager serve`'s settings. `Debug` shows no secret (see [`redacted`]).
@@ -135,6 +250,8 @@ pub struct Config {
     pub bind: SocketAddr,
     pub data_dir: PathBuf,
     pub database_url: String,
+    /// What every PostgreSQL connection carries.
+    pub db_connection: ConnectionSettings,
     pub master_key: MasterKeySource,
     pub bootstrap_key: Option<String>,
     pub public_url: String,
@@ -160,6 +277,7 @@ impl std::fmt::Debug for Config {
                 "bootstrap_key",
                 &format_args!("{}", redacted(&self.bootstrap_key)),
             )
+            .field("db_connection", &self.db_connection)
             .field("public_url", &self.public_url)
             .field("log_format", &self.log_format)
             .field("auth_failures_per_minute", &self.auth_failures_per_minute)
@@ -257,7 +375,9 @@ impl ServeArgs {
             database_password_file,
             master_key,
             master_key_file,
+            connection,
         } = self.storage;
+        let db_connection = connection.validate()?;
         let master_key = match (set(master_key), master_key_file) {
             (Some(k), _) => MasterKeySource::Given(k),
             (None, Some(path)) => {
@@ -308,6 +428,7 @@ impl ServeArgs {
             bind,
             data_dir,
             database_url,
+            db_connection,
             master_key,
             bootstrap_key,
             public_url,

@@ -185,7 +185,7 @@ async fn open_master_key(store: &DynStore, given: &str) -> Result<MasterKey, Sta
 
 /// Opens the configured database and runs its migrations.
 pub async fn open_store(config: &Config) -> Result<DynStore, StartError> {
-    connect_manager_store::open(&config.database_url)
+    connect_manager_store::open_with(&config.database_url, &config.db_connection)
         .await
         .map_err(|e| match e {
             Error::BadRequest { message, .. } => StartError::Config(ConfigError(message)),

@@ -21,6 +21,8 @@ use connect_manager_core::token::SealedKey;
 use connect_manager_core::{Error, Result};
 
 mod availability;
+mod pg_hosts;
+mod pg_url;
 pub mod postgres;
 pub mod sqlite;
 #[cfg(feature = "testing")]
@@ -376,11 +378,22 @@ pub trait Store: Send + Sync + 'static {
 
 pub type DynStore = Arc<dyn Store>;
 
-/// Opens the store named by `url` (`sqlite:…` or `postgres://…`) and runs its migrations.
+pub use pg_hosts::ConnectionSettings;
+
+/// Opens the store named by `url` (`sqlite:…` or `postgres://…`) and runs its migrations, with
+/// the default [`ConnectionSettings`].
 pub async fn open(url: &str) -> Result<DynStore> {
+    open_with(url, &ConnectionSettings::default()).await
+}
+
+/// Opens the store named by `url`; on PostgreSQL, every connection carries `settings`. A
+/// `postgres://` URL may name several hosts (see `PostgresStore::open_with`).
+pub async fn open_with(url: &str, settings: &ConnectionSettings) -> Result<DynStore> {
     match url.split_once(':').map(|(scheme, _)| scheme) {
         Some("sqlite") => Ok(Arc::new(sqlite::SqliteStore::open(url).await?)),
-        Some("postgres" | "postgresql") => Ok(Arc::new(postgres::PostgresStore::open(url).await?)),
+        Some("postgres" | "postgresql") => Ok(Arc::new(
+            postgres::PostgresStore::open_with(url, settings).await?,
+        )),
         _ => Err(Error::bad_request(format!(
             "DATABASE_URL: unsupported scheme in '{}' (use sqlite:… or postgres://…)",
             redact_url(url)
@@ -388,17 +401,33 @@ pub async fn open(url: &str) -> Result<DynStore> {
     }
 }
 
-/// A database URL fit for a log line or an error message: the password is replaced.
+/// A database URL fit for a log line or an error message: the password is replaced, in the
+/// user information (`user:***@`, whatever it holds up to the last '@', so also a password
+/// with an unencoded '@' or '/') and in a `password=` parameter.
 pub fn redact_url(url: &str) -> String {
+    let mut out = String::with_capacity(url.len());
+    // `password=…` parameters first, up to the next '&' or '#'.
+    let mut rest = url;
+    while let Some(i) = rest.find("password=") {
+        let starts_param = i > 0 && matches!(rest.as_bytes()[i - 1], b'?' | b'&');
+        out.push_str(&rest[..i + "password=".len()]);
+        rest = &rest[i + "password=".len()..];
+        if starts_param {
+            out.push_str("***");
+            rest = &rest[rest.find(['&', '#']).unwrap_or(rest.len())..];
+        }
+    }
+    out.push_str(rest);
+    let url = out;
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
             let userinfo = &url[scheme_end + 3..at];
             match userinfo.split_once(':') {
                 Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
-                None => url.to_owned(),
+                None => url,
             }
         }
-        _ => url.to_owned(),
+        _ => url,
     }
 }
 
@@ -432,10 +461,16 @@ pub(crate) fn db_err(e: sqlx::Error) -> Error {
 
 /// SQLSTATEs that mean the database cannot serve now rather than that the statement is wrong:
 /// class 08 (connection exception), 57P01-57P05 (shut down by the administrator, crashed,
-/// not accepting connections yet, database dropped, idle session timeout) and 53300 (too many
-/// connections).
+/// not accepting connections yet, database dropped, idle session timeout), 53300 (too many
+/// connections), 57014 (cancelled: `statement_timeout` ran out, or an administrator cancelled
+/// it; nothing was changed) and 25006 (read-only transaction: the host is, or has just become,
+/// a standby; the availability watch moves to the host that accepts writes).
 fn unavailable_code(code: &str) -> bool {
-    code.starts_with("08") || code.starts_with("57P") || code == "53300"
+    code.starts_with("08")
+        || code.starts_with("57P")
+        || code == "53300"
+        || code == "57014"
+        || code == "25006"
 }
 
 /// Maps a unique violation to `conflict`, anything else through [`db_err`].
@@ -516,6 +551,18 @@ mod tests {
     }
 
     #[test]
+    fn a_statement_timeout_or_a_read_only_host_is_503_not_500() {
+        use connect_manager_core::Error;
+        let map = |code| super::db_err(sqlx::Error::Database(Box::new(Sqlstate(code))));
+        for code in ["57014", "25006"] {
+            assert!(
+                matches!(map(code), Error::Unavailable { .. }),
+                "{code} is 503"
+            );
+        }
+    }
+
+    #[test]
     fn database_urls_are_redacted() {
         assert_eq!(
             super::redact_url("postgres://app:s3cret@db:5432/cm"),
@@ -523,5 +570,34 @@ mod tests {
         );
         assert_eq!(super::redact_url("postgres://db/cm"), "postgres://db/cm");
         assert_eq!(super::redact_url("sqlite:data/x.db"), "sqlite:data/x.db");
+    }
+
+    #[test]
+    fn multi_host_urls_and_password_parameters_are_redacted() {
+        for (url, redacted) in [
+            (
+                "postgres://app:s3cret@h1:5432,[::1]:5433/cm?target_session_attrs=read-write",
+                "postgres://app:***@h1:5432,[::1]:5433/cm?target_session_attrs=read-write",
+            ),
+            (
+                "postgres://app:p%40ss%3Aw%2Frd@h1,h2/cm",
+                "postgres://app:***@h1,h2/cm",
+            ),
+            // Unencoded '@' and '/' in the password: still nothing of it shows.
+            (
+                "postgres://app:s3@c/ret@h1,h2/cm",
+                "postgres://app:***@h1,h2/cm",
+            ),
+            (
+                "postgres://app@h1,h2/cm?sslmode=require&password=s3cret&application_name=x",
+                "postgres://app@h1,h2/cm?sslmode=require&password=***&application_name=x",
+            ),
+            (
+                "postgres://h1/cm?password=s3cret",
+                "postgres://h1/cm?password=***",
+            ),
+        ] {
+            assert_eq!(super::redact_url(url), redacted);
+        }
     }
 }

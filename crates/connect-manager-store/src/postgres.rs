@@ -1,17 +1,16 @@
 //! PostgreSQL (S1, S2): for scale and for several replicas sharing one database. Migrations take
 //! sqlx's advisory lock, so replicas starting together apply each migration once.
 
-use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use connect_manager_core::Result;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::PgPoolOptions;
+use tokio::sync::watch;
 
 use crate::availability::Availability;
+use crate::pg_hosts::{ConnectionSettings, Hosts};
 use crate::{Backend, CHANGE_CHANNEL, Change, Listeners, db_err};
-use std::sync::Arc;
-
-use tokio::sync::watch;
 
 pub(crate) type Db = sqlx::Postgres;
 pub(crate) type Pool = sqlx::PgPool;
@@ -32,44 +31,129 @@ pub struct PostgresStore {
 }
 
 /// How often the watch pings the database while it is up (to notice an outage the change feed
-/// does not see, e.g. a silent network), how long a ping or a probe may take, and how often it
-/// probes while the database is down.
+/// does not see, e.g. a silent network), and how often it probes while the database is down.
+/// One host may take `pg_hosts::HOST_TIMEOUT` to answer a probe.
 const HEARTBEAT: Duration = Duration::from_secs(2);
-const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 const PROBE_INTERVAL: Duration = Duration::from_millis(250);
 
 impl PostgresStore {
-    /// Connects to `url` (`postgres://…`) and runs the migrations in `migrations/postgres`.
+    /// Connects to `url` (`postgres://…`) with the default [`ConnectionSettings`] and runs the
+    /// migrations in `migrations/postgres`.
     pub async fn open(url: &str) -> Result<Self> {
-        let options = PgConnectOptions::from_str(url).map_err(|e| {
-            connect_manager_core::Error::bad_request(format!(
-                "DATABASE_URL: {}",
-                crate::redact_url(&e.to_string())
-            ))
-        })?;
+        Self::open_with(url, &ConnectionSettings::default()).await
+    }
+
+    /// Connects to `url` and runs the migrations. `url` may name several hosts
+    /// (`postgres://u:pw@h1:5432,h2:5432/db?target_session_attrs=read-write`): the store uses
+    /// the first that accepts writes (see `crate::pg_hosts`), and moves to another by itself
+    /// when that one stops answering or accepting writes (a failover). Every connection carries
+    /// `settings`.
+    pub async fn open_with(url: &str, settings: &ConnectionSettings) -> Result<Self> {
+        let list = crate::pg_url::parse(url).map_err(connect_manager_core::Error::bad_request)?;
+        let hosts = Arc::new(Hosts::new(list, settings));
+        let (index, conn) = hosts
+            .select()
+            .await
+            .map_err(|detail| connect_manager_core::Error::Unavailable { detail })?;
+        {
+            use sqlx::Connection;
+            let _ = conn.close().await;
+        }
+        hosts.switch_to(index);
+        // Migrations (which may wait for another replica's migration lock) run on the selected
+        // host without the statement timeout (a later `-c` wins).
+        let migrating = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_with(
+                hosts
+                    .options(index)
+                    .clone()
+                    .options([("statement_timeout", "0")]),
+            )
+            .await
+            .map_err(db_err)?;
+        let migrated = sqlx::migrate!("../../migrations/postgres")
+            .run(&migrating)
+            .await
+            .map_err(|e| connect_manager_core::Error::internal(format!("migrations: {e}")));
+        migrating.close().await;
+        migrated?;
+        let availability = Availability::default();
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(5))
-            .connect_with(options.clone())
+            // A new connection must lead to a host that accepts the session (it could be a
+            // standby, the old primary having gone since the selection): else it is refused,
+            // and the watch looks for the host that does.
+            .after_connect({
+                let (hosts, availability) = (hosts.clone(), availability.clone());
+                move |conn, _| {
+                    let (hosts, availability) = (hosts.clone(), availability.clone());
+                    Box::pin(async move {
+                        if hosts.attrs() == crate::pg_url::SessionAttrs::Any {
+                            return Ok(());
+                        }
+                        match hosts.refuses(conn).await? {
+                            None => Ok(()),
+                            Some(why) => {
+                                availability.suspect("a new connection's host refuses writes");
+                                Err(sqlx::Error::Protocol(format!(
+                                    "the database host is {why}; looking for the one that accepts writes"
+                                )))
+                            }
+                        }
+                    })
+                }
+            })
+            // A connection made before the pool moved to another host is not used again: not
+            // taken from the pool, and closed when it comes back, without the ping sqlx would
+            // otherwise send on it first (which, to a host that vanished without closing its
+            // sockets, waits as long as TCP keeps retrying: minutes, holding a pool slot).
+            // And an idle connection is pinged before use (sqlx's own test, moved here to come
+            // after that check and to be bounded: sqlx's waits as long as TCP does).
+            .test_before_acquire(false)
+            .before_acquire({
+                let hosts = hosts.clone();
+                move |conn, meta| {
+                    let keep = !hosts.predates_switch(meta.age);
+                    Box::pin(async move {
+                        if !keep {
+                            return Ok(false);
+                        }
+                        use sqlx::Connection;
+                        match tokio::time::timeout(crate::pg_hosts::HOST_TIMEOUT, conn.ping())
+                            .await
+                        {
+                            Ok(r) => r.map(|()| true),
+                            Err(_) => Err(sqlx::Error::Io(std::io::ErrorKind::TimedOut.into())),
+                        }
+                    })
+                }
+            })
+            .after_release({
+                let hosts = hosts.clone();
+                move |_, meta| {
+                    let keep = !hosts.predates_switch(meta.age);
+                    Box::pin(async move { Ok(keep) })
+                }
+            })
+            .connect_with(hosts.options(index).clone())
             .await
             .map_err(db_err)?;
-        sqlx::migrate!("../../migrations/postgres")
-            .run(&pool)
-            .await
-            .map_err(|e| connect_manager_core::Error::internal(format!("migrations: {e}")))?;
         let listeners = Arc::new(Listeners::default());
-        let availability = Availability::default();
         let stop = watch::channel(false).0;
-        let listener = listen(&pool).await?;
+        let listener = listen(&hosts).await?;
         tokio::spawn(follow_changes(
-            pool.clone(),
+            hosts.clone(),
             listener,
             listeners.clone(),
             availability.clone(),
+            hosts.switches(),
             stop.subscribe(),
         ));
         tokio::spawn(watch_database(
-            options,
+            hosts,
+            pool.clone(),
             availability.clone(),
             stop.subscribe(),
         ));
@@ -103,36 +187,49 @@ impl PostgresStore {
 /// trusted to arrive, so caches are told `Unreliable` and bypass themselves; once a new connection
 /// listens again they are told `All` (anything may have changed meanwhile) and trust the feed.
 /// The feed is also the first to see PostgreSQL go away (its connection drops at once), so it
-/// has [`watch_database`] probe at once.
+/// has [`watch_database`] probe at once. When the pool moves to another host, the feed listens
+/// again there (the other replicas write, and notify, on that host).
 async fn follow_changes(
-    pool: Pool,
+    hosts: Arc<Hosts>,
     mut listener: sqlx::postgres::PgListener,
     listeners: Arc<Listeners>,
     availability: Availability,
+    mut switches: watch::Receiver<u64>,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
         let next = tokio::select! {
             _ = stop.changed() => return,
-            next = listener.try_recv() => next,
+            _ = switches.changed() => Err(None),
+            next = listener.try_recv() => next.map_err(Some),
         };
         match next {
             Ok(Some(n)) => {
                 listeners.announce(&Change::decode(n.payload()));
                 continue;
             }
-            Ok(None) => tracing::warn!("change feed lost its connection"),
-            Err(e) => tracing::warn!(error = %e, "change feed failed"),
+            Ok(None) => {
+                tracing::warn!("change feed lost its connection");
+                availability.suspect("the change feed lost its connection");
+            }
+            Err(Some(e)) => {
+                tracing::warn!(error = %e, "change feed failed");
+                availability.suspect("the change feed lost its connection");
+            }
+            Err(None) => tracing::info!("the database host changed: the change feed follows"),
         }
-        availability.suspect("the change feed lost its connection");
         listeners.announce(&Change::Unreliable);
+        drop(listener);
         listener = loop {
             tokio::select! {
                 _ = stop.changed() => return,
                 () = tokio::time::sleep(PROBE_INTERVAL) => {}
             }
-            match listen(&pool).await {
-                Ok(l) => break l,
+            switches.mark_unchanged();
+            match listen(&hosts).await {
+                // Not when the pool moved meanwhile: this one may listen on the old host.
+                Ok(l) if !switches.has_changed().unwrap_or(false) => break l,
+                Ok(_) => tracing::debug!("the database host changed while the feed reconnected"),
                 Err(e) => tracing::debug!(error = %e, "change feed still down"),
             }
         };
@@ -141,19 +238,22 @@ async fn follow_changes(
     }
 }
 
-/// Decides whether the database is up (see `crate::availability`). It pings on its own connection
-/// every [`HEARTBEAT`] while the database is up, every [`PROBE_INTERVAL`] while it is down, and at
-/// once when an outage is suspected (the change feed lost its connection). A probe that follows a
-/// suspicion, or whose connection fails its ping, uses a fresh connection: one connect, no
-/// retries, so a database that is shutting down or refusing connections fails it at once. Each
-/// probe is bounded by [`PROBE_TIMEOUT`]; a failed one marks the database down, an answer marks
-/// it up.
+/// Decides whether the database is up (see `crate::availability`), and which host it is on
+/// (see `crate::pg_hosts`). It checks the host in use on its own connection every [`HEARTBEAT`]
+/// while the database is up (a ping; with `target_session_attrs=read-write`, that it still
+/// accepts writes), every [`PROBE_INTERVAL`] while it is down, and at once when an outage is
+/// suspected (the change feed lost its connection, a new connection's host refused writes).
+/// A probe that follows a suspicion, or whose connection fails its check, selects a host anew
+/// on fresh connections: the host in use first, then the others in the URL's order, one connect
+/// each, no retries, so a database that is shutting down or refusing connections fails it at
+/// once. The first host that accepts the session marks the database up (and, if it is another
+/// host, the pool moves there); when none does, the database is marked down.
 async fn watch_database(
-    options: PgConnectOptions,
+    hosts: Arc<Hosts>,
+    pool: Pool,
     availability: Availability,
     mut stop: watch::Receiver<bool>,
 ) {
-    use sqlx::Connection;
     let mut conn: Option<sqlx::PgConnection> = None;
     loop {
         let wait = if availability.is_up() {
@@ -170,38 +270,51 @@ async fn watch_database(
             // The old connection may still answer while PostgreSQL is shutting down.
             conn = None;
         }
-        let probe = async {
-            if let Some(c) = conn.as_mut()
-                && c.ping().await.is_ok()
-            {
-                return Ok(());
-            }
-            conn = None;
-            let mut c = sqlx::PgConnection::connect_with(&options).await?;
-            c.ping().await?;
-            conn = Some(c);
-            Ok::<(), sqlx::Error>(())
-        };
-        match tokio::time::timeout(PROBE_TIMEOUT, probe).await {
-            Ok(Ok(())) => availability.mark_up(),
-            Ok(Err(e)) => {
-                conn = None;
-                if availability.mark_down("the database did not answer a probe") {
-                    tracing::warn!(error = %e, "database probe failed");
-                } else {
-                    tracing::debug!(error = %e, "database still down");
+        if let Some(c) = conn.as_mut()
+            && matches!(
+                tokio::time::timeout(crate::pg_hosts::HOST_TIMEOUT, hosts.refuses(c)).await,
+                Ok(Ok(None))
+            )
+        {
+            availability.mark_up();
+            continue;
+        }
+        conn = None;
+        match hosts.select().await {
+            Ok((index, c)) => {
+                conn = Some(c);
+                if index != hosts.current() {
+                    // The pool's options first: a connection made after the switch leads there.
+                    pool.set_connect_options(hosts.options(index).clone());
+                    hosts.switch_to(index);
+                    tracing::warn!(
+                        host = hosts.label(index),
+                        "database host changed: now using this one"
+                    );
                 }
+                availability.mark_up();
             }
-            Err(_) => {
-                conn = None;
-                availability.mark_down("a database probe timed out");
+            Err(why) => {
+                if availability.mark_down("no database host accepts the session") {
+                    tracing::warn!(error = %why, "database probe failed");
+                } else {
+                    tracing::debug!(error = %why, "database still down");
+                }
             }
         }
     }
 }
 
-async fn listen(pool: &Pool) -> Result<sqlx::postgres::PgListener> {
-    let mut listener = sqlx::postgres::PgListener::connect_with(pool)
+/// A listener on the host in use, on a connection of its own (a pool of one, as sqlx's
+/// `PgListener::connect` makes): not a slot of the store's pool, which a listener dropped on a
+/// host that went silent would hold for as long as TCP retries (sqlx sends it `UNLISTEN *`
+/// first, and waits for the answer).
+async fn listen(hosts: &Hosts) -> Result<sqlx::postgres::PgListener> {
+    let own = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(crate::pg_hosts::HOST_TIMEOUT)
+        .connect_lazy_with(hosts.options(hosts.current()).clone());
+    let mut listener = sqlx::postgres::PgListener::connect_with(&own)
         .await
         .map_err(db_err)?;
     // A lost connection is reported at once (and re-established by `follow_changes`), not after

@@ -4,128 +4,15 @@
 //! listens again, by itself. The outage is a TCP proxy between the store and the test database
 //! that stops listening and cuts every connection it carries.
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use connect_manager_core::Error;
-use connect_manager_core::model::Actor;
 use connect_manager_store::testing::TestDb;
-use connect_manager_store::{Change, ChangeListener, NewServer};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
+use connect_manager_store::{Change, NewServer};
 
-struct Proxy {
-    addr: SocketAddr,
-    upstream: SocketAddr,
-    accept: Option<JoinHandle<()>>,
-    links: Arc<Mutex<Vec<JoinHandle<()>>>>,
-}
-
-impl Proxy {
-    async fn start(upstream: SocketAddr) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
-        let mut proxy = Proxy {
-            addr: listener.local_addr().expect("proxy address"),
-            upstream,
-            accept: None,
-            links: Arc::default(),
-        };
-        proxy.serve(listener);
-        proxy
-    }
-
-    fn serve(&mut self, listener: TcpListener) {
-        let (upstream, links) = (self.upstream, self.links.clone());
-        self.accept = Some(tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                let link = tokio::spawn(async move {
-                    if let Ok(mut server) = TcpStream::connect(upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                    }
-                });
-                links.lock().unwrap().push(link);
-            }
-        }));
-    }
-
-    /// The database goes away: nothing listens on the proxy's port, every connection is cut.
-    fn cut(&mut self) {
-        if let Some(accept) = self.accept.take() {
-            accept.abort();
-        }
-        for link in self.links.lock().unwrap().drain(..) {
-            link.abort();
-        }
-    }
-
-    /// The database is back, on the same address.
-    async fn restore(&mut self) {
-        let listener = loop {
-            // The aborted accept task drops its listener asynchronously.
-            match TcpListener::bind(self.addr).await {
-                Ok(l) => break l,
-                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-            }
-        };
-        self.serve(listener);
-    }
-}
-
-#[derive(Default)]
-struct Recorder(Mutex<Vec<Change>>);
-
-impl ChangeListener for Recorder {
-    fn changed(&self, change: &Change) {
-        self.0.lock().unwrap().push(change.clone());
-    }
-}
-
-impl Recorder {
-    async fn wait_for(&self, change: &Change, within: Duration) {
-        let start = Instant::now();
-        while start.elapsed() < within {
-            if self.0.lock().unwrap().contains(change) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!(
-            "{change:?} not announced within {within:?}; got {:?}",
-            self.0.lock().unwrap()
-        );
-    }
-}
-
-fn actor() -> Actor {
-    Actor {
-        user_id: "UTESTACTOR0000000000000000".into(),
-        request_id: "req".into(),
-        client_ip: "127.0.0.1".into(),
-    }
-}
-
-/// `postgres://user@host:port/db` -> (host:port resolved, the URL with `proxy` in its place).
-async fn through(url: &str, proxy: impl Fn(SocketAddr) -> String) -> (SocketAddr, String) {
-    let (scheme, rest) = url.split_once("://").expect("scheme");
-    let (userinfo, rest) = rest.rsplit_once('@').map_or(("", rest), |(u, r)| (u, r));
-    let (hostport, db) = rest.split_once('/').expect("database");
-    let hostport = if hostport.contains(':') {
-        hostport.to_owned()
-    } else {
-        format!("{hostport}:5432")
-    };
-    let upstream = tokio::net::lookup_host(&hostport)
-        .await
-        .expect("resolve database host")
-        .next()
-        .expect("database address");
-    let at = if userinfo.is_empty() { "" } else { "@" };
-    (
-        upstream,
-        format!("{scheme}://{userinfo}{at}{}/{db}", proxy(upstream)),
-    )
-}
+mod support;
+use support::{Proxy, Recorder, actor, through};
 
 async fn ping_within(store: &connect_manager_store::DynStore, within: Duration) -> Duration {
     let start = Instant::now();

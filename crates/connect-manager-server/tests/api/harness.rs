@@ -89,6 +89,7 @@ impl TestApp {
                 database_password_file: None,
                 master_key: None,
                 master_key_file: None,
+                connection: Default::default(),
             },
             bootstrap_key: Some(OWNER_KEY.into()),
             bootstrap_key_file: None,

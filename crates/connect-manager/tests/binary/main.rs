@@ -3,6 +3,7 @@
 
 mod cli;
 mod common;
+mod database;
 mod hardening;
 mod ops;
 mod secrets_at_rest;

@@ -96,6 +96,54 @@ fn config_errors_stop_startup_with_exit_code_2() {
     }
 }
 
+/// Issue 12: the PostgreSQL connection settings and a multi-host `DATABASE_URL` that cannot
+/// work are refused at start like every other setting: one line, exit code 2, and the URL's
+/// password never shown.
+#[test]
+fn db_connection_settings_and_multi_host_url_errors_stop_startup_with_exit_code_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: Vec<(&str, &str, &str)> = vec![
+        (
+            "CONNECT_MANAGER_DB_STATEMENT_TIMEOUT",
+            "45s",
+            "request timeout",
+        ),
+        ("CONNECT_MANAGER_DB_STATEMENT_TIMEOUT", "20", "duration"),
+        (
+            "CONNECT_MANAGER_DB_KEEPALIVES_IDLE",
+            "1500ms",
+            "whole number of seconds",
+        ),
+        ("CONNECT_MANAGER_DB_KEEPALIVES_INTERVAL", "soon", "seconds"),
+        ("CONNECT_MANAGER_DB_KEEPALIVES_COUNT", "-1", "number"),
+        (
+            "DATABASE_URL",
+            "postgres://cm:hunter2@127.0.0.1:1,127.0.0.1:2/cm?target_session_attrs=standby",
+            "target_session_attrs",
+        ),
+        (
+            "DATABASE_URL",
+            "postgres://cm:hunter2@127.0.0.1:1,[::1/cm",
+            "IPv6",
+        ),
+    ];
+    for (var, value, mentions) in cases {
+        let mut cmd = command(dir.path());
+        cmd.arg("serve")
+            .env("CONNECT_MANAGER_BIND", "127.0.0.1:0")
+            .env(var, value);
+        let out = run(&mut cmd);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{var}={value}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+        assert!(
+            stderr.contains(var) && stderr.contains(mentions),
+            "{var}={value}: {stderr}"
+        );
+        assert!(!stderr.contains("hunter2"), "the password leaked: {stderr}");
+    }
+}
+
 #[tokio::test]
 async fn a_different_master_key_is_refused() {
     let dir = tempfile::tempdir().unwrap();
