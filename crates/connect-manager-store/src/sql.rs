@@ -22,7 +22,8 @@ use connect_manager_core::{Error, Result, Timestamp};
 use sqlx::AssertSqlSafe;
 
 use super::{
-    BACKEND, Db, LOCK_READ_GRANTS, ThisStore, begin_write, lock_names, lock_owners, notify,
+    BACKEND, Db, LOCK_FOR_DELETE, LOCK_READ_GRANTS, LOCK_SERVER_SHARE, LOCK_SERVER_UPDATE,
+    ThisStore, begin_write, lock_names, lock_owners, notify,
 };
 use crate::{
     AuditFilter, Backend, Bootstrap, Change, NewServer, NewToken, ServerAccess, ServerCredentials,
@@ -314,6 +315,45 @@ async fn load_live_server(conn: &mut Conn, server_id: &str) -> Result<Server> {
     match load_server(conn, server_id).await? {
         Some(s) if s.state == ServerState::Active => Ok(s),
         _ => Err(Error::not_found("server", server_id)),
+    }
+}
+
+/// Locks the row of the live server `server_id` (PostgreSQL; SQLite's `BEGIN IMMEDIATE` already
+/// serialises writers) with `lock` (`LOCK_SERVER_SHARE` or `LOCK_SERVER_UPDATE`), or answers 404
+/// when it is not live. A change to a server's grants takes it before it reads or writes a grant,
+/// so that a concurrent `delete_server` (which updates that row first) either waits for the grant
+/// and then ends it, or is seen by it: R4, no grant survives its server's delete. Without it, read
+/// committed let a grant read the server as live, the delete commit meanwhile, and the grant be
+/// inserted after the delete had ended every grant (the foreign key check's KEY SHARE lock does
+/// not conflict with the delete's update).
+///
+/// Lock order. Every change takes its locks in this order, so that no two can wait for each
+/// other in a cycle (a deadlock, which PostgreSQL breaks by failing one of them):
+/// 1. the advisory name lock of a table (`lock_names`: server and vault create and rename);
+/// 2. the Owners group row (`lock_owners`);
+/// 3. server rows (`delete_server`, `rotate_server_secret` and `rename_server` by updating them,
+///    `grant_vault` and `revoke_vault` with `LOCK_SERVER_UPDATE`, `grant_group` with
+///    `LOCK_SERVER_SHARE`, `delete_vault` by updating the servers it was granted to);
+/// 4. grant rows: `server_vaults` (token create's `LOCK_READ_GRANTS`, grant, revoke, and
+///    `delete_vault` with `LOCK_FOR_DELETE` before the vault row), `group_servers`;
+/// 5. vault rows (`delete_vault`), then tokens and their scopes.
+///
+/// A foreign key check takes KEY SHARE on the parent row; that waits only for a DELETE or a key
+/// update of the parent. Nothing deletes a server row or updates its key, so the checks on
+/// `servers` (token create, grant inserts) never wait; those on `vaults` come after the grant rows
+/// in every change (token create reads its grants first; `delete_vault` locks the grant rows
+/// before it deletes the vault).
+async fn lock_live_server(tx: &mut Tx, server_id: &str, lock: &str) -> Result<()> {
+    let live: Option<String> = sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT id FROM servers WHERE id = $1 AND state = 'ACTIVE'{lock}"
+    )))
+    .bind(server_id)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    match live {
+        Some(_) => Ok(()),
+        None => Err(Error::not_found("server", server_id)),
     }
 }
 
@@ -949,7 +989,8 @@ impl Store for ThisStore {
         load_group(&mut tx, group_id).await?;
         let added = match (&grant.scope, &grant.server_id) {
             (GrantScope::Server, Some(server_id)) => {
-                load_live_server(&mut tx, server_id).await?;
+                // R4: see `lock_live_server`.
+                lock_live_server(&mut tx, server_id, LOCK_SERVER_SHARE).await?;
                 sqlx::query(
                     "INSERT INTO group_servers (group_id, server_id) VALUES ($1, $2) \
                      ON CONFLICT (group_id, server_id) DO NOTHING",
@@ -1148,6 +1189,16 @@ impl Store for ThisStore {
         .bind(now)
         .bind(vault_id)
         .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        // The grant rows before the vault row (see `lock_live_server`): the delete below removes
+        // them by cascade after locking the vault, and a token create holding a share lock on
+        // one of them while waiting for the vault row would otherwise deadlock with it.
+        sqlx::query(AssertSqlSafe(format!(
+            "SELECT server_id FROM server_vaults WHERE vault_id = $1{LOCK_FOR_DELETE}"
+        )))
+        .bind(vault_id)
+        .fetch_all(&mut *tx)
         .await
         .map_err(db_err)?;
         let deleted = sqlx::query("DELETE FROM vaults WHERE id = $1")
@@ -1383,7 +1434,9 @@ impl Store for ThisStore {
 
     async fn grant_vault(&self, actor: &Actor, server_id: &str, vault_id: &str) -> Result<Server> {
         let mut tx = self.write_tx().await?;
-        load_live_server(&mut tx, server_id).await?;
+        // R4: see `lock_live_server`. An update lock, not a share lock: the grant updates the
+        // row below, and two grants holding share locks would each wait for the other's.
+        lock_live_server(&mut tx, server_id, LOCK_SERVER_UPDATE).await?;
         check_grantable(&load_vault(&mut tx, vault_id).await?)?;
         let now = Timestamp::now().micros();
         let added = sqlx::query(
@@ -1423,7 +1476,10 @@ impl Store for ThisStore {
 
     async fn revoke_vault(&self, actor: &Actor, server_id: &str, vault_id: &str) -> Result<Server> {
         let mut tx = self.write_tx().await?;
-        load_live_server(&mut tx, server_id).await?;
+        // The server row before the grant row, like a grant (see `lock_live_server`): a revoke
+        // that deleted the grant row first and then waited for the server row would deadlock
+        // with a grant of the same vault holding the server row and waiting for the grant row.
+        lock_live_server(&mut tx, server_id, LOCK_SERVER_UPDATE).await?;
         let removed =
             sqlx::query("DELETE FROM server_vaults WHERE server_id = $1 AND vault_id = $2")
                 .bind(server_id)

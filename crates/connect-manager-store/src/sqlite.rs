@@ -91,6 +91,12 @@ async fn lock_names(_tx: &mut sqlx::Transaction<'static, Db>, _table: NameTable)
 /// Token create against concurrent grant changes: `BEGIN IMMEDIATE` already serialises writers.
 const LOCK_READ_GRANTS: &str = "";
 
+/// Grant changes against a concurrent server delete (R4): `BEGIN IMMEDIATE` already serialises
+/// writers.
+const LOCK_SERVER_SHARE: &str = "";
+const LOCK_SERVER_UPDATE: &str = "";
+const LOCK_FOR_DELETE: &str = "";
+
 /// Serialises changes to the Owners group (A2's last-owner check). `BEGIN IMMEDIATE` already
 /// holds the database's only write lock.
 async fn lock_owners(_tx: &mut sqlx::Transaction<'static, Db>) -> Result<()> {
