@@ -50,6 +50,8 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(5))
+            // sqlx counts a dropped transaction's queued ROLLBACK as done when it queues it.
+            .after_release(|conn, _| Box::pin(async move { Ok(crate::fit_for_reuse(&*conn)) }))
             .connect_with(options.clone())
             .await
             .map_err(db_err)?;

@@ -87,6 +87,30 @@ impl ThisStore {
         self.availability().guard(begin_write(self.pool())).await
     }
 
+    /// A write that needs the space a change needs (every change writes an audit event): an
+    /// audit row inserted and deleted again in one committed transaction, so the log never
+    /// shows it. `/readyz` runs it while writes are suspected to fail for lack of space
+    /// (`availability::StorageWatch`).
+    async fn probe_write(&self) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        let id = format!("probe-{}", new_lower());
+        sqlx::query(
+            "INSERT INTO audit_events \
+             (id, at, actor_id, action, target_type, target_id, request_id, client_ip, outcome) \
+             VALUES ($1, 0, '', 'storage.probe', 'storage', '', '', '', 'success')",
+        )
+        .bind(&id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        sqlx::query("DELETE FROM audit_events WHERE id = $1")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        commit(tx).await
+    }
+
     /// Commits and announces what changed: to other replicas in the transaction (PostgreSQL),
     /// to this process once committed, so its caches drop the old state before the caller is
     /// answered.
@@ -437,7 +461,10 @@ impl Store for ThisStore {
             .execute(&mut *self.conn().await?)
             .await
             .map_err(db_err)?;
-        Ok(())
+        self.availability()
+            .storage()
+            .check(self.probe_write())
+            .await
     }
 
     async fn close(&self) {

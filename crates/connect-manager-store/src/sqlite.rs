@@ -6,6 +6,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use connect_manager_core::Result;
+use sqlx::Connection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use crate::{Backend, db_err};
@@ -44,6 +45,14 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(10))
+            .after_release(|conn, _| {
+                Box::pin(async move {
+                    // A transaction dropped unfinished queued its ROLLBACK on the connection;
+                    // one round trip runs it. Then see whether it left the transaction.
+                    conn.ping().await?;
+                    Ok(crate::fit_for_reuse(&*conn))
+                })
+            })
             .connect_with(options)
             .await
             .map_err(db_err)?;
