@@ -260,10 +260,6 @@ const LOCK_READ_GRANTS: &str = " FOR SHARE OF sv";
 const LOCK_SERVER_SHARE: &str = " FOR SHARE";
 const LOCK_SERVER_UPDATE: &str = " FOR NO KEY UPDATE";
 
-/// Rows a change is about to delete, locked before the rows it deletes next (vault delete: its
-/// grant rows before the vault row; see `sql::lock_live_server`).
-const LOCK_FOR_DELETE: &str = " FOR UPDATE";
-
 /// Serialises changes to the Owners group (A2's last-owner check) across connections and
 /// replicas: a row lock on the group, held to the end of the transaction.
 async fn lock_owners(tx: &mut sqlx::Transaction<'static, Db>) -> Result<()> {

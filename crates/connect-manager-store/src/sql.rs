@@ -22,8 +22,8 @@ use connect_manager_core::{Error, Result, Timestamp};
 use sqlx::AssertSqlSafe;
 
 use super::{
-    BACKEND, Db, LOCK_FOR_DELETE, LOCK_READ_GRANTS, LOCK_SERVER_SHARE, LOCK_SERVER_UPDATE,
-    ThisStore, begin_write, lock_names, lock_owners, notify,
+    BACKEND, Db, LOCK_READ_GRANTS, LOCK_SERVER_SHARE, LOCK_SERVER_UPDATE, ThisStore, begin_write,
+    lock_names, lock_owners, notify,
 };
 use crate::{
     AuditFilter, Backend, Bootstrap, Change, NewServer, NewToken, ServerAccess, ServerCredentials,
@@ -358,15 +358,18 @@ async fn load_live_server(conn: &mut Conn, server_id: &str) -> Result<Server> {
 /// 3. server rows (`delete_server`, `rotate_server_secret` and `rename_server` by updating them,
 ///    `grant_vault` and `revoke_vault` with `LOCK_SERVER_UPDATE`, `grant_group` with
 ///    `LOCK_SERVER_SHARE`, `delete_vault` by updating the servers it was granted to);
-/// 4. grant rows: `server_vaults` (token create's `LOCK_READ_GRANTS`, grant, revoke, and
-///    `delete_vault` with `LOCK_FOR_DELETE` before the vault row), `group_servers`;
-/// 5. vault rows (`delete_vault`), then tokens and their scopes.
+/// 4. vault rows (`delete_vault` and `rename_vault` write them; a vault grant's insert checks
+///    its vault, after locking its server);
+/// 5. grant rows: `server_vaults` (token create's `LOCK_READ_GRANTS`, vault grant and revoke,
+///    `delete_server`), `group_servers` (group grant and revoke, `delete_server`);
+/// 6. tokens (`delete_server` revokes them; token create inserts new ones).
 ///
 /// A foreign key check takes KEY SHARE on the parent row; that waits only for a DELETE or a key
 /// update of the parent. Nothing deletes a server row or updates its key, so the checks on
-/// `servers` (token create, grant inserts) never wait; those on `vaults` come after the grant rows
-/// in every change (token create reads its grants first; `delete_vault` locks the grant rows
-/// before it deletes the vault).
+/// `servers` (token create, grant inserts) never wait. `delete_vault` deletes a vault row and,
+/// by cascade, its grant rows (waiting for a token create's share lock on them); token create
+/// takes no lock on a vault row (`token_vaults` has no foreign key to `vaults`), so it never
+/// waits for `delete_vault` in turn.
 async fn lock_live_server(tx: &mut Tx, server_id: &str, lock: &str) -> Result<()> {
     let live: Option<String> = sqlx::query_scalar(AssertSqlSafe(format!(
         "SELECT id FROM servers WHERE id = $1 AND state = 'ACTIVE'{lock}"
@@ -1216,16 +1219,6 @@ impl Store for ThisStore {
         .bind(now)
         .bind(vault_id)
         .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        // The grant rows before the vault row (see `lock_live_server`): the delete below removes
-        // them by cascade after locking the vault, and a token create holding a share lock on
-        // one of them while waiting for the vault row would otherwise deadlock with it.
-        sqlx::query(AssertSqlSafe(format!(
-            "SELECT server_id FROM server_vaults WHERE vault_id = $1{LOCK_FOR_DELETE}"
-        )))
-        .bind(vault_id)
-        .fetch_all(&mut *tx)
         .await
         .map_err(db_err)?;
         let deleted = sqlx::query("DELETE FROM vaults WHERE id = $1")

@@ -104,7 +104,6 @@ const LOCK_READ_GRANTS: &str = "";
 /// writers.
 const LOCK_SERVER_SHARE: &str = "";
 const LOCK_SERVER_UPDATE: &str = "";
-const LOCK_FOR_DELETE: &str = "";
 
 /// Serialises changes to the Owners group (A2's last-owner check). `BEGIN IMMEDIATE` already
 /// holds the database's only write lock.
