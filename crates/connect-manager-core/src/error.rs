@@ -39,6 +39,10 @@ pub enum Error {
     /// The database cannot be reached (503).
     #[error("the database is unavailable")]
     Unavailable { detail: String },
+    /// The database's disk is full: writes fail until space is freed (503 `storage_full`).
+    /// Reads still work; writes work again by themselves once there is space.
+    #[error("the database's storage is full")]
+    StorageFull { detail: String },
     /// Anything else (500). The detail goes to the log, never to the client.
     #[error("internal error")]
     Internal { detail: String },

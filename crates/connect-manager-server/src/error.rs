@@ -136,6 +136,15 @@ impl From<Error> for ApiError {
                     "the database is unavailable; try again shortly",
                 )
             }
+            Error::StorageFull { detail } => {
+                tracing::error!(error = %detail, "database storage full");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage_full",
+                    "the database's storage is full: changes cannot be saved until space is \
+                     freed; reads still work",
+                )
+            }
             Error::Internal { detail } => {
                 tracing::error!(error = %detail, "internal error");
                 ApiError::new(
@@ -230,3 +239,18 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn e1_storage_full_is_503_storage_full_without_the_detail() {
+        let e = ApiError::from(Error::StorageFull {
+            detail: "could not extend file \"base/16384/2619\"".into(),
+        });
+        assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(e.code, "storage_full");
+        assert!(!e.message.contains("base/16384"), "{}", e.message);
+    }
+}

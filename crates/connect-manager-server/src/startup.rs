@@ -189,20 +189,22 @@ pub async fn open_store(config: &Config) -> Result<DynStore, StartError> {
         .await
         .map_err(|e| match e {
             Error::BadRequest { message, .. } => StartError::Config(ConfigError(message)),
-            Error::Unavailable { detail } | Error::Internal { detail } => {
-                StartError::Other(format!(
-                    "cannot open the database {}: {}",
-                    connect_manager_store::redact_url(&config.database_url),
-                    connect_manager_store::redact_url(&detail)
-                ))
-            }
+            Error::Unavailable { detail }
+            | Error::StorageFull { detail }
+            | Error::Internal { detail } => StartError::Other(format!(
+                "cannot open the database {}: {}",
+                connect_manager_store::redact_url(&config.database_url),
+                connect_manager_store::redact_url(&detail)
+            )),
             other => StartError::Other(other.to_string()),
         })
 }
 
 pub(crate) fn other(e: Error) -> StartError {
     StartError::Other(match e {
-        Error::Unavailable { detail } | Error::Internal { detail } => detail,
+        Error::Unavailable { detail }
+        | Error::StorageFull { detail }
+        | Error::Internal { detail } => detail,
         e => e.to_string(),
     })
 }

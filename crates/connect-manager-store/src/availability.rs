@@ -12,6 +12,8 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use connect_manager_core::{Error, Result};
 use tokio::sync::{Notify, watch};
@@ -22,6 +24,7 @@ pub(crate) struct Availability(Arc<Inner>);
 struct Inner {
     up: watch::Sender<bool>,
     suspect: Notify,
+    storage: StorageWatch,
 }
 
 impl Default for Inner {
@@ -29,6 +32,99 @@ impl Default for Inner {
         Inner {
             up: watch::channel(true).0,
             suspect: Notify::new(),
+            storage: StorageWatch::default(),
+        }
+    }
+}
+
+/// The store calls of this process that failed for lack of space (`crate::db_err` records
+/// them, where the error carries no store): how many, and the last one. A process serves one
+/// store; in a test process with several, one store's full database makes the others' readiness
+/// check look (and, for [`STORAGE_RECENT`], say writes fail) too.
+pub(crate) static STORAGE_FAILURES: StorageFailures = StorageFailures {
+    count: AtomicU64::new(0),
+    last: std::sync::Mutex::new(None),
+};
+
+pub(crate) struct StorageFailures {
+    count: AtomicU64,
+    last: std::sync::Mutex<Option<(Instant, String)>>,
+}
+
+impl StorageFailures {
+    pub(crate) fn record(&self, detail: &str) {
+        *self.last.lock().expect("storage failures lock") = Some((Instant::now(), detail.into()));
+        self.count.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn count(&self) -> u64 {
+        self.count.load(Ordering::SeqCst)
+    }
+
+    fn last(&self) -> Option<(Instant, String)> {
+        self.last.lock().expect("storage failures lock").clone()
+    }
+}
+
+/// Whether writes fail for lack of space (a full disk: `Error::StorageFull`), for `/readyz`.
+///
+/// Nothing is refused on its account: every write tries, and writes work again by themselves
+/// once there is space. It only tells `/readyz` why writes fail. Once a store call has failed
+/// for lack of space, and until this store knows writes to work again, `/readyz` answers 503
+/// `storage_full`:
+/// - while writes keep failing for lack of space (the last failure is under
+///   [`STORAGE_RECENT`] old), without more ado;
+/// - otherwise after a write of its own (`sql::probe_write`) failed for lack of space, at most
+///   one such probe per [`STORAGE_RECENT`] (`/readyz` is unauthenticated: a flood of it must not
+///   become a flood of writes). A probe that commits clears the suspicion. The probe is what
+///   brings `/readyz` back when nothing else writes (a load balancer that stopped sending
+///   requests to a replica that is not ready).
+#[derive(Default)]
+pub(crate) struct StorageWatch {
+    /// The failure count up to which this store knows writes work again.
+    cleared_up_to: AtomicU64,
+    /// The last probe that found the storage full: when, and what the database said.
+    last_full: tokio::sync::Mutex<Option<(Instant, String)>>,
+}
+
+/// How long a write that failed for lack of space stands for.
+pub(crate) const STORAGE_RECENT: Duration = Duration::from_secs(1);
+
+impl StorageWatch {
+    fn suspected(&self) -> bool {
+        STORAGE_FAILURES.count() > self.cleared_up_to.load(Ordering::SeqCst)
+    }
+
+    /// `Ok` unless writes fail for lack of space; `probe` is a write that commits (or fails).
+    pub(crate) async fn check(&self, probe: impl Future<Output = Result<()>>) -> Result<()> {
+        if !self.suspected() {
+            return Ok(());
+        }
+        let recent = |found: Option<(Instant, String)>| {
+            found
+                .filter(|(at, _)| at.elapsed() < STORAGE_RECENT)
+                .map(|(_, detail)| Err(Error::StorageFull { detail }))
+        };
+        if let Some(full) = recent(STORAGE_FAILURES.last()) {
+            return full;
+        }
+        let mut last = self.last_full.lock().await;
+        if let Some(full) = recent(last.clone()) {
+            return full;
+        }
+        let failures = STORAGE_FAILURES.count();
+        match probe.await {
+            Ok(()) => {
+                *last = None;
+                self.cleared_up_to.fetch_max(failures, Ordering::SeqCst);
+                tracing::info!("database storage: writes work again");
+                Ok(())
+            }
+            Err(Error::StorageFull { detail }) => {
+                *last = Some((Instant::now(), detail.clone()));
+                Err(Error::StorageFull { detail })
+            }
+            Err(other) => Err(other),
         }
     }
 }
@@ -42,6 +138,11 @@ fn unavailable() -> Error {
 impl Availability {
     pub(crate) fn is_up(&self) -> bool {
         *self.0.up.borrow()
+    }
+
+    /// Whether writes fail for lack of space (see [`StorageWatch`]).
+    pub(crate) fn storage(&self) -> &StorageWatch {
+        &self.0.storage
     }
 
     /// Asks the watch to probe now, on a fresh connection. Nothing is refused on a suspicion

@@ -187,7 +187,8 @@ pub enum Bootstrap {
 pub trait Store: Send + Sync + 'static {
     fn backend(&self) -> Backend;
 
-    /// One round trip to the database (`/readyz`).
+    /// One round trip to the database (`/readyz`); and, while writes are suspected to fail for
+    /// lack of space, a probe write: `StorageFull` while they do.
     async fn ping(&self) -> Result<()>;
 
     /// Closes the pool: waits for connections in use to come back.
@@ -431,9 +432,30 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-/// Maps a database error: connection trouble is 503, the rest 500 (detail for the log only).
+/// Whether a connection coming back to the pool may serve again: not while it is still inside a
+/// transaction. When a COMMIT fails (SQLite: `SQLITE_FULL` on a full disk), SQLite may already
+/// have rolled the transaction back, so the ROLLBACK sqlx sends when the transaction is dropped
+/// fails too, and sqlx still counts the connection as inside it: back in the pool, every
+/// transaction begun on it would fail ("attempted to call begin_with at non-zero transaction
+/// depth"), a write outage until a restart. Such a connection is closed instead (the pool opens
+/// a fresh one when needed).
+pub(crate) fn fit_for_reuse(conn: &impl sqlx::Connection) -> bool {
+    let fit = !conn.is_in_transaction();
+    if !fit {
+        tracing::warn!("a connection left inside a failed transaction is closed, not reused");
+    }
+    fit
+}
+
+/// Maps a database error: connection trouble is 503, a full disk 503 `storage_full`, the rest
+/// 500 (detail for the log only).
 pub(crate) fn db_err(e: sqlx::Error) -> Error {
     match e {
+        sqlx::Error::Database(ref d) if d.code().is_some_and(|c| storage_full_code(&c)) => {
+            let detail = e.to_string();
+            availability::STORAGE_FAILURES.record(&detail);
+            Error::StorageFull { detail }
+        }
         sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::Io(_)
@@ -471,6 +493,13 @@ fn unavailable_code(code: &str) -> bool {
         || code == "53300"
         || code == "57014"
         || code == "25006"
+}
+
+/// Error codes that mean the disk (or a configured limit on the database's size) is full:
+/// SQLite's `SQLITE_FULL` (13) and PostgreSQL's `disk_full` (53100). The write was not made;
+/// the database is intact and takes writes again once there is space.
+fn storage_full_code(code: &str) -> bool {
+    code == "13" || code == "53100"
 }
 
 /// Maps a unique violation to `conflict`, anything else through [`db_err`].
@@ -560,6 +589,27 @@ mod tests {
                 "{code} is 503"
             );
         }
+    }
+
+    #[test]
+    fn e1_a_full_disk_is_503_storage_full_not_500() {
+        use connect_manager_core::Error;
+        let map = |code| super::db_err(sqlx::Error::Database(Box::new(Sqlstate(code))));
+        let before = super::availability::STORAGE_FAILURES.count();
+        // SQLITE_FULL, PostgreSQL's disk_full
+        for code in ["13", "53100"] {
+            assert!(
+                matches!(map(code), Error::StorageFull { .. }),
+                "{code} is 503 storage_full"
+            );
+        }
+        assert!(
+            super::availability::STORAGE_FAILURES.count() >= before + 2,
+            "counted"
+        );
+        // Out of memory, too many connections: not a full disk.
+        assert!(!matches!(map("53200"), Error::StorageFull { .. }));
+        assert!(!matches!(map("53300"), Error::StorageFull { .. }));
     }
 
     #[test]

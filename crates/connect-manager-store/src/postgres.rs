@@ -130,10 +130,13 @@ impl PostgresStore {
                     })
                 }
             })
+            // Nor is one that comes back still inside a transaction (a failed commit or
+            // rollback): sqlx counts a dropped transaction's queued ROLLBACK as done when it
+            // queues it.
             .after_release({
                 let hosts = hosts.clone();
-                move |_, meta| {
-                    let keep = !hosts.predates_switch(meta.age);
+                move |conn, meta| {
+                    let keep = !hosts.predates_switch(meta.age) && crate::fit_for_reuse(&*conn);
                     Box::pin(async move { Ok(keep) })
                 }
             })
@@ -363,6 +366,13 @@ const ADVISORY_NAMESPACE: i32 = 0x636d;
 /// it, read committed let a token be issued on a grant revoked meanwhile, or stay ACTIVE on a
 /// deleted server.
 const LOCK_READ_GRANTS: &str = " FOR SHARE OF sv";
+
+/// A change to a server's grants against a concurrent delete of the server (R4): see
+/// `sql::lock_live_server` for why, and for the order every change takes its locks in. A share
+/// lock where the change does not update the server row (a group's SERVER grant), a no-key
+/// update lock where it does (vault grant and revoke).
+const LOCK_SERVER_SHARE: &str = " FOR SHARE";
+const LOCK_SERVER_UPDATE: &str = " FOR NO KEY UPDATE";
 
 /// Serialises changes to the Owners group (A2's last-owner check) across connections and
 /// replicas: a row lock on the group, held to the end of the transaction.

@@ -24,8 +24,8 @@ use connect_manager_core::{Error, Result, Timestamp};
 use sqlx::AssertSqlSafe;
 
 use super::{
-    BACKEND, Db, LOCK_READ_GRANTS, ThisStore, begin_write, lock_names, lock_owners,
-    lock_signing_keys, notify,
+    BACKEND, Db, LOCK_READ_GRANTS, LOCK_SERVER_SHARE, LOCK_SERVER_UPDATE, ThisStore, begin_write,
+    lock_names, lock_owners, lock_signing_keys, notify,
 };
 use crate::{
     AuditFilter, Backend, Bootstrap, Change, NewServer, NewToken, Reseal, RetiredKey, ServerAccess,
@@ -87,6 +87,30 @@ impl ThisStore {
     /// A write transaction, begun the backend's way, on the same terms as [`Self::conn`].
     async fn write_tx(&self) -> Result<Tx> {
         self.availability().guard(begin_write(self.pool())).await
+    }
+
+    /// A write that needs the space a change needs (every change writes an audit event): an
+    /// audit row inserted and deleted again in one committed transaction, so the log never
+    /// shows it. `/readyz` runs it while writes are suspected to fail for lack of space
+    /// (`availability::StorageWatch`).
+    async fn probe_write(&self) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        let id = format!("probe-{}", new_lower());
+        sqlx::query(
+            "INSERT INTO audit_events \
+             (id, at, actor_id, action, target_type, target_id, request_id, client_ip, outcome) \
+             VALUES ($1, 0, '', 'storage.probe', 'storage', '', '', '', 'success')",
+        )
+        .bind(&id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        sqlx::query("DELETE FROM audit_events WHERE id = $1")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        commit(tx).await
     }
 
     /// Commits and announces what changed: to other replicas in the transaction (PostgreSQL),
@@ -344,6 +368,48 @@ async fn load_live_server(conn: &mut Conn, server_id: &str) -> Result<Server> {
     }
 }
 
+/// Locks the row of the live server `server_id` (PostgreSQL; SQLite's `BEGIN IMMEDIATE` already
+/// serialises writers) with `lock` (`LOCK_SERVER_SHARE` or `LOCK_SERVER_UPDATE`), or answers 404
+/// when it is not live. A change to a server's grants takes it before it reads or writes a grant,
+/// so that a concurrent `delete_server` (which updates that row first) either waits for the grant
+/// and then ends it, or is seen by it: R4, no grant survives its server's delete. Without it, read
+/// committed let a grant read the server as live, the delete commit meanwhile, and the grant be
+/// inserted after the delete had ended every grant (the foreign key check's KEY SHARE lock does
+/// not conflict with the delete's update).
+///
+/// Lock order. Every change takes its locks in this order, so that no two can wait for each
+/// other in a cycle (a deadlock, which PostgreSQL breaks by failing one of them):
+/// 1. the advisory name lock of a table (`lock_names`: server and vault create and rename);
+/// 2. the Owners group row (`lock_owners`);
+/// 3. server rows (`delete_server`, `rotate_server_secret` and `rename_server` by updating them,
+///    `grant_vault` and `revoke_vault` with `LOCK_SERVER_UPDATE`, `grant_group` with
+///    `LOCK_SERVER_SHARE`, `delete_vault` by updating the servers it was granted to);
+/// 4. vault rows (`delete_vault` and `rename_vault` write them; a vault grant's insert checks
+///    its vault, after locking its server);
+/// 5. grant rows: `server_vaults` (token create's `LOCK_READ_GRANTS`, vault grant and revoke,
+///    `delete_server`), `group_servers` (group grant and revoke, `delete_server`);
+/// 6. tokens (`delete_server` revokes them; token create inserts new ones).
+///
+/// A foreign key check takes KEY SHARE on the parent row; that waits only for a DELETE or a key
+/// update of the parent. Nothing deletes a server row or updates its key, so the checks on
+/// `servers` (token create, grant inserts) never wait. `delete_vault` deletes a vault row and,
+/// by cascade, its grant rows (waiting for a token create's share lock on them); token create
+/// takes no lock on a vault row (`token_vaults` has no foreign key to `vaults`), so it never
+/// waits for `delete_vault` in turn.
+async fn lock_live_server(tx: &mut Tx, server_id: &str, lock: &str) -> Result<()> {
+    let live: Option<String> = sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT id FROM servers WHERE id = $1 AND state = 'ACTIVE'{lock}"
+    )))
+    .bind(server_id)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    match live {
+        Some(_) => Ok(()),
+        None => Err(Error::not_found("server", server_id)),
+    }
+}
+
 async fn load_group(conn: &mut Conn, group_id: &str) -> Result<Group> {
     let row: Option<GroupRow> =
         sqlx::query_as("SELECT id, name, created_at FROM groups WHERE id = $1")
@@ -424,7 +490,10 @@ impl Store for ThisStore {
             .execute(&mut *self.conn().await?)
             .await
             .map_err(db_err)?;
-        Ok(())
+        self.availability()
+            .storage()
+            .check(self.probe_write())
+            .await
     }
 
     async fn close(&self) {
@@ -999,7 +1068,8 @@ impl Store for ThisStore {
         load_group(&mut tx, group_id).await?;
         let added = match (&grant.scope, &grant.server_id) {
             (GrantScope::Server, Some(server_id)) => {
-                load_live_server(&mut tx, server_id).await?;
+                // R4: see `lock_live_server`.
+                lock_live_server(&mut tx, server_id, LOCK_SERVER_SHARE).await?;
                 sqlx::query(
                     "INSERT INTO group_servers (group_id, server_id) VALUES ($1, $2) \
                      ON CONFLICT (group_id, server_id) DO NOTHING",
@@ -1496,7 +1566,9 @@ impl Store for ThisStore {
 
     async fn grant_vault(&self, actor: &Actor, server_id: &str, vault_id: &str) -> Result<Server> {
         let mut tx = self.write_tx().await?;
-        load_live_server(&mut tx, server_id).await?;
+        // R4: see `lock_live_server`. An update lock, not a share lock: the grant updates the
+        // row below, and two grants holding share locks would each wait for the other's.
+        lock_live_server(&mut tx, server_id, LOCK_SERVER_UPDATE).await?;
         check_grantable(&load_vault(&mut tx, vault_id).await?)?;
         let now = Timestamp::now().micros();
         let added = sqlx::query(
@@ -1536,7 +1608,10 @@ impl Store for ThisStore {
 
     async fn revoke_vault(&self, actor: &Actor, server_id: &str, vault_id: &str) -> Result<Server> {
         let mut tx = self.write_tx().await?;
-        load_live_server(&mut tx, server_id).await?;
+        // The server row before the grant row, like a grant (see `lock_live_server`): a revoke
+        // that deleted the grant row first and then waited for the server row would deadlock
+        // with a grant of the same vault holding the server row and waiting for the grant row.
+        lock_live_server(&mut tx, server_id, LOCK_SERVER_UPDATE).await?;
         let removed =
             sqlx::query("DELETE FROM server_vaults WHERE server_id = $1 AND vault_id = $2")
                 .bind(server_id)

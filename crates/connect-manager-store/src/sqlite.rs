@@ -6,6 +6,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use connect_manager_core::Result;
+use sqlx::Connection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use crate::{Backend, db_err};
@@ -62,6 +63,14 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(10))
+            .after_release(|conn, _| {
+                Box::pin(async move {
+                    // A transaction dropped unfinished queued its ROLLBACK on the connection;
+                    // one round trip runs it. Then see whether it left the transaction.
+                    conn.ping().await?;
+                    Ok(crate::fit_for_reuse(&*conn))
+                })
+            })
             .connect_with(options)
             .await
             .map_err(db_err)?;
@@ -108,6 +117,11 @@ async fn lock_names(_tx: &mut sqlx::Transaction<'static, Db>, _table: NameTable)
 
 /// Token create against concurrent grant changes: `BEGIN IMMEDIATE` already serialises writers.
 const LOCK_READ_GRANTS: &str = "";
+
+/// Grant changes against a concurrent server delete (R4): `BEGIN IMMEDIATE` already serialises
+/// writers.
+const LOCK_SERVER_SHARE: &str = "";
+const LOCK_SERVER_UPDATE: &str = "";
 
 /// Serialises changes to the Owners group (A2's last-owner check). `BEGIN IMMEDIATE` already
 /// holds the database's only write lock.

@@ -24,11 +24,13 @@ pub async fn healthz() -> axum::Json<Health> {
     })
 }
 
-/// Ready: the database answers.
+/// Ready: the database answers, and takes writes. After a write failed for lack of space, a
+/// probe write decides (at most one a second): `storage_full` while writes fail for lack of
+/// space; ready again, by itself, once there is space.
 #[utoipa::path(get, path = "/readyz", tag = "health",
     responses(
         (status = 200, description = "The service is up.", body = Health),
-        (status = 503, description = "The database is unavailable.", body = ErrorBody),
+        (status = 503, description = "The database is unavailable (`unavailable`), or its storage is full and writes fail (`storage_full`; reads still work).", body = ErrorBody),
     ))]
 pub async fn readyz(State(state): State<AppState>) -> ApiResult<axum::Json<Health>> {
     state.store.ping().await?;

@@ -1,5 +1,7 @@
 //! Concurrency (issue 8, item 2): 32 clients at once create, rename and revoke tokens, grant and
-//! revoke vaults and rename servers. Then:
+//! revoke vaults and rename servers; and (issue 12, item 7) delete servers one after the other
+//! while others grant vaults, give a group a SERVER grant and create tokens on the very server
+//! being deleted (R4: no grant outlives its server's delete). Then:
 //! - no response is a 5xx, and each is one this operation may give;
 //! - every acknowledged change has exactly one success audit event (with its request ID), every
 //!   refused or no-op request none, and the event's time lies between the request and its answer;
@@ -9,8 +11,10 @@
 //!   in flight, and the final state equals the service's: no lost update.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use connect_manager_core::model::{ServerState, TokenState};
 use connect_manager_core::timestamp::Timestamp;
 use connect_manager_store::backend_tests;
 use connect_manager_store::testing::TestDb;
@@ -29,18 +33,45 @@ fn ops_per_client() -> usize {
         .unwrap_or(100)
 }
 const SERVERS: usize = 4;
+/// Servers deleted during the run, one after the other (indexes `SERVERS..SERVERS + DOOMED`):
+/// the grants and token creates aimed at doomed servers target the one deleted next.
+const DOOMED: usize = 24;
 const VAULTS: usize = 6;
 /// Names servers are renamed to: few, and differing only in case, so renames collide (R2).
 const SERVER_NAMES: [&str; 6] = ["alpha", "Alpha", "beta", "BETA", "gamma", "server-0"];
 
 #[derive(Clone, Debug)]
 enum Op {
-    CreateToken { server: usize, vaults: Vec<usize> },
-    RenameToken { token: String, name: String },
-    RevokeToken { token: String },
-    GrantVault { server: usize, vault: usize },
-    RevokeVault { server: usize, vault: usize },
-    RenameServer { server: usize, name: String },
+    CreateToken {
+        server: usize,
+        vaults: Vec<usize>,
+    },
+    RenameToken {
+        token: String,
+        name: String,
+    },
+    RevokeToken {
+        token: String,
+    },
+    GrantVault {
+        server: usize,
+        vault: usize,
+    },
+    RevokeVault {
+        server: usize,
+        vault: usize,
+    },
+    RenameServer {
+        server: usize,
+        name: String,
+    },
+    /// A group's SERVER grant (R11) on the server.
+    GrantGroup {
+        server: usize,
+    },
+    DeleteServer {
+        server: usize,
+    },
 }
 
 struct Done {
@@ -58,19 +89,21 @@ impl Done {
     }
 }
 
-/// What the serial replay tracks of servers: names and vault grants.
+/// What the serial replay tracks of servers: names, vault grants, the group's SERVER grants and
+/// which servers are deleted.
 #[derive(Clone, Default)]
 struct Servers {
     names: Vec<String>,
     grants: BTreeSet<(usize, usize)>,
+    group_grants: BTreeSet<usize>,
+    deleted: BTreeSet<usize>,
 }
 
 impl Servers {
     fn name_taken_by_other(&self, server: usize, name: &str) -> bool {
-        self.names
-            .iter()
-            .enumerate()
-            .any(|(i, n)| i != server && n.to_lowercase() == name.to_lowercase())
+        self.names.iter().enumerate().any(|(i, n)| {
+            i != server && !self.deleted.contains(&i) && n.to_lowercase() == name.to_lowercase()
+        })
     }
 }
 
@@ -97,16 +130,52 @@ struct Fixture {
     app: TestApp,
     servers: Vec<String>,
     vaults: Vec<String>,
+    /// The group given SERVER grants.
+    group: String,
     tokens: Mutex<Vec<String>>,
+    /// How many doomed servers a client has set out to delete.
+    next_doomed: AtomicUsize,
 }
 
 impl Fixture {
+    /// The doomed server deleted next (the last one once all are gone).
+    fn doomed(&self) -> usize {
+        SERVERS + self.next_doomed.load(Ordering::SeqCst).min(DOOMED - 1)
+    }
+
     fn pick(&self, rng: &mut Rng, client: usize, i: usize) -> Op {
         let token = {
             let tokens = self.tokens.lock().unwrap();
             (!tokens.is_empty()).then(|| tokens[rng.below(tokens.len())].clone())
         };
-        match (rng.below(6), token) {
+        match (rng.below(10), token) {
+            // R4: grants and token creates race the delete of the server they name.
+            (6, _) => Op::GrantVault {
+                server: self.doomed(),
+                vault: rng.below(VAULTS),
+            },
+            (7, _) => Op::GrantGroup {
+                server: if rng.below(4) == 0 {
+                    rng.below(SERVERS)
+                } else {
+                    self.doomed()
+                },
+            },
+            (8, _) => Op::CreateToken {
+                server: self.doomed(),
+                vaults: vec![rng.below(VAULTS)],
+            },
+            (9, _) if rng.below(13) == 0 => match self.next_doomed.fetch_add(1, Ordering::SeqCst) {
+                n if n < DOOMED => Op::DeleteServer {
+                    server: SERVERS + n,
+                },
+                _ => Op::GrantGroup {
+                    server: self.doomed(),
+                },
+            },
+            (9, _) => Op::GrantGroup {
+                server: self.doomed(),
+            },
             (1, Some(token)) => Op::RenameToken {
                 token,
                 name: format!("renamed-{client}-{i}"),
@@ -180,6 +249,19 @@ impl Fixture {
                 format!("/v1/connect/servers/{}", self.servers[*server]),
                 Some(json!({ "name": name })),
             ),
+            Op::GrantGroup { server } => (
+                Method::PUT,
+                format!(
+                    "/v1/connect/groups/{}/grants/servers/{}",
+                    self.group, self.servers[*server]
+                ),
+                None,
+            ),
+            Op::DeleteServer { server } => (
+                Method::DELETE,
+                format!("/v1/connect/servers/{}", self.servers[*server]),
+                None,
+            ),
         }
     }
 
@@ -242,11 +324,29 @@ async fn r7_concurrent_changes_equal_their_serial_replay(db: TestDb) {
         before.grants.insert((s, s));
         before.grants.insert((s, (s + 1) % VAULTS));
     }
+    for d in 0..DOOMED {
+        // Doomed server d starts with vault d granted.
+        let (server, _) = app
+            .server(&format!("doomed-{d}"), &[vaults[d % VAULTS].as_str()])
+            .await;
+        servers.push(server["id"].as_str().unwrap().to_owned());
+        before.names.push(format!("doomed-{d}"));
+        before.grants.insert((SERVERS + d, d % VAULTS));
+    }
+    let group = app
+        .post("/v1/groups", json!({ "name": "racers" }))
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let fixture = Arc::new(Fixture {
         app,
         servers,
         vaults,
+        group,
         tokens: Mutex::new(Vec::new()),
+        next_doomed: AtomicUsize::new(0),
     });
 
     let clients: Vec<_> = (0..CLIENTS)
@@ -260,11 +360,20 @@ async fn r7_concurrent_changes_equal_their_serial_replay(db: TestDb) {
 
     // Only answers the operation may give; never a 5xx.
     for d in &done {
+        let doomed = |server: usize| server >= SERVERS;
         let allowed: &[u16] = match d.op {
+            Op::CreateToken { server, .. } if doomed(server) => &[201, 404, 422],
             Op::CreateToken { .. } => &[201, 422],
-            Op::RenameToken { .. } | Op::RevokeToken { .. } | Op::GrantVault { .. } => &[200],
+            Op::GrantVault { server, .. } | Op::GrantGroup { server } if doomed(server) => {
+                &[200, 404]
+            }
+            Op::RenameToken { .. }
+            | Op::RevokeToken { .. }
+            | Op::GrantVault { .. }
+            | Op::GrantGroup { .. } => &[200],
             Op::RevokeVault { .. } => &[200, 404],
             Op::RenameServer { .. } => &[200, 409],
+            Op::DeleteServer { .. } => &[204],
         };
         assert!(
             allowed.contains(&d.status),
@@ -326,6 +435,10 @@ async fn r7_concurrent_changes_equal_their_serial_replay(db: TestDb) {
         audited.insert(rid);
         match &d.op {
             Op::CreateToken { server, vaults } => {
+                assert!(
+                    !state.deleted.contains(server),
+                    "{rid}: token created on server {server}, deleted at its place"
+                );
                 for v in vaults {
                     assert!(
                         state.grants.contains(&(*server, *v)),
@@ -354,9 +467,34 @@ async fn r7_concurrent_changes_equal_their_serial_replay(db: TestDb) {
             }
             Op::GrantVault { server, vault } => {
                 assert!(
+                    !state.deleted.contains(server),
+                    "{rid}: R4: vault granted to server {server}, deleted at its place"
+                );
+                assert!(
                     state.grants.insert((*server, *vault)),
                     "{rid}: audited grant of a granted vault"
                 );
+            }
+            Op::GrantGroup { server } => {
+                assert!(
+                    !state.deleted.contains(server),
+                    "{rid}: R4: group granted server {server}, deleted at its place"
+                );
+                assert!(
+                    state.group_grants.insert(*server),
+                    "{rid}: audited grant the group already had"
+                );
+            }
+            Op::DeleteServer { server } => {
+                assert!(state.deleted.insert(*server), "{rid}: deleted twice");
+                // R4: its grants end and its tokens are revoked with it.
+                state.grants.retain(|(s, _)| s != server);
+                state.group_grants.remove(server);
+                for t in tokens.values_mut() {
+                    if t.server == *server && t.revoked_at.is_none() {
+                        t.revoked_at = Some(at);
+                    }
+                }
             }
             Op::RevokeVault { server, vault } => {
                 assert!(
@@ -411,6 +549,19 @@ async fn r7_concurrent_changes_equal_their_serial_replay(db: TestDb) {
                 states.iter().any(|s| s.grants.contains(&(*server, *vault))),
                 "{rid}: grant acknowledged without a change, but the vault was never granted meanwhile"
             ),
+            (Op::GrantGroup { server }, true) => assert!(
+                states.iter().any(|s| s.group_grants.contains(server)),
+                "{rid}: group grant acknowledged without a change, but never there meanwhile"
+            ),
+            (
+                Op::GrantVault { server, .. }
+                | Op::GrantGroup { server }
+                | Op::CreateToken { server, .. },
+                false,
+            ) if d.status == 404 => assert!(
+                states.iter().any(|s| s.deleted.contains(server)),
+                "{rid}: 404 for server {server}, live all along"
+            ),
             (Op::RevokeToken { token }, true) => assert!(
                 tokens[token].revoked_at.is_some_and(|at| at <= d.answered),
                 "{rid}: revoke acknowledged without a change, but the token was not revoked"
@@ -444,8 +595,20 @@ async fn r7_concurrent_changes_equal_their_serial_replay(db: TestDb) {
         ops_per_client()
     );
 
-    // The service's final state equals the replay's.
+    // The service's final state equals the replay's. A deleted server is read from the store
+    // (the API answers 404 for it): R4, it holds no grant, and its tokens are revoked.
+    let store = app.db.open().await;
     for (s, id) in fixture.servers.iter().enumerate() {
+        if state.deleted.contains(&s) {
+            let server = store.get_server(id).await.unwrap().unwrap();
+            assert_eq!(server.state, ServerState::Deleted, "server {s}");
+            assert!(
+                server.vaults.is_empty(),
+                "server {s}: R4: vault grants survived its delete: {:?}",
+                server.vaults
+            );
+            continue;
+        }
         let server = app
             .get(&format!("/v1/connect/servers/{id}"))
             .await
@@ -463,6 +626,32 @@ async fn r7_concurrent_changes_equal_their_serial_replay(db: TestDb) {
             .collect();
         assert_eq!(granted, expected, "server {s} grants");
     }
+    let group = app
+        .get(&format!("/v1/groups/{}", fixture.group))
+        .await
+        .expect(200);
+    let granted: BTreeSet<&str> = group["grants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["server_id"].as_str().unwrap())
+        .collect();
+    let expected: BTreeSet<&str> = state
+        .group_grants
+        .iter()
+        .map(|s| fixture.servers[*s].as_str())
+        .collect();
+    assert_eq!(granted, expected, "R4: the group's SERVER grants");
+    for id in tokens
+        .iter()
+        .filter(|(_, t)| state.deleted.contains(&t.server))
+        .map(|(id, _)| id)
+    {
+        let stored = store.token(id).await.unwrap().unwrap();
+        assert_eq!(stored.state, TokenState::Revoked, "R4: {id}");
+    }
+    store.close().await;
+    tokens.retain(|_, t| !state.deleted.contains(&t.server));
     let listed = app.all_items("/v1/connect/tokens?limit=1000").await;
     assert_eq!(listed.len(), tokens.len(), "tokens listed vs replayed");
     for t in &listed {
