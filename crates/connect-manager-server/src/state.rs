@@ -21,8 +21,10 @@ pub struct AppState {
     pub keys: Arc<KeyRing>,
     /// This installation's account ID (the `1password.com/auuid` claim).
     pub account_id: Arc<str>,
-    /// Failed authentications per client IP.
+    /// Failed authentications per client address and per target server.
     pub auth_limiter: Arc<crate::limiter::AuthLimiter>,
+    /// Whose forwarding header names the client (client.rs).
+    pub trusted_proxies: Arc<crate::client::TrustedProxies>,
     pub metrics: Arc<crate::metrics::Metrics>,
 }
 
@@ -95,7 +97,9 @@ impl Argon2Pool {
 /// verified against. A hit needs both to match what the caller read from the store *now*, so a
 /// rotation (C3) or a deletion (R4) takes effect on the very next request. Verifications of one
 /// server's credentials run one at a time: a burst of requests with a not-yet-verified secret
-/// costs one argon2 run, not one per request. Nothing in here can be turned back into a secret;
+/// costs one argon2 run, not one per request. At most [`MAX_QUEUED_PER_SERVER`] wait for their
+/// turn at one server; beyond, [`Busy`] at once (429), so guesses at one server cannot queue
+/// without bound in front of its real secret. Nothing in here can be turned back into a secret;
 /// it lives only in memory and is bounded.
 pub struct ServerSecretCache {
     verified: Mutex<HashMap<String, ([u8; 32], String)>>,
@@ -103,7 +107,17 @@ pub struct ServerSecretCache {
     pub argon2: Argon2Pool,
 }
 
+/// Too many verifications are queued for this server already: try again in a second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Busy;
+
 const MAX_CACHED_SERVERS: usize = 10_000;
+
+/// Argon2 verifications waiting or running for one server. Concurrent requests with one
+/// credential take one place between them (the limiter's single flight), so this many distinct
+/// secrets are being tried at once, and a real secret waits behind at most this many runs
+/// (about 40 ms each in a release build).
+pub const MAX_QUEUED_PER_SERVER: usize = 8;
 
 /// Argon2 threads: each holds its 12 MiB between runs. Verifications are rare once secrets are
 /// remembered (one per server and secret), so one thread is enough.
@@ -130,25 +144,30 @@ impl ServerSecretCache {
             })
     }
 
-    pub async fn verify(&self, secret: &str, current: &ServerCredentials) -> bool {
+    pub async fn verify(&self, secret: &str, current: &ServerCredentials) -> Result<bool, Busy> {
         let fp = fingerprint(secret);
         if self.remembered(&fp, current) {
-            return true;
+            return Ok(true);
         }
         let turn = {
             let mut in_flight = self.in_flight.lock().expect("cache lock");
             if in_flight.len() >= MAX_CACHED_SERVERS {
                 in_flight.retain(|_, m| Arc::strong_count(m) > 1);
             }
-            in_flight
+            let turn = in_flight
                 .entry(current.server_id.clone())
                 .or_default()
-                .clone()
+                .clone();
+            // The map holds one reference and this request another; the rest are queued.
+            if Arc::strong_count(&turn) - 2 >= MAX_QUEUED_PER_SERVER {
+                return Err(Busy);
+            }
+            turn
         };
         let _turn = turn.lock().await;
         // Whoever held the turn may have verified this very secret meanwhile.
         if self.remembered(&fp, current) {
-            return true;
+            return Ok(true);
         }
         let ok = self
             .argon2
@@ -164,6 +183,6 @@ impl ServerSecretCache {
                 (fp, current.secret_verifier.clone()),
             );
         }
-        ok
+        Ok(ok)
     }
 }
