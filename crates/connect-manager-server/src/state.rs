@@ -97,12 +97,16 @@ impl Argon2Pool {
 /// verified against. A hit needs both to match what the caller read from the store *now*, so a
 /// rotation (C3) or a deletion (R4) takes effect on the very next request. Verifications of one
 /// server's credentials run one at a time: a burst of requests with a not-yet-verified secret
-/// costs one argon2 run, not one per request. At most [`MAX_QUEUED_PER_SERVER`] wait for their
+/// costs one argon2 run, not one per request, and so does a wrong secret sent again against the
+/// same verifier (the last few failures are remembered). At most [`MAX_QUEUED_PER_SERVER`] wait for their
 /// turn at one server; beyond, [`Busy`] at once (429), so guesses at one server cannot queue
 /// without bound in front of its real secret. Nothing in here can be turned back into a secret;
 /// it lives only in memory and is bounded.
 pub struct ServerSecretCache {
     verified: Mutex<HashMap<String, ([u8; 32], String)>>,
+    /// Per server, the verifier and the fingerprints of the last secrets that failed against it:
+    /// a wrong secret sent again (a rotated-away one, typically) costs no second argon2 run.
+    rejected: Mutex<HashMap<String, (String, Vec<[u8; 32]>)>>,
     in_flight: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     pub argon2: Argon2Pool,
 }
@@ -119,6 +123,9 @@ const MAX_CACHED_SERVERS: usize = 10_000;
 /// (about 40 ms each in a release build).
 pub const MAX_QUEUED_PER_SERVER: usize = 8;
 
+/// Failed fingerprints remembered per server.
+const MAX_REJECTED_PER_SERVER: usize = 16;
+
 /// Argon2 threads: each holds its 12 MiB between runs. Verifications are rare once secrets are
 /// remembered (one per server and secret), so one thread is enough.
 const ARGON2_THREADS: usize = 1;
@@ -127,6 +134,7 @@ impl Default for ServerSecretCache {
     fn default() -> Self {
         ServerSecretCache {
             verified: Mutex::default(),
+            rejected: Mutex::default(),
             in_flight: Mutex::default(),
             argon2: Argon2Pool::new(ARGON2_THREADS),
         }
@@ -144,10 +152,40 @@ impl ServerSecretCache {
             })
     }
 
+    fn known_wrong(&self, fp: &[u8; 32], current: &ServerCredentials) -> bool {
+        self.rejected
+            .lock()
+            .expect("cache lock")
+            .get(&current.server_id)
+            .is_some_and(|(verifier, fps)| {
+                verifier == &current.secret_verifier && fps.iter().any(|f| bool::from(f.ct_eq(fp)))
+            })
+    }
+
+    fn reject(&self, fp: [u8; 32], current: &ServerCredentials) {
+        let mut map = self.rejected.lock().expect("cache lock");
+        if map.len() >= MAX_CACHED_SERVERS {
+            map.clear();
+        }
+        let entry = map
+            .entry(current.server_id.clone())
+            .or_insert_with(|| (current.secret_verifier.clone(), Vec::new()));
+        if entry.0 != current.secret_verifier {
+            *entry = (current.secret_verifier.clone(), Vec::new());
+        }
+        if entry.1.len() >= MAX_REJECTED_PER_SERVER {
+            entry.1.remove(0);
+        }
+        entry.1.push(fp);
+    }
+
     pub async fn verify(&self, secret: &str, current: &ServerCredentials) -> Result<bool, Busy> {
         let fp = fingerprint(secret);
         if self.remembered(&fp, current) {
             return Ok(true);
+        }
+        if self.known_wrong(&fp, current) {
+            return Ok(false);
         }
         let turn = {
             let mut in_flight = self.in_flight.lock().expect("cache lock");
@@ -165,15 +203,20 @@ impl ServerSecretCache {
             turn
         };
         let _turn = turn.lock().await;
-        // Whoever held the turn may have verified this very secret meanwhile.
+        // Whoever held the turn may have checked this very secret meanwhile.
         if self.remembered(&fp, current) {
             return Ok(true);
+        }
+        if self.known_wrong(&fp, current) {
+            return Ok(false);
         }
         let ok = self
             .argon2
             .verify(secret.to_owned(), current.secret_verifier.clone())
             .await;
-        if ok {
+        if !ok {
+            self.reject(fp, current);
+        } else {
             let mut map = self.verified.lock().expect("cache lock");
             if map.len() >= MAX_CACHED_SERVERS {
                 map.clear();
