@@ -106,10 +106,13 @@ pub struct ServerSecretCache {
     verified: Mutex<HashMap<String, ([u8; 32], String)>>,
     /// Per server, the verifier and the fingerprints of the last secrets that failed against it:
     /// a wrong secret sent again (a rotated-away one, typically) costs no second argon2 run.
-    rejected: Mutex<HashMap<String, (String, Vec<[u8; 32]>)>>,
+    rejected: Mutex<HashMap<String, Rejected>>,
     in_flight: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     pub argon2: Argon2Pool,
 }
+
+/// A verifier and the fingerprints of secrets that failed against it.
+type Rejected = (String, Vec<[u8; 32]>);
 
 /// Too many verifications are queued for this server already: try again in a second.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
