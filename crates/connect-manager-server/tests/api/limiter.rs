@@ -182,6 +182,35 @@ async fn defect_rotated_away_secret_neither_skips_the_limiter_nor_starves_the_ne
     Arc::into_inner(app).unwrap().stop().await;
 }
 
+/// Item 4, API keys: a key that worked (known-good) and was then deleted is forgotten as soon as
+/// it fails, so hammering with it is limited like any guess.
+async fn defect_a_deleted_api_key_is_limited_like_a_guess(db: TestDb) {
+    let app = TestApp::spawn_limited(db, 10).await;
+    let (uid, _) = app.user_with("ann", None).await;
+    let created = app
+        .post(&format!("/v1/users/{uid}/keys"), json!({}))
+        .await
+        .expect(201);
+    let key = created["key"].as_str().unwrap().to_owned();
+    let key_id = created["id"].as_str().unwrap();
+    app.get_as(Some(&key), "/v1/vaults").await.expect(200);
+    app.delete(&format!("/v1/users/{uid}/keys/{key_id}"))
+        .await
+        .expect(204);
+    let mut statuses = Vec::new();
+    for _ in 0..20 {
+        statuses.push(app.get_as(Some(&key), "/v1/vaults").await.status.as_u16());
+    }
+    // The first failure finds it known-good (uncharged); from then on each is charged.
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 401).count(),
+        11,
+        "{statuses:?}"
+    );
+    assert!(statuses[11..].iter().all(|s| *s == 429), "{statuses:?}");
+    app.stop().await;
+}
+
 /// Item 4: argon2 checks of one server's credentials do not queue without bound. With the limit
 /// off, 64 different wrong secrets at once: those past the queue are answered 429 at once
 /// (E1 envelope, Retry-After), and the real secret still gets through.
@@ -316,6 +345,7 @@ backend_tests!(
     a5_one_wrong_credential_repeated_concurrently_gets_no_more_than_the_budget,
     defect_rotated_away_secret_neither_skips_the_limiter_nor_starves_the_new_one,
     defect_argon2_checks_of_one_server_are_capped_and_fail_fast,
+    defect_a_deleted_api_key_is_limited_like_a_guess,
     a5_x_forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy,
     a5_ipv6_clients_share_a_budget_per_64_and_each_server_has_one,
 );
