@@ -42,6 +42,8 @@ enum Job {
 /// as the burst is wide. Here the memory is bounded by the number of threads.
 pub struct Argon2Pool {
     jobs: std::sync::mpsc::Sender<Job>,
+    /// Verifications submitted so far.
+    verifications: std::sync::atomic::AtomicU64,
 }
 
 impl Argon2Pool {
@@ -68,7 +70,10 @@ impl Argon2Pool {
                 })
                 .expect("spawn an argon2 thread");
         }
-        Argon2Pool { jobs: tx }
+        Argon2Pool {
+            jobs: tx,
+            verifications: Default::default(),
+        }
     }
 
     fn submit(&self, job: Job) {
@@ -84,6 +89,8 @@ impl Argon2Pool {
     }
 
     pub async fn verify(&self, secret: String, verifier: String) -> bool {
+        self.verifications
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.submit(Job::Verify(secret, verifier, tx));
         rx.await.unwrap_or(false)
@@ -230,5 +237,40 @@ impl ServerSecretCache {
             );
         }
         Ok(ok)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_secret_is_checked_by_argon2_once_per_verifier_whether_right_or_wrong() {
+        let cache = ServerSecretCache::default();
+        let secret = connect_manager_core::secret::new_server_secret();
+        let current = ServerCredentials {
+            server_id: "S".into(),
+            secret_verifier: server_secret_verifier(&secret).unwrap(),
+            tokens_version: 1,
+        };
+        let runs = || {
+            cache
+                .argon2
+                .verifications
+                .load(std::sync::atomic::Ordering::Relaxed)
+        };
+        for _ in 0..3 {
+            assert_eq!(cache.verify("wrong", &current).await, Ok(false));
+            assert_eq!(cache.verify(&secret, &current).await, Ok(true));
+        }
+        assert_eq!(runs(), 2);
+        // A new verifier (a rotation): both are checked again.
+        let rotated = ServerCredentials {
+            secret_verifier: server_secret_verifier(&secret).unwrap(),
+            ..current
+        };
+        assert_eq!(cache.verify("wrong", &rotated).await, Ok(false));
+        assert_eq!(cache.verify(&secret, &rotated).await, Ok(true));
+        assert_eq!(runs(), 4);
     }
 }
