@@ -103,6 +103,8 @@ impl DatabaseArgs {
             public_url: None,
             log_format: LogFormat::Text,
             auth_failures_per_minute: 0,
+            trusted_proxies: String::new(),
+            forwarded_header: Default::default(),
         }
         .validate()?;
         Ok(open_checked(&config).await?)

@@ -197,6 +197,21 @@ pub struct ServeArgs {
     /// 429 with Retry-After. 0 turns the limit off.
     #[arg(long, env = "CONNECT_MANAGER_AUTH_FAILURES_PER_MINUTE", default_value_t = crate::limiter::DEFAULT_FAILURES_PER_MINUTE)]
     pub auth_failures_per_minute: u32,
+
+    /// Reverse proxies whose forwarding header names the client: a comma-separated list of CIDRs
+    /// (`10.0.0.0/8,fd00::/8`; a bare address is that address). Default: none, the TCP peer is
+    /// the client.
+    #[arg(long, env = "CONNECT_MANAGER_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: String,
+
+    /// The header the trusted proxies append the client's address to.
+    #[arg(
+        long,
+        env = "CONNECT_MANAGER_FORWARDED_HEADER",
+        value_enum,
+        default_value = "x-forwarded-for"
+    )]
+    pub forwarded_header: crate::client::ForwardedHeader,
 }
 
 /// How a secret setting shows in `Debug`: whether it is set, never its value.
@@ -257,6 +272,7 @@ pub struct Config {
     pub public_url: String,
     pub log_format: LogFormat,
     pub auth_failures_per_minute: u32,
+    pub trusted_proxies: crate::client::TrustedProxies,
 }
 
 impl std::fmt::Debug for Config {
@@ -281,6 +297,7 @@ impl std::fmt::Debug for Config {
             .field("public_url", &self.public_url)
             .field("log_format", &self.log_format)
             .field("auth_failures_per_minute", &self.auth_failures_per_minute)
+            .field("trusted_proxies", &self.trusted_proxies)
             .finish_non_exhaustive()
     }
 }
@@ -424,6 +441,9 @@ impl ServeArgs {
                 "CONNECT_MANAGER_PUBLIC_URL: '{public_url}' is not an http:// or https:// URL"
             )));
         }
+        let trusted_proxies =
+            crate::client::TrustedProxies::parse(&self.trusted_proxies, self.forwarded_header)
+                .map_err(|e| ConfigError(format!("CONNECT_MANAGER_TRUSTED_PROXIES: {e}")))?;
         let config = Config {
             bind,
             data_dir,
@@ -434,6 +454,7 @@ impl ServeArgs {
             public_url,
             log_format: self.log_format,
             auth_failures_per_minute: self.auth_failures_per_minute,
+            trusted_proxies,
         };
         if config.uses_data_dir() {
             ensure_data_dir(&config.data_dir)?;

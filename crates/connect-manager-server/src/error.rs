@@ -60,15 +60,33 @@ impl ApiError {
 
     /// 429: too many failed authentications from this address.
     pub fn too_many(retry_after: u64) -> Self {
+        ApiError::too_many_because(
+            retry_after,
+            "too many failed authentications from this address",
+        )
+    }
+
+    /// 429 with `Retry-After`, saying why.
+    pub fn too_many_because(retry_after: u64, why: &str) -> Self {
         ApiError {
             retry_after: Some(retry_after),
             ..ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "too_many_requests",
-                format!(
-                    "too many failed authentications from this address; retry in {retry_after} s"
-                ),
+                format!("{why}; retry in {retry_after} s"),
             )
+        }
+    }
+
+    /// The limiter's refusal (limiter.rs).
+    pub fn refused(r: crate::limiter::Refused) -> Self {
+        if r.server_budget {
+            ApiError::too_many_because(
+                r.retry_after,
+                "too many failed authentications as this server",
+            )
+        } else {
+            ApiError::too_many(r.retry_after)
         }
     }
 

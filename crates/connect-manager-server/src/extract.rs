@@ -1,9 +1,7 @@
 //! Extractors: request bodies and queries whose rejections speak the error envelope, the calling
 //! user (A1, Bearer API key) and the calling Connect server (HTTP Basic with its credentials).
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts};
+use axum::extract::{FromRequest, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use base64::Engine;
@@ -12,7 +10,9 @@ use connect_manager_core::model::Actor;
 use connect_manager_core::principal::{Permission, Principal};
 use connect_manager_core::secret::api_key_hash;
 
+use crate::client::ClientAddr;
 use crate::error::{ApiError, ApiResult};
+use crate::limiter::Target;
 use crate::request_id::RequestId;
 use crate::state::AppState;
 
@@ -43,17 +43,9 @@ fn actor_for(parts: &Parts, user_id: String) -> Actor {
     }
 }
 
+/// The client's address as text (client.rs: behind trusted proxies, the forwarded client).
 pub fn client_ip(parts: &Parts) -> String {
-    client_addr(parts)
-        .map(|ip| ip.to_string())
-        .unwrap_or_default()
-}
-
-fn client_addr(parts: &Parts) -> Option<std::net::IpAddr> {
-    parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
+    ClientAddr::text(&parts.extensions)
 }
 
 fn credentials<'a>(parts: &'a Parts, scheme: &str) -> Option<&'a str> {
@@ -80,16 +72,20 @@ impl FromRequestParts<AppState> for Caller {
             ));
         };
         let fingerprint = connect_manager_core::secret::fingerprint(key);
-        let attempt = match state.auth_limiter.admit(client_addr(parts), &fingerprint) {
+        let attempt = match state
+            .auth_limiter
+            .admit(ClientAddr::of_parts(parts), &fingerprint, Target::Other)
+            .await
+        {
             Ok(attempt) => attempt,
-            Err(wait) => {
+            Err(refused) => {
                 crate::metrics::inc(&state.metrics.auth_rate_limited);
-                return Err(ApiError::too_many(wait));
+                return Err(ApiError::refused(refused));
             }
         };
         match state.store.principal_for_key(&api_key_hash(key)).await? {
             Some(principal) => {
-                attempt.succeeded(fingerprint);
+                attempt.succeeded();
                 Ok(Caller {
                     actor: actor_for(parts, principal.user_id.clone()),
                     principal,
@@ -184,11 +180,22 @@ impl FromRequestParts<AppState> for ServerCaller {
             return Err(unauthorized());
         };
         let fingerprint = connect_manager_core::secret::fingerprint(&decoded);
-        let attempt = match state.auth_limiter.admit(client_addr(parts), &fingerprint) {
+        // Guesses at one server's secret share its budget, from whatever address.
+        let target = match decoded.split_once(':') {
+            Some((server_id, _)) if connect_manager_core::id::is_upper(server_id) => {
+                Target::Server(server_id)
+            }
+            _ => Target::Other,
+        };
+        let attempt = match state
+            .auth_limiter
+            .admit(ClientAddr::of_parts(parts), &fingerprint, target)
+            .await
+        {
             Ok(attempt) => attempt,
-            Err(wait) => {
+            Err(refused) => {
                 crate::metrics::inc(&state.metrics.auth_rate_limited);
-                return Err(ApiError::too_many(wait));
+                return Err(ApiError::refused(refused));
             }
         };
         // Wrong credentials are Err(why); a database error is returned as it is (uncharged).
@@ -201,14 +208,21 @@ impl FromRequestParts<AppState> for ServerCaller {
                 match state.access.server(&state.store, server_id).await? {
                     None => Err("unknown server"),
                     Some(access) => {
-                        if state
+                        match state
                             .server_secrets
                             .verify(secret, &access.credentials)
                             .await
                         {
-                            Ok(access)
-                        } else {
-                            Err("bad secret")
+                            Ok(true) => Ok(access),
+                            Ok(false) => Err("bad secret"),
+                            // Not checked: the attempt is dropped uncharged.
+                            Err(crate::state::Busy) => {
+                                crate::metrics::inc(&state.metrics.auth_rate_limited);
+                                return Err(ApiError::too_many_because(
+                                    1,
+                                    "too many authentications as this server are being checked",
+                                ));
+                            }
                         }
                     }
                 }
@@ -223,7 +237,7 @@ impl FromRequestParts<AppState> for ServerCaller {
                 return Err(unauthorized());
             }
         };
-        attempt.succeeded(fingerprint);
+        attempt.succeeded();
         Ok(ServerCaller {
             server_id: access.credentials.server_id.clone(),
             access,

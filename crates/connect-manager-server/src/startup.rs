@@ -327,6 +327,10 @@ pub async fn app_state(prepared: Prepared, config: &Config) -> Result<AppState, 
     let access = Arc::new(AccessCache::default());
     prepared.store.subscribe(access.clone());
     prepared.store.subscribe(keys.clone());
+    let auth_limiter = Arc::new(crate::limiter::AuthLimiter::new(
+        config.auth_failures_per_minute,
+    ));
+    prepared.store.subscribe(auth_limiter.clone());
     Ok(AppState {
         store: prepared.store,
         public_url: config.public_url.as_str().into(),
@@ -334,15 +338,15 @@ pub async fn app_state(prepared: Prepared, config: &Config) -> Result<AppState, 
         access,
         keys,
         account_id: prepared.account_id.into(),
-        auth_limiter: Arc::new(crate::limiter::AuthLimiter::new(
-            config.auth_failures_per_minute,
-        )),
+        auth_limiter,
+        trusted_proxies: Arc::new(config.trusted_proxies.clone()),
         metrics: Default::default(),
     })
 }
 
 /// The whole HTTP application over `state`.
 pub fn app(state: AppState) -> Router {
+    let trusted_proxies = state.trusted_proxies.clone();
     let (router, _) = crate::openapi::split();
     router
         .fallback(|| async {
@@ -361,6 +365,11 @@ pub fn app(state: AppState) -> Router {
         .layer(crate::telemetry::trace_layer())
         .layer(axum::middleware::from_fn(
             crate::request_id::request_id_layer,
+        ))
+        // Outermost: the client is known to the request span, the limiter and the audit trail.
+        .layer(axum::middleware::from_fn_with_state(
+            trusted_proxies,
+            crate::client::layer,
         ))
 }
 

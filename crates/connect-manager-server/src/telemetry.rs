@@ -60,11 +60,7 @@ fn request_span(req: &Request<axum::body::Body>) -> tracing::Span {
         .get::<RequestId>()
         .map(|r| r.0.as_str())
         .unwrap_or("");
-    let client_ip = req
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
-        .unwrap_or_default();
+    let client_ip = crate::client::ClientAddr::text(req.extensions());
     tracing::info_span!(
         "request",
         method = %req.method(),

@@ -67,9 +67,32 @@ impl TestApp {
 
     /// A service allowing `per_minute` failed authentications per client IP.
     pub async fn spawn_limited(db: TestDb, per_minute: u32) -> TestApp {
+        TestApp::spawn_with(db, per_minute, "").await
+    }
+
+    /// A service allowing `per_minute` failed authentications per client, believing the
+    /// `X-Forwarded-For` of the proxies in `trusted_proxies` (a CIDR list).
+    pub async fn spawn_with(db: TestDb, per_minute: u32, trusted_proxies: &str) -> TestApp {
         let data_dir = db.dir().join("data");
         let url = db.url.clone();
-        TestApp::start(db, url, data_dir, per_minute).await
+        TestApp::start(db, url, data_dir, per_minute, trusted_proxies).await
+    }
+
+    /// Stops this service and starts a new one on the same database, data directory and port
+    /// settings: a restart, with nothing of the old process's memory (caches, limiter) left.
+    pub async fn restart(&mut self, per_minute: u32) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap();
+        }
+        let (base, tx, task) =
+            launch_service(self.db.url.clone(), self.data_dir.clone(), per_minute, "").await;
+        self.base = base;
+        self.shutdown = Some(tx);
+        self.task = Some(task);
+        self.get_as(None, "/readyz").await.expect(200);
     }
 
     /// Another replica on the same database and data directory (so the same master key).
@@ -77,37 +100,18 @@ impl TestApp {
         let db = TestDb::for_backend(self.db.backend)
             .await
             .expect("a database for the replica");
-        TestApp::start(db, self.db.url.clone(), self.data_dir.clone(), 0).await
+        TestApp::start(db, self.db.url.clone(), self.data_dir.clone(), 0, "").await
     }
 
-    async fn start(db: TestDb, url: String, data_dir: PathBuf, per_minute: u32) -> TestApp {
-        let args = ServeArgs {
-            bind: "127.0.0.1:0".into(),
-            storage: StorageArgs {
-                data_dir: data_dir.clone(),
-                database_url: Some(url),
-                database_password_file: None,
-                master_key: None,
-                master_key_file: None,
-                connection: Default::default(),
-            },
-            bootstrap_key: Some(OWNER_KEY.into()),
-            bootstrap_key_file: None,
-            public_url: Some("https://cm.example.test".into()),
-            log_format: LogFormat::Text,
-            auth_failures_per_minute: per_minute,
-        };
-        let config = args.validate().expect("valid test config");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            launch(config, listener, async {
-                let _ = rx.await;
-            })
-            .await
-            .expect("service runs");
-        });
+    async fn start(
+        db: TestDb,
+        url: String,
+        data_dir: PathBuf,
+        per_minute: u32,
+        trusted_proxies: &str,
+    ) -> TestApp {
+        let (base, tx, task) =
+            launch_service(url, data_dir.clone(), per_minute, trusted_proxies).await;
         let app = TestApp {
             base,
             client: {
@@ -124,6 +128,17 @@ impl TestApp {
         };
         app.get_as(None, "/readyz").await.expect(200);
         app
+    }
+
+    /// A client whose connections come from `source` (any 127.0.0.0/8 address on loopback), so
+    /// that tests can play several clients.
+    pub fn client_from(source: &str) -> reqwest::Client {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        reqwest::Client::builder()
+            .local_address(Some(source.parse().expect("an address")))
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .unwrap()
     }
 
     pub async fn stop(mut self) {
@@ -307,6 +322,45 @@ impl TestApp {
     }
 }
 
+/// Starts the service; returns its base URL, its shutdown trigger and its task.
+async fn launch_service(
+    url: String,
+    data_dir: PathBuf,
+    per_minute: u32,
+    trusted_proxies: &str,
+) -> (String, oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    let args = ServeArgs {
+        bind: "127.0.0.1:0".into(),
+        storage: StorageArgs {
+            data_dir,
+            database_url: Some(url),
+            database_password_file: None,
+            master_key: None,
+            master_key_file: None,
+            connection: Default::default(),
+        },
+        bootstrap_key: Some(OWNER_KEY.into()),
+        bootstrap_key_file: None,
+        public_url: Some("https://cm.example.test".into()),
+        log_format: LogFormat::Text,
+        auth_failures_per_minute: per_minute,
+        trusted_proxies: trusted_proxies.into(),
+        forwarded_header: Default::default(),
+    };
+    let config = args.validate().expect("valid test config");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        launch(config, listener, async {
+            let _ = rx.await;
+        })
+        .await
+        .expect("service runs");
+    });
+    (base, tx, task)
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
@@ -315,7 +369,7 @@ impl Drop for TestApp {
     }
 }
 
-async fn reply(response: reqwest::Response) -> Reply {
+pub async fn reply(response: reqwest::Response) -> Reply {
     let status = response.status();
     let headers = response.headers().clone();
     let bytes = response.bytes().await.unwrap_or_default();

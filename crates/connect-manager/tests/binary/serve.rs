@@ -81,6 +81,13 @@ fn config_errors_stop_startup_with_exit_code_2() {
             )],
             "CONNECT_MANAGER_BOOTSTRAP_KEY_FILE",
         ),
+        (
+            vec![(
+                "CONNECT_MANAGER_TRUSTED_PROXIES",
+                "10.0.0.0/8,10.1.0.0/33".into(),
+            )],
+            "CONNECT_MANAGER_TRUSTED_PROXIES",
+        ),
     ];
     for (env, mentions) in cases {
         let mut cmd = command(dir.path());
