@@ -111,36 +111,17 @@ impl Drop for TestDb {
 
 /// A TCP proxy in front of a test database, to take it away and bring it back: `cut` stops
 /// listening and drops every connection it carries (as a stopped PostgreSQL would), `restore`
-/// listens again on the same address.
+/// listens again on the same address, `go_silent` keeps every connection open but passes nothing
+/// (a dead host, a partition).
 pub struct TcpProxy {
     pub addr: std::net::SocketAddr,
-    upstream: std::net::SocketAddr,
+    pub upstream: std::net::SocketAddr,
     accept: Option<tokio::task::JoinHandle<()>>,
     links: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    silent: tokio::sync::watch::Sender<bool>,
 }
 
 impl TcpProxy {
-    /// A proxy to the PostgreSQL server of `url`; returns it and `url` through it.
-    pub async fn to_postgres(url: &str) -> (TcpProxy, String) {
-        let (scheme, rest) = url.split_once("://").expect("scheme");
-        let (userinfo, rest) = rest.rsplit_once('@').map_or(("", rest), |(u, r)| (u, r));
-        let (hostport, db) = rest.split_once('/').expect("database");
-        let hostport = if hostport.contains(':') {
-            hostport.to_owned()
-        } else {
-            format!("{hostport}:5432")
-        };
-        let upstream = tokio::net::lookup_host(&hostport)
-            .await
-            .expect("resolve database host")
-            .next()
-            .expect("database address");
-        let proxy = TcpProxy::start(upstream).await;
-        let at = if userinfo.is_empty() { "" } else { "@" };
-        let through = format!("{scheme}://{userinfo}{at}{}/{db}", proxy.addr);
-        (proxy, through)
-    }
-
     pub async fn start(upstream: std::net::SocketAddr) -> TcpProxy {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -150,23 +131,44 @@ impl TcpProxy {
             upstream,
             accept: None,
             links: Default::default(),
+            silent: tokio::sync::watch::channel(false).0,
         };
         proxy.serve(listener);
         proxy
     }
 
     fn serve(&mut self, listener: tokio::net::TcpListener) {
-        let (upstream, links) = (self.upstream, self.links.clone());
+        let (upstream, links, silent) = (self.upstream, self.links.clone(), self.silent.clone());
         self.accept = Some(tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
+                let mut quiet = silent.subscribe();
                 let link = tokio::spawn(async move {
+                    if *quiet.borrow() {
+                        // Accepted by the kernel, never answered.
+                        let _held = client;
+                        return std::future::pending().await;
+                    }
                     if let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                        let silenced = tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut client, &mut server) => false,
+                            r = quiet.wait_for(|s| *s) => r.is_ok(),
+                        };
+                        if silenced {
+                            // Both sockets stay open; nothing passes any more.
+                            let _held = (client, server);
+                            std::future::pending::<()>().await;
+                        }
                     }
                 });
                 links.lock().expect("proxy links").push(link);
             }
         }));
+    }
+
+    /// The database host vanishes without a word (a dead machine, a partition): connections
+    /// stay open but nothing passes either way, and new ones are accepted but never answered.
+    pub fn go_silent(&self) {
+        self.silent.send_replace(true);
     }
 
     /// The database goes away: nothing listens on the proxy's port, every connection is cut.
@@ -192,10 +194,45 @@ impl TcpProxy {
     }
 }
 
+impl TcpProxy {
+    /// A proxy to the PostgreSQL server of `url`; returns it and `url` through it.
+    pub async fn to_postgres(url: &str) -> (TcpProxy, String) {
+        let (upstream, _) = through(url, |a| a.to_string()).await;
+        let proxy = TcpProxy::start(upstream).await;
+        let (_, url) = through(url, |_| proxy.addr.to_string()).await;
+        (proxy, url)
+    }
+}
+
 impl Drop for TcpProxy {
     fn drop(&mut self) {
         self.cut();
     }
+}
+
+/// `postgres://user@host:port/db` -> (host:port resolved, the URL with `proxy` in its place).
+pub async fn through(
+    url: &str,
+    proxy: impl Fn(std::net::SocketAddr) -> String,
+) -> (std::net::SocketAddr, String) {
+    let (scheme, rest) = url.split_once("://").expect("scheme");
+    let (userinfo, rest) = rest.rsplit_once('@').map_or(("", rest), |(u, r)| (u, r));
+    let (hostport, db) = rest.split_once('/').expect("database");
+    let hostport = if hostport.contains(':') {
+        hostport.to_owned()
+    } else {
+        format!("{hostport}:5432")
+    };
+    let upstream = tokio::net::lookup_host(&hostport)
+        .await
+        .expect("resolve database host")
+        .next()
+        .expect("database address");
+    let at = if userinfo.is_empty() { "" } else { "@" };
+    (
+        upstream,
+        format!("{scheme}://{userinfo}{at}{}/{db}", proxy(upstream)),
+    )
 }
 
 /// Runs each listed `async fn name(db: TestDb)` once per backend, as `sqlite::name` and
