@@ -424,6 +424,20 @@ def create_token(base: str, server: str, vaults: list[str], name: str = "t") -> 
                        {"name": name, "vaults": [{"vault": v} for v in vaults]}), 201, "create token")
 
 
+def revocation_lag(bases: list[str], server: str, vault: str, creds: "ServerCreds") -> tuple[Resp, float | None]:
+    """A new token, introspected on the second replica, revoked on the first: returns that first
+    introspection and how long the second took to see the revocation (None: not within 5 s)."""
+    tok = create_token(bases[0], server, [vault])
+    before = call(bases[1], "POST", "/v1/introspect", {"token": tok["token"]}, basic=(creds.id, creds.secret))
+    expect(call(bases[0], "DELETE", f"/v1/connect/tokens/{tok['id']}"), 200, "revoke")
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 5:
+        r = call(bases[1], "POST", "/v1/introspect", {"token": tok["token"]}, basic=(creds.id, creds.secret))
+        if r.status == 200 and r.body.get("active") is False:
+            return before, r.ended - t0
+    return before, None
+
+
 def list_all_tokens(base: str, server: str) -> dict[str, dict]:
     out: dict[str, dict] = {}
     cursor = None
@@ -631,16 +645,7 @@ def drill_outage(long: bool) -> Verdict:
         v.check(unavailable <= 3 * rounds,
                 f"{s.name}: {unavailable} 'database unavailable' log lines for {rounds} outage(s)"
                 f" ({errors} ERROR lines in all), not one per 503")
-    tok = create_token(bases[0], server, [vault])
-    before = call(bases[1], "POST", "/v1/introspect", {"token": tok["token"]}, basic=(creds.id, creds.secret))
-    expect(call(bases[0], "DELETE", f"/v1/connect/tokens/{tok['id']}"), 200, "revoke")
-    t0 = time.monotonic()
-    lag = None
-    while time.monotonic() - t0 < 5:
-        r = call(bases[1], "POST", "/v1/introspect", {"token": tok["token"]}, basic=(creds.id, creds.secret))
-        if r.status == 200 and r.body.get("active") is False:
-            lag = r.ended - t0
-            break
+    before, lag = revocation_lag(bases, server, vault, creds)
     v.check(before.status == 200 and before.body.get("active") is True and lag is not None and lag < REPLICA_LAG_S,
             f"after the outage a revocation on one replica is seen on the other in {lag if lag is None else round(lag, 3)} s")
     stats = {}
@@ -1165,16 +1170,7 @@ def drill_failover(long: bool) -> Verdict:
             say(f"  {s.name}: {len(errors)} ERROR lines in its log ({'; '.join(kinds[:4]) or 'none'})")
             v.check("panicked" not in text, f"{s.name}: no panic in its log")
         # The change feed listens on the new primary: a revocation on one replica reaches the other.
-        tok = create_token(bases[0], server, [vault])
-        before = call(bases[1], "POST", "/v1/introspect", {"token": tok["token"]}, basic=(creds.id, creds.secret))
-        expect(call(bases[0], "DELETE", f"/v1/connect/tokens/{tok['id']}"), 200, "revoke")
-        t_rev = time.monotonic()
-        lag = None
-        while time.monotonic() - t_rev < 5:
-            r = call(bases[1], "POST", "/v1/introspect", {"token": tok["token"]}, basic=(creds.id, creds.secret))
-            if r.status == 200 and r.body.get("active") is False:
-                lag = r.ended - t_rev
-                break
+        before, lag = revocation_lag(bases, server, vault, creds)
         v.check(before.status == 200 and lag is not None and lag < REPLICA_LAG_S,
                 f"after the failover a revocation on one replica is seen on the other in"
                 f" {lag if lag is None else round(lag, 3)} s")
