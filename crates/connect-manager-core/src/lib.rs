@@ -14,6 +14,7 @@ pub mod principal;
 pub mod secret;
 pub mod timestamp;
 pub mod token;
+pub mod wire;
 
 pub use error::{Error, Result};
 pub use timestamp::Timestamp;

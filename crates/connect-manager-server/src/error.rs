@@ -6,9 +6,7 @@ use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use connect_manager_core::Error;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use utoipa::ToSchema;
 
 use crate::request_id::current_request_id;
 
@@ -24,23 +22,7 @@ pub struct ApiError {
     pub retry_after: Option<u64>,
 }
 
-/// The error envelope (E1).
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct ErrorBody {
-    pub error: ErrorDetail,
-    pub request_id: String,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct ErrorDetail {
-    /// Machine-readable, snake_case: `not_found`, `ambiguous`, `vault_not_grantable`, …
-    pub code: String,
-    /// What went wrong, for a person.
-    pub message: String,
-    /// Structured context (the candidates of an ambiguous name, the field at fault, …).
-    #[schema(value_type = Object)]
-    pub details: Value,
-}
+pub use connect_manager_core::wire::{ErrorBody, ErrorDetail};
 
 /// Marks a response whose body is already the envelope.
 #[derive(Clone, Copy)]

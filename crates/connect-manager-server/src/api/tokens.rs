@@ -7,7 +7,6 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use connect_manager_core::access::VaultAcl;
 use connect_manager_core::duration::parse_expires_in;
 use connect_manager_core::model::{
     Server, ServerState, Token, TokenRecord, VaultAccess, check_grantable,
@@ -17,6 +16,7 @@ use connect_manager_core::principal::Permission;
 use connect_manager_core::token::{
     AUDIENCE, Claims, FEATURE_VAULT_ACCESS, Jwks, VaultScope, random_token_value,
 };
+pub use connect_manager_core::wire::{IntrospectRequest, Introspection};
 use connect_manager_core::{Error, Timestamp, id, name};
 use connect_manager_store::NewToken;
 use serde::{Deserialize, Serialize};
@@ -294,35 +294,6 @@ pub async fn revoke_token(
         crate::metrics::inc(&state.metrics.tokens_revoked);
     }
     Ok(Json(revoked.view(Timestamp::now())))
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct IntrospectRequest {
-    /// The JWT.
-    pub token: String,
-}
-
-/// RFC 7662's shape. An inactive token is `{"active": false}` and nothing else, whatever the
-/// reason.
-#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
-pub struct Introspection {
-    pub active: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub jti: Option<String>,
-    /// The server's ID.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sub: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub iat: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub exp: Option<i64>,
-    /// The token's name.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// The effective access: the token's scope ∩ the server's live grants (R6).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub vaults: Option<Vec<VaultAcl>>,
 }
 
 /// Whether a token is valid now, and what it may reach (T4). Authenticate as the Connect server
