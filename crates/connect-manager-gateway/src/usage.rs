@@ -1,0 +1,1 @@
+//! G7: last use, reported to the manager in batches, at most once a minute per token.
