@@ -374,6 +374,11 @@ const LOCK_READ_GRANTS: &str = " FOR SHARE OF sv";
 const LOCK_SERVER_SHARE: &str = " FOR SHARE";
 const LOCK_SERVER_UPDATE: &str = " FOR NO KEY UPDATE";
 
+/// A vault being granted against a concurrent delete of the vault: see
+/// `sql::load_grantable_vault`. A key share lock, the one the grant's foreign key takes anyway,
+/// taken at the read instead of at the insert.
+const LOCK_VAULT_KEY: &str = " FOR KEY SHARE";
+
 /// Serialises changes to the Owners group (A2's last-owner check) across connections and
 /// replicas: a row lock on the group, held to the end of the transaction.
 async fn lock_owners(tx: &mut sqlx::Transaction<'static, Db>) -> Result<()> {

@@ -24,8 +24,8 @@ use connect_manager_core::{Error, Result, Timestamp};
 use sqlx::AssertSqlSafe;
 
 use super::{
-    BACKEND, Db, LOCK_READ_GRANTS, LOCK_SERVER_SHARE, LOCK_SERVER_UPDATE, ThisStore, begin_write,
-    lock_names, lock_owners, lock_signing_keys, notify,
+    BACKEND, Db, LOCK_READ_GRANTS, LOCK_SERVER_SHARE, LOCK_SERVER_UPDATE, LOCK_VAULT_KEY,
+    ThisStore, begin_write, lock_names, lock_owners, lock_signing_keys, notify,
 };
 use crate::{
     AuditFilter, Backend, Bootstrap, Change, NewServer, NewToken, Reseal, RetiredKey, ServerAccess,
@@ -433,6 +433,25 @@ async fn load_vault(conn: &mut Conn, vault_id: &str) -> Result<Vault> {
     row.map(vault)
         .transpose()?
         .ok_or_else(|| Error::not_found("vault", vault_id))
+}
+
+/// A vault about to be granted (R3, R5): it must exist and be grantable, and it stays so until
+/// the grant commits. `LOCK_VAULT_KEY` holds the vault row against a concurrent delete, which
+/// otherwise could commit between this read and the grant's insert (whose foreign key then
+/// failed with a 500); the delete waits, then ends the new grant with the vault (R6).
+async fn load_grantable_vault(conn: &mut Conn, vault_id: &str) -> Result<()> {
+    let sql =
+        format!("SELECT id, name, type, created_at FROM vaults WHERE id = $1{LOCK_VAULT_KEY}");
+    let row: Option<VaultRow> = sqlx::query_as(AssertSqlSafe(sql))
+        .bind(vault_id)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    let vault = row
+        .map(vault)
+        .transpose()?
+        .ok_or_else(|| Error::not_found("vault", vault_id))?;
+    check_grantable(&vault)
 }
 
 async fn is_owners_group(conn: &mut Conn, group_id: &str) -> Result<bool> {
@@ -1310,7 +1329,7 @@ impl Store for ThisStore {
         lock_names(&mut tx, NameTable::Servers).await?;
         let vault_ids: BTreeSet<&String> = new.vault_ids.iter().collect();
         for vault_id in &vault_ids {
-            check_grantable(&load_vault(&mut tx, vault_id).await?)?;
+            load_grantable_vault(&mut tx, vault_id).await?;
         }
         let now = Timestamp::now().micros();
         sqlx::query(
@@ -1569,7 +1588,7 @@ impl Store for ThisStore {
         // R4: see `lock_live_server`. An update lock, not a share lock: the grant updates the
         // row below, and two grants holding share locks would each wait for the other's.
         lock_live_server(&mut tx, server_id, LOCK_SERVER_UPDATE).await?;
-        check_grantable(&load_vault(&mut tx, vault_id).await?)?;
+        load_grantable_vault(&mut tx, vault_id).await?;
         let now = Timestamp::now().micros();
         let added = sqlx::query(
             "INSERT INTO server_vaults (server_id, vault_id, created_at) VALUES ($1, $2, $3) \

@@ -123,6 +123,10 @@ const LOCK_READ_GRANTS: &str = "";
 const LOCK_SERVER_SHARE: &str = "";
 const LOCK_SERVER_UPDATE: &str = "";
 
+/// A vault being granted against a concurrent delete: `BEGIN IMMEDIATE` already serialises
+/// writers.
+const LOCK_VAULT_KEY: &str = "";
+
 /// Serialises changes to the Owners group (A2's last-owner check). `BEGIN IMMEDIATE` already
 /// holds the database's only write lock.
 async fn lock_owners(_tx: &mut sqlx::Transaction<'static, Db>) -> Result<()> {

@@ -2,6 +2,7 @@
 
 use connect_manager_store::backend_tests;
 use connect_manager_store::testing::TestDb;
+use futures_util::future::join_all;
 use reqwest::Method;
 use serde_json::json;
 
@@ -112,8 +113,70 @@ async fn a2_registry_reads_are_open_changes_are_owners_only(db: TestDb) {
     app.stop().await;
 }
 
+/// E1 under a race: a vault grant (or a server created with the vault) racing the vault's delete
+/// answers 200/201 or 404, never 500, and leaves no grant of the deleted vault behind. On
+/// PostgreSQL the grant read the vault without a lock, so the delete could commit between that
+/// read and the grant's insert, whose foreign key then failed.
+async fn e1_vault_grant_racing_vault_delete_never_answers_500(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    let servers: Vec<String> = {
+        let mut ids = Vec::new();
+        for i in 0..8 {
+            let (s, _) = app.server(&format!("racer-{i}"), &[]).await;
+            ids.push(s["id"].as_str().unwrap().to_owned());
+        }
+        ids
+    };
+    let mut outcomes = std::collections::BTreeMap::<u16, usize>::new();
+    for round in 0..25 {
+        let v = app
+            .vault(&format!("contested-{round}"), "USER_CREATED")
+            .await;
+        let vid = v["id"].as_str().unwrap().to_owned();
+        let grants = servers.iter().map(|s| {
+            let path = format!("/v1/connect/servers/{s}/vaults/{vid}");
+            let app = &app;
+            async move { app.put(&path).await }
+        });
+        let create = app.post(
+            "/v1/connect/servers",
+            json!({"name": format!("born-{round}"), "vaults": [vid]}),
+        );
+        let vault_path = format!("/v1/vaults/{vid}");
+        let delete = app.delete(&vault_path);
+        let (grants, created, deleted) = tokio::join!(join_all(grants), create, delete);
+        assert_eq!(deleted.status.as_u16(), 204, "{}", deleted.body);
+        for reply in grants.into_iter().chain([created]) {
+            let status = reply.status.as_u16();
+            assert!(
+                matches!(status, 200 | 201 | 404),
+                "round {round}: {status} {}",
+                reply.body
+            );
+            *outcomes.entry(status).or_default() += 1;
+        }
+        for s in &servers {
+            let server = app
+                .get(&format!("/v1/connect/servers/{s}"))
+                .await
+                .expect(200);
+            assert!(
+                server["vaults"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|g| g["id"] != vid.as_str()),
+                "a grant of the deleted vault survived: {server}"
+            );
+        }
+    }
+    eprintln!("grant/create outcomes racing the delete: {outcomes:?}");
+    app.stop().await;
+}
+
 backend_tests!(
     vault_registry_crud,
+    e1_vault_grant_racing_vault_delete_never_answers_500,
     r1_unknown_reference_is_404_naming_it,
     r2_names_are_validated_and_unique,
     a2_registry_reads_are_open_changes_are_owners_only,
