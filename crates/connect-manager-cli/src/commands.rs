@@ -511,6 +511,17 @@ pub enum VaultCommand {
         /// The vault, by name or ID (`-`: standard input).
         vault: String,
     },
+    /// Bring a Connect server's vaults into the registry under their real IDs (owners): creates
+    /// the missing ones, renames those whose name changed, never deletes. Running it again
+    /// changes nothing.
+    Import {
+        /// The Connect server's URL, e.g. http://connect-api:8080.
+        #[arg(long, env = "OP_CONNECT_HOST")]
+        connect_host: String,
+        /// The Connect server's token (sent to it only; never printed).
+        #[arg(long, env = "OP_CONNECT_TOKEN", hide_env_values = true)]
+        connect_token: Option<String>,
+    },
 }
 
 fn vault_row(v: &Vault) -> Vec<String> {
@@ -616,6 +627,10 @@ pub async fn vault(client: &Client, format: Format, command: VaultCommand) -> an
                 .delete(&format!("/v1/vaults/{}", enc(&arg(vault)?)))
                 .await?;
         }
+        VaultCommand::Import {
+            connect_host,
+            connect_token,
+        } => crate::import::import(client, format, &connect_host, connect_token).await?,
     }
     Ok(())
 }
