@@ -105,15 +105,26 @@ async fn g7_usage_endpoint_records_last_use(db: TestDb) {
         text.contains("connect_manager_usage_entries_total{result=\"written\"} 2"),
         "{text}"
     );
-    // An address that is not one: 422.
-    app.post_as_server(
-        USAGE,
-        &a.0,
-        &a.1,
-        json!({"tokens": [entry(&a.2, later, "not-an-address")]}),
-    )
-    .await
-    .expect_error(422, "invalid_field");
+    // An address that is not one is dropped; the use is recorded without it.
+    let latest = later.plus_seconds(60);
+    let (_, c) = {
+        let (server, secret) = app.server("c", &["Prod"]).await;
+        let id = server["id"].as_str().unwrap().to_owned();
+        let (token, _) = app
+            .token(&id, json!({"name": "t", "vaults": [{"vault": "Prod"}]}))
+            .await;
+        (
+            id.clone(),
+            (id, secret, token["id"].as_str().unwrap().to_owned()),
+        )
+    };
+    assert_eq!(
+        report(&app, &c, vec![entry(&c.2, latest, "not-an-address")]).await,
+        204
+    );
+    let t = listed(&app, &c.2).await;
+    assert_eq!(t["last_used_at"], latest.to_rfc3339());
+    assert!(t["last_used_ip"].is_null(), "{t}");
     app.stop().await;
 }
 
