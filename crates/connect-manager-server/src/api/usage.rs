@@ -28,8 +28,9 @@ pub const MAX_USAGE_BODY_BYTES: usize = 256 * 1024;
         (status = 400, description = "The body is not a usage report.", body = ErrorBody),
         (status = 401, description = "Not a live server's credentials.", body = ErrorBody,
             headers(("WWW-Authenticate" = String, description = "The scheme to authenticate with: `Basic realm=\"connect-manager\"` (the server's ID and secret)."))),
-        (status = 413, description = "More than 1000 entries, or a body over 256 KiB: send several reports.", body = ErrorBody),
+        (status = 413, description = "The body is over 256 KiB.", body = ErrorBody),
         (status = 415, description = "The body is not JSON.", body = ErrorBody),
+        (status = 422, description = "More than 1000 entries (`invalid_field`): send several reports.", body = ErrorBody),
         (status = 429, description = "Too many failed authentications from this address: the credentials were not read.", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait."))),
         (status = 503, description = "The database is unavailable.", body = ErrorBody),
@@ -40,13 +41,15 @@ pub async fn report_usage(
     ApiJson(body): ApiJson<UsageReport>,
 ) -> ApiResult<StatusCode> {
     if body.tokens.len() > MAX_USAGE_BATCH {
+        // 422 (not 413): the body is within its size limit; it is the list that is too long,
+        // as the schema's maxItems says.
         return Err(ApiError {
             details: serde_json::json!({ "field": "tokens", "max": MAX_USAGE_BATCH }),
             ..ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_field",
                 format!(
-                    "a usage report carries at most {MAX_USAGE_BATCH} tokens; send the rest in another"
+                    "tokens: a usage report carries at most {MAX_USAGE_BATCH} tokens; send the rest in another"
                 ),
             )
         });

@@ -191,13 +191,13 @@ async fn g7_usage_refuses_an_oversized_batch(db: TestDb) {
     assert!(serde_json::to_vec(&full).unwrap().len() > 64 * 1024);
     assert_eq!(report(&app, &a, full).await, 204);
     assert_eq!(listed(&app, &a.2).await["last_used_ip"], "192.0.2.1");
-    // 1001 entries: 413 in the envelope, nothing written.
+    // 1001 entries: 422 in the envelope, nothing written.
     let over: Vec<Value> = (0..1001)
         .map(|_| entry(&a.2, Timestamp::now(), "192.0.2.2"))
         .collect();
     app.post_as_server(USAGE, &a.0, &a.1, json!({"tokens": over}))
         .await
-        .expect_error(413, "too_large");
+        .expect_error(422, "invalid_field");
     assert_eq!(listed(&app, &a.2).await["last_used_ip"], "192.0.2.1");
     // A body over 256 KiB: 413 too.
     let padding = "x".repeat(300 * 1024);
