@@ -1,6 +1,23 @@
 //! G2: the checks on a request's token.
+//!
+//! Local checks first, so that a forged or foreign token never costs a call to the manager:
+//! ES256 only, a `kid` in the manager's JWKS (refetched when unknown, at most once a second),
+//! `aud`, `iss` (the manager's public URL), `sub` (this server's ID), `exp`. Then the live answer
+//! of `POST /v1/introspect`, cached at most max-staleness (measured from when the question was
+//! sent), one call in flight per token, inactive answers cached too. No answer young enough and
+//! the manager unreachable: [`Refusal::Unavailable`]; the gateway fails closed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use connect_manager_core::access::PERMISSIONS;
+use connect_manager_core::token::{KeySet, PublicKeys};
+use connect_manager_core::wire::Introspection;
+
+use crate::manager::{Manager, ManagerError};
+use crate::metrics::{Metrics, inc};
 
 /// What a token may do now: its effective scope (the token's scope ∩ the server's live grants,
 /// R6) as the manager last said, at most max-staleness ago.
@@ -28,4 +45,300 @@ pub enum Refusal {
     /// The manager is unreachable and no answer is young enough: 503 (fail closed).
     #[error("the token cannot be checked now")]
     Unavailable,
+}
+
+/// The most tokens whose answers are kept. Beyond, answers of new tokens are not cached (each
+/// check asks the manager) until the sweep makes room: memory stays bounded whatever clients send.
+pub const CACHE_CAP: usize = 10_000;
+/// The least time between two JWKS fetches prompted by an unknown `kid`.
+const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(1);
+/// The longest JWT looked at (a connect-manager token is well under 2 KiB even with many vaults).
+const MAX_TOKEN_BYTES: usize = 16 * 1024;
+
+/// The manager's answer about one token.
+#[derive(Clone)]
+enum Answer {
+    Active(Arc<Access>),
+    Inactive,
+}
+
+/// One token's slot in the cache. Its lock is held across the call to the manager, so the checks
+/// of one token that arrive meanwhile wait for that call instead of making their own.
+#[derive(Default)]
+struct Slot {
+    state: tokio::sync::Mutex<SlotState>,
+}
+
+#[derive(Default)]
+struct SlotState {
+    /// The last answer and when its question was sent.
+    answer: Option<(Instant, Answer)>,
+    /// When the last failed call was started: checks that were already waiting for it share its
+    /// failure instead of each trying again.
+    failed_at: Option<Instant>,
+}
+
+pub struct Verifier {
+    manager: Arc<Manager>,
+    max_staleness: Duration,
+    metrics: Arc<Metrics>,
+    keys: RwLock<Arc<PublicKeys>>,
+    jwks_loaded: AtomicBool,
+    /// When the JWKS was last fetched; its lock serialises fetches.
+    jwks_fetched_at: tokio::sync::Mutex<Option<Instant>>,
+    cache: Mutex<Cache>,
+    /// Whether the manager is failing now: its reason is logged once per episode.
+    degraded: AtomicBool,
+}
+
+struct Cache {
+    slots: HashMap<Arc<str>, Arc<Slot>>,
+    swept_at: Instant,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("manager", &self.manager)
+            .field("max_staleness", &self.max_staleness)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Verifier {
+    pub fn new(manager: Arc<Manager>, max_staleness: Duration, metrics: Arc<Metrics>) -> Verifier {
+        Verifier {
+            manager,
+            max_staleness,
+            metrics,
+            keys: RwLock::new(Arc::new(PublicKeys::default())),
+            jwks_loaded: AtomicBool::new(false),
+            jwks_fetched_at: tokio::sync::Mutex::new(None),
+            cache: Mutex::new(Cache {
+                slots: HashMap::new(),
+                swept_at: Instant::now(),
+            }),
+            degraded: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether the manager's JWKS has been loaded at least once (readiness).
+    pub fn jwks_loaded(&self) -> bool {
+        self.jwks_loaded.load(Ordering::Relaxed)
+    }
+
+    /// Whether the manager answers now (readiness): fetches its JWKS, and keeps it.
+    pub async fn manager_reachable(&self) -> bool {
+        self.refresh_jwks().await.is_ok()
+    }
+
+    /// Fetches the manager's JWKS now (at start; whenever a `kid` is unknown, rate-limited).
+    pub async fn refresh_jwks(&self) -> Result<(), ManagerError> {
+        let mut fetched_at = self.jwks_fetched_at.lock().await;
+        self.fetch_jwks(&mut fetched_at).await
+    }
+
+    async fn fetch_jwks(&self, fetched_at: &mut Option<Instant>) -> Result<(), ManagerError> {
+        inc(&self.metrics.jwks_fetches);
+        *fetched_at = Some(Instant::now());
+        let jwks = self.manager.jwks().await?;
+        let keys = Arc::new(PublicKeys::from_jwks(&jwks));
+        *self.keys.write().expect("keys lock") = keys;
+        self.jwks_loaded.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn keys(&self) -> Arc<PublicKeys> {
+        self.keys.read().expect("keys lock").clone()
+    }
+
+    /// The keys, refetched first when they do not know `kid` and the last fetch is at least a
+    /// second old. `Err` when they have never been loaded and the manager cannot give them.
+    async fn keys_knowing(&self, kid: &str) -> Result<Arc<PublicKeys>, Refusal> {
+        let keys = self.keys();
+        if keys.knows(kid) {
+            return Ok(keys);
+        }
+        let mut fetched_at = self.jwks_fetched_at.lock().await;
+        // Another check may have fetched while this one waited.
+        let keys = self.keys();
+        if keys.knows(kid) {
+            return Ok(keys);
+        }
+        if fetched_at.is_some_and(|at| at.elapsed() < JWKS_REFETCH_INTERVAL) {
+            return Ok(keys);
+        }
+        match self.fetch_jwks(&mut fetched_at).await {
+            Ok(()) => {
+                self.recovered();
+                Ok(self.keys())
+            }
+            Err(e) => {
+                self.failing(&e, "fetching its JWKS");
+                match self.jwks_loaded() {
+                    true => Ok(keys),
+                    false => Err(Refusal::Unavailable),
+                }
+            }
+        }
+    }
+
+    /// G2: the effective access of the token in a request's `Authorization` header value.
+    pub async fn check(&self, authorization: Option<&str>) -> Result<Access, Refusal> {
+        let jwt = bearer(authorization).ok_or(Refusal::Unauthorized)?;
+        let kid = KeySet::kid_of(jwt).ok_or(Refusal::Unauthorized)?;
+        let keys = self.keys_knowing(&kid).await?;
+        let claims = keys.verify(jwt).ok_or(Refusal::Unauthorized)?;
+        if claims.iss != self.manager.issuer() || claims.sub != self.manager.server_id() {
+            return Err(Refusal::Unauthorized);
+        }
+        let now = connect_manager_core::Timestamp::now().unix_seconds();
+        if claims.exp.is_some_and(|exp| exp <= now) {
+            return Err(Refusal::Unauthorized);
+        }
+        match self.live(jwt, &claims.jti).await? {
+            Answer::Active(access) => Ok((*access).clone()),
+            Answer::Inactive => Err(Refusal::Unauthorized),
+        }
+    }
+
+    /// The manager's answer about a token that passed the local checks: from the cache when
+    /// young enough, else from one call shared by every check of that token meanwhile.
+    async fn live(&self, jwt: &str, jti: &str) -> Result<Answer, Refusal> {
+        let arrived = Instant::now();
+        let slot = self.slot(jwt);
+        let mut state = slot.state.lock().await;
+        if let Some((asked_at, answer)) = &state.answer
+            && asked_at.elapsed() < self.max_staleness
+        {
+            inc(&self.metrics.introspection_cache_hits);
+            return Ok(answer.clone());
+        }
+        if state.failed_at.is_some_and(|at| at >= arrived) {
+            // The call this check waited for failed a moment ago: fail with it.
+            return Err(Refusal::Unavailable);
+        }
+        let asked_at = Instant::now();
+        inc(&self.metrics.introspection_calls);
+        match self.manager.introspect(jwt).await {
+            Ok(answer) => {
+                self.recovered();
+                let answer = self.answer(answer, jti);
+                state.answer = Some((asked_at, answer.clone()));
+                state.failed_at = None;
+                Ok(answer)
+            }
+            Err(e) => {
+                self.failing(&e, "introspecting a token");
+                state.failed_at = Some(asked_at);
+                Err(Refusal::Unavailable)
+            }
+        }
+    }
+
+    /// What an introspection says, checked against what we asked about.
+    fn answer(&self, answer: Introspection, jti: &str) -> Answer {
+        if !answer.active
+            || answer.jti.as_deref() != Some(jti)
+            || answer.sub.as_deref() != Some(self.manager.server_id())
+        {
+            return Answer::Inactive;
+        }
+        let vaults = answer
+            .vaults
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| {
+                let bits = PERMISSIONS
+                    .iter()
+                    .filter(|(_, name)| v.acl.iter().any(|a| a == name))
+                    .fold(0u32, |bits, (bit, _)| bits | *bit as u32);
+                (v.id, bits)
+            })
+            .collect();
+        Answer::Active(Arc::new(Access {
+            jti: jti.to_owned(),
+            vaults,
+        }))
+    }
+
+    /// The token's cache slot; a slot of its own, not kept, when the cache is full.
+    fn slot(&self, jwt: &str) -> Arc<Slot> {
+        let mut cache = self.cache.lock().expect("cache lock");
+        if let Some(slot) = cache.slots.get(jwt) {
+            return slot.clone();
+        }
+        let sweep_every = self.max_staleness.max(Duration::from_secs(1)) * 2;
+        if cache.slots.len() >= CACHE_CAP || cache.swept_at.elapsed() >= sweep_every {
+            self.sweep(&mut cache);
+        }
+        let slot = Arc::new(Slot::default());
+        if cache.slots.len() < CACHE_CAP {
+            cache.slots.insert(Arc::from(jwt), slot.clone());
+        }
+        slot
+    }
+
+    /// Drops the slots whose answer is too old to serve and that no check is using.
+    fn sweep(&self, cache: &mut Cache) {
+        let max_staleness = self.max_staleness;
+        cache.slots.retain(|_, slot| {
+            if Arc::strong_count(slot) > 1 {
+                return true;
+            }
+            match slot.state.try_lock() {
+                Ok(state) => match &state.answer {
+                    Some((at, _)) => at.elapsed() < max_staleness,
+                    None => false,
+                },
+                Err(_) => true,
+            }
+        });
+        cache.swept_at = Instant::now();
+    }
+
+    /// The number of tokens whose answers are kept now.
+    pub fn cached_tokens(&self) -> usize {
+        self.cache.lock().expect("cache lock").slots.len()
+    }
+
+    fn failing(&self, e: &ManagerError, doing: &str) {
+        if !self.degraded.swap(true, Ordering::Relaxed) {
+            tracing::warn!(error = %e, "the manager fails {doing}: tokens without a cached answer younger than max-staleness are refused (503) until it answers");
+        }
+    }
+
+    fn recovered(&self) {
+        if self.degraded.swap(false, Ordering::Relaxed) {
+            tracing::info!("the manager answers again");
+        }
+    }
+}
+
+/// The JWT of a `Bearer` authorization (the scheme is case-insensitive, RFC 7235).
+fn bearer(authorization: Option<&str>) -> Option<&str> {
+    let value = authorization?.trim();
+    let (scheme, jwt) = value.split_once(' ')?;
+    let jwt = jwt.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || jwt.is_empty() || jwt.len() > MAX_TOKEN_BYTES {
+        return None;
+    }
+    Some(jwt)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn g2_only_a_bearer_authorization_carries_a_token() {
+        assert_eq!(bearer(Some("Bearer a.b.c")), Some("a.b.c"));
+        assert_eq!(bearer(Some("bearer  a.b.c ")), Some("a.b.c"));
+        assert_eq!(bearer(Some("Basic a.b.c")), None);
+        assert_eq!(bearer(Some("Bearer ")), None);
+        assert_eq!(bearer(Some("a.b.c")), None);
+        assert_eq!(bearer(None), None);
+        let long = format!("Bearer {}", "a".repeat(MAX_TOKEN_BYTES + 1));
+        assert_eq!(bearer(Some(&long)), None);
+    }
 }
