@@ -1,0 +1,1 @@
+//! G7: the gateway's usage reports.
