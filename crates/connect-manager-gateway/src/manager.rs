@@ -191,7 +191,7 @@ fn describe(e: &reqwest::Error) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn install_crypto() {

@@ -167,3 +167,51 @@ impl Usage {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use connect_manager_core::credentials::CredentialsPayload;
+
+    fn unreachable() -> (Usage, Arc<Metrics>) {
+        crate::manager::tests::install_crypto();
+        let manager = Manager::new(CredentialsPayload {
+            server_id: "SERVER".into(),
+            secret: "secret".into(),
+            // Nothing listens on port 1: every report fails at once.
+            url: "http://127.0.0.1:1".into(),
+        })
+        .unwrap();
+        let metrics = Arc::new(Metrics::default());
+        (Usage::new(Arc::new(manager), metrics.clone()), metrics)
+    }
+
+    #[tokio::test]
+    async fn g7_memory_stays_bounded_while_reports_fail() {
+        let (u, metrics) = unreachable();
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        for i in 0..MAX_TOKENS + 50 {
+            u.record(&format!("token{i}"), ip);
+        }
+        assert_eq!(u.pending(), MAX_TOKENS);
+        assert_eq!(
+            metrics
+                .usage_dropped
+                .load(std::sync::atomic::Ordering::Relaxed),
+            50
+        );
+        // A token already waiting still has its last use updated.
+        u.record("token0", "192.0.2.2".parse().unwrap());
+        for _ in 0..3 {
+            u.flush().await;
+            assert_eq!(u.pending(), MAX_TOKENS, "put back, not grown");
+        }
+        let failures = metrics
+            .usage_report_failures
+            .load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(failures, 3);
+        let state = u.state.lock().unwrap();
+        assert_eq!(state.pending["token0"].1.to_string(), "192.0.2.2");
+        assert!(state.reported_at.is_empty());
+    }
+}

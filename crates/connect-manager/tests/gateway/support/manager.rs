@@ -234,14 +234,22 @@ impl TestManager {
         }
     }
 
-    /// The token as the API shows it.
-    pub async fn token(&self, token: &str, server: &str) -> Value {
-        self.owner_ok(
-            reqwest::Method::GET,
-            &format!("/v1/connect/tokens/{token}?server={server}"),
-            None,
-        )
-        .await
+    /// The token as the API's list shows it.
+    pub async fn token(&self, token_id: &str, server: &str) -> Value {
+        let list = self
+            .owner_ok(
+                reqwest::Method::GET,
+                &format!("/v1/connect/tokens?server={server}&limit=1000"),
+                None,
+            )
+            .await;
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == token_id)
+            .unwrap_or_else(|| panic!("token {token_id} not listed: {list}"))
+            .clone()
     }
 
     pub async fn revoke_token(&self, token: &str, server: &str) {
