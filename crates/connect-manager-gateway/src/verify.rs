@@ -357,6 +357,8 @@ mod tests {
         introspections: Arc<AtomicU64>,
         status: Arc<AtomicU16>,
         answer: Arc<Mutex<Introspection>>,
+        /// How long an introspection takes to answer, in milliseconds.
+        delay_ms: Arc<AtomicU64>,
     }
 
     async fn fake(jwks: Jwks) -> Fake {
@@ -365,7 +367,9 @@ mod tests {
         let introspections = Arc::new(AtomicU64::new(0));
         let status = Arc::new(AtomicU16::new(200));
         let answer = Arc::new(Mutex::new(Introspection::default()));
+        let delay_ms = Arc::new(AtomicU64::new(0));
         let (calls, st, ans) = (introspections.clone(), status.clone(), answer.clone());
+        let delay = delay_ms.clone();
         let jwks = serde_json::to_string(&jwks).unwrap();
         tokio::spawn(async move {
             loop {
@@ -373,6 +377,7 @@ mod tests {
                     return;
                 };
                 let (calls, st, ans, jwks) = (calls.clone(), st.clone(), ans.clone(), jwks.clone());
+                let delay = delay.clone();
                 tokio::spawn(async move {
                     let mut buf = Vec::new();
                     let mut chunk = [0u8; 4096];
@@ -403,6 +408,8 @@ mod tests {
                         (200, jwks)
                     } else {
                         calls.fetch_add(1, Ordering::SeqCst);
+                        let ms = delay.load(Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(ms)).await;
                         let answer = ans.lock().unwrap().clone();
                         (
                             st.load(Ordering::SeqCst),
@@ -422,6 +429,7 @@ mod tests {
             introspections,
             status,
             answer,
+            delay_ms,
         }
     }
 
@@ -635,6 +643,33 @@ mod tests {
         assert!(s.verifier.check(Some(&header)).await.is_ok());
         assert!(!s.verifier.degraded.load(Ordering::SeqCst), "and closed");
         assert_eq!(s.metrics.introspection_calls.load(Ordering::SeqCst), 6);
+    }
+
+    #[tokio::test]
+    async fn g2_checks_waiting_on_a_failed_call_share_its_failure() {
+        let s = Arc::new(setup().await);
+        s.active("tokenid", vec![]);
+        s.verifier.refresh_jwks().await.unwrap();
+        s.fake.status.store(503, Ordering::SeqCst);
+        // Slow enough that every check of the burst arrives while the call is in flight.
+        s.fake.delay_ms.store(300, Ordering::SeqCst);
+        let header = s.bearer(&s.claims());
+        let mut burst = tokio::task::JoinSet::new();
+        for _ in 0..50 {
+            let (s, header) = (s.clone(), header.clone());
+            burst.spawn(async move { s.verifier.check(Some(&header)).await });
+        }
+        while let Some(r) = burst.join_next().await {
+            assert_eq!(r.unwrap(), Err(Refusal::Unavailable));
+        }
+        assert_eq!(
+            s.fake.introspections.load(Ordering::SeqCst),
+            1,
+            "one failed call, not fifty in a row"
+        );
+        // A check arriving after the failure tries again.
+        s.fake.status.store(200, Ordering::SeqCst);
+        assert!(s.verifier.check(Some(&header)).await.is_ok());
     }
 
     #[tokio::test]
