@@ -73,8 +73,8 @@ struct Slot {
 struct SlotState {
     /// The last answer and when its question was sent.
     answer: Option<(Instant, Answer)>,
-    /// When the last failed call was started: checks that were already waiting for it share its
-    /// failure instead of each trying again.
+    /// When the last failed call ended: checks that were already waiting for it share its
+    /// failure instead of each trying again in turn.
     failed_at: Option<Instant>,
 }
 
@@ -230,7 +230,9 @@ impl Verifier {
             }
             Err(e) => {
                 self.failing(&e, "introspecting a token");
-                state.failed_at = Some(asked_at);
+                // When it failed, not when it was asked: every check that arrived meanwhile
+                // waited for this call and shares its failure.
+                state.failed_at = Some(Instant::now());
                 Err(Refusal::Unavailable)
             }
         }
