@@ -62,10 +62,22 @@ enum Answer {
     Inactive,
 }
 
+impl Answer {
+    fn into_result(self) -> Result<Access, Refusal> {
+        match self {
+            Answer::Active(access) => Ok((*access).clone()),
+            Answer::Inactive => Err(Refusal::Unauthorized),
+        }
+    }
+}
+
 /// One token's slot in the cache. Its lock is held across the call to the manager, so the checks
 /// of one token that arrive meanwhile wait for that call instead of making their own.
 #[derive(Default)]
 struct Slot {
+    /// The token's `exp`: a slot exists only for a JWT that passed the local checks, so a check
+    /// of the very same JWT needs only this one again while the answer is young.
+    exp: Option<i64>,
     state: tokio::sync::Mutex<SlotState>,
 }
 
@@ -186,27 +198,46 @@ impl Verifier {
     /// G2: the effective access of the token in a request's `Authorization` header value.
     pub async fn check(&self, authorization: Option<&str>) -> Result<Access, Refusal> {
         let jwt = bearer(authorization).ok_or(Refusal::Unauthorized)?;
+        let now = connect_manager_core::Timestamp::now().unix_seconds();
+        if let Some(answer) = self.fresh(jwt, now) {
+            inc(&self.metrics.introspection_cache_hits);
+            return answer.into_result();
+        }
         let kid = KeySet::kid_of(jwt).ok_or(Refusal::Unauthorized)?;
         let keys = self.keys_knowing(&kid).await?;
         let claims = keys.verify(jwt).ok_or(Refusal::Unauthorized)?;
         if claims.iss != self.manager.issuer() || claims.sub != self.manager.server_id() {
             return Err(Refusal::Unauthorized);
         }
-        let now = connect_manager_core::Timestamp::now().unix_seconds();
         if claims.exp.is_some_and(|exp| exp <= now) {
             return Err(Refusal::Unauthorized);
         }
-        match self.live(jwt, &claims.jti).await? {
-            Answer::Active(access) => Ok((*access).clone()),
-            Answer::Inactive => Err(Refusal::Unauthorized),
+        self.live(jwt, &claims.jti, claims.exp).await?.into_result()
+    }
+
+    /// The young answer about exactly this JWT, unexpired, when there is one and no call about it
+    /// is in flight: the signature and claims were checked when its slot was made.
+    fn fresh(&self, jwt: &str, now: i64) -> Option<Answer> {
+        let slot = self
+            .cache
+            .lock()
+            .expect("cache lock")
+            .slots
+            .get(jwt)?
+            .clone();
+        if slot.exp.is_some_and(|exp| exp <= now) {
+            return None;
         }
+        let state = slot.state.try_lock().ok()?;
+        let (asked_at, answer) = state.answer.as_ref()?;
+        (asked_at.elapsed() < self.max_staleness).then(|| answer.clone())
     }
 
     /// The manager's answer about a token that passed the local checks: from the cache when
     /// young enough, else from one call shared by every check of that token meanwhile.
-    async fn live(&self, jwt: &str, jti: &str) -> Result<Answer, Refusal> {
+    async fn live(&self, jwt: &str, jti: &str, exp: Option<i64>) -> Result<Answer, Refusal> {
         let arrived = Instant::now();
-        let slot = self.slot(jwt);
+        let slot = self.slot(jwt, exp);
         let mut state = slot.state.lock().await;
         if let Some((asked_at, answer)) = &state.answer
             && asked_at.elapsed() < self.max_staleness
@@ -265,7 +296,7 @@ impl Verifier {
     }
 
     /// The token's cache slot; a slot of its own, not kept, when the cache is full.
-    fn slot(&self, jwt: &str) -> Arc<Slot> {
+    fn slot(&self, jwt: &str, exp: Option<i64>) -> Arc<Slot> {
         let mut cache = self.cache.lock().expect("cache lock");
         if let Some(slot) = cache.slots.get(jwt) {
             return slot.clone();
@@ -274,7 +305,10 @@ impl Verifier {
         if cache.slots.len() >= CACHE_CAP || cache.swept_at.elapsed() >= sweep_every {
             self.sweep(&mut cache);
         }
-        let slot = Arc::new(Slot::default());
+        let slot = Arc::new(Slot {
+            exp,
+            state: Default::default(),
+        });
         if cache.slots.len() < CACHE_CAP {
             cache.slots.insert(Arc::from(jwt), slot.clone());
         }
@@ -672,6 +706,34 @@ mod tests {
         // A check arriving after the failure tries again.
         s.fake.status.store(200, Ordering::SeqCst);
         assert!(s.verifier.check(Some(&header)).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn g2_a_token_that_expires_while_its_answer_is_cached_is_refused() {
+        let s = setup().await;
+        let now = connect_manager_core::Timestamp::now().unix_seconds();
+        let c = Claims {
+            jti: "soon".into(),
+            exp: Some(now + 2),
+            ..s.claims()
+        };
+        s.active("soon", vec![]);
+        let header = s.bearer(&c);
+        assert!(s.verifier.check(Some(&header)).await.is_ok());
+        assert!(
+            s.verifier.check(Some(&header)).await.is_ok(),
+            "from the cache"
+        );
+        let expired_at = std::time::UNIX_EPOCH + Duration::from_secs((now + 2) as u64);
+        if let Ok(wait) = expired_at.duration_since(std::time::SystemTime::now()) {
+            tokio::time::sleep(wait + Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            s.verifier.check(Some(&header)).await,
+            Err(Refusal::Unauthorized),
+            "expired, though the manager's answer (max-staleness 5 s) is still young"
+        );
+        assert_eq!(s.fake.introspections.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]
