@@ -77,9 +77,6 @@ async fn g2_forged_and_foreign_tokens_are_refused_without_an_introspection() {
     let good = m
         .create_token("web", "good", &[("prod", "read")], None)
         .await;
-    let short = m
-        .create_token("web", "short", &[("prod", "read")], Some("2s"))
-        .await;
     let other_server = m
         .create_token("api", "api", &[("prod", "read")], None)
         .await;
@@ -101,6 +98,10 @@ async fn g2_forged_and_foreign_tokens_are_refused_without_an_introspection() {
         .create_token("web", "good", &[("prod", "read")], None)
         .await;
 
+    // Made last: it expires 4 s from now.
+    let short = m
+        .create_token("web", "short", &[("prod", "read")], Some("4s"))
+        .await;
     let (v, metrics) = verifier(&web, Duration::from_secs(1));
     assert!(v.check(Some(&bearer(&good.jwt))).await.is_ok());
     assert!(v.check(Some(&bearer(&short.jwt))).await.is_ok());
@@ -128,8 +129,18 @@ async fn g2_forged_and_foreign_tokens_are_refused_without_an_introspection() {
         parts[1] = URL_SAFE_NO_PAD.encode(claims.to_string());
         parts.join(".")
     };
-    // Let the short token expire (its exp is in whole seconds).
-    tokio::time::sleep(Duration::from_millis(3100)).await;
+    // Let the short token expire.
+    let short_claims: serde_json::Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(short.jwt.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    let exp =
+        std::time::UNIX_EPOCH + Duration::from_secs(short_claims["exp"].as_u64().expect("exp"));
+    if let Ok(wait) = exp.duration_since(std::time::SystemTime::now()) {
+        tokio::time::sleep(wait + Duration::from_millis(100)).await;
+    }
     let cases = [
         ("no header", None),
         ("not bearer", Some(format!("Basic {}", good.jwt))),
