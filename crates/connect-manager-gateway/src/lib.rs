@@ -107,18 +107,23 @@ pub async fn run(
         usage,
         metrics,
     } = prepared;
-    let flush = tokio::spawn(usage.clone().flush_task());
-    let served = launch_with(
-        &config,
-        listener,
-        shutdown,
-        verifier,
-        usage.clone(),
-        metrics,
-    )
-    .await;
-    flush.abort();
-    usage.flush().await;
+    // One shutdown for the server and the usage reporter: the reporter's last batch goes after
+    // the requests in flight are answered.
+    let first = verifier.clone();
+    tokio::spawn(async move {
+        if let Err(e) = first.refresh_jwks().await {
+            tracing::warn!(error = %e, "the manager's JWKS cannot be loaded yet; not ready");
+        }
+    });
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let reporter = usage.start(async move {
+        let _ = stop_rx.wait_for(|stop| *stop).await;
+    });
+    let served = launch_with(&config, listener, shutdown, verifier, usage, metrics).await;
+    let _ = stop_tx.send(true);
+    if tokio::time::timeout(SHUTDOWN_GRACE, reporter).await.is_err() {
+        tracing::warn!("the last usage report did not finish in time");
+    }
     served
 }
 

@@ -18,6 +18,7 @@ use connect_manager_core::model::{
 use connect_manager_core::page::{Page, PageRequest};
 use connect_manager_core::principal::Principal;
 use connect_manager_core::token::SealedKey;
+use connect_manager_core::wire::TokenUsage;
 use connect_manager_core::{Error, Result};
 
 mod availability;
@@ -355,6 +356,15 @@ pub trait Store: Send + Sync + 'static {
     async fn rename_token(&self, actor: &Actor, token_id: &str, name: &str) -> Result<TokenRecord>;
     /// R8: revokes; revoking a revoked token changes nothing and is not an error.
     async fn revoke_token(&self, actor: &Actor, token_id: &str) -> Result<TokenRecord>;
+    /// G7: records the last use of tokens of `server_id` as one of its gateways saw it. Entries
+    /// naming another server's token or no token are ignored, without saying so (a server learns
+    /// nothing about other servers' tokens). A token's row is written only when it has no last
+    /// use yet or the reported one is at least `LAST_USE_RESOLUTION_SECONDS` newer than the
+    /// stored one: last use never moves back, is accurate to a minute, and each token's row is
+    /// written at most once a minute however many gateways report. A time in the future is
+    /// taken as now. Not audited (telemetry, not a change anyone made). Returns how many tokens'
+    /// rows it wrote.
+    async fn record_token_usage(&self, server_id: &str, usage: &[TokenUsage]) -> Result<u64>;
     /// A live server's credentials and granted vaults, for introspection.
     async fn server_access(&self, server_id: &str) -> Result<Option<ServerAccess>>;
 

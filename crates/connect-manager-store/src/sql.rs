@@ -20,6 +20,7 @@ use connect_manager_core::page::{Page, PageRequest};
 use connect_manager_core::principal::Principal;
 use connect_manager_core::secret::ct_eq;
 use connect_manager_core::token::SealedKey;
+use connect_manager_core::wire::{LAST_USE_RESOLUTION_SECONDS, TokenUsage};
 use connect_manager_core::{Error, Result, Timestamp};
 use sqlx::AssertSqlSafe;
 
@@ -187,9 +188,11 @@ type TokenRow = (
     i64,
     Option<i64>,
     Option<i64>,
+    Option<i64>,
+    Option<String>,
 );
-const TOKEN_COLS: &str =
-    "t.id, t.server_id, t.name, t.state, t.issuer, t.kid, t.created_at, t.expires_at, t.revoked_at";
+const TOKEN_COLS: &str = "t.id, t.server_id, t.name, t.state, t.issuer, t.kid, t.created_at, \
+     t.expires_at, t.revoked_at, t.last_used_at, t.last_used_ip";
 
 /// Loads the tokens' scopes and builds the records, in the rows' order.
 async fn hydrate_tokens(conn: &mut Conn, rows: Vec<TokenRow>) -> Result<Vec<TokenRecord>> {
@@ -222,6 +225,8 @@ async fn hydrate_tokens(conn: &mut Conn, rows: Vec<TokenRow>) -> Result<Vec<Toke
                 created_at: Timestamp(r.6),
                 expires_at: r.7.map(Timestamp),
                 revoked_at: r.8.map(Timestamp),
+                last_used_at: r.9.map(Timestamp),
+                last_used_ip: r.10,
             })
         })
         .collect()
@@ -1945,6 +1950,8 @@ impl Store for ThisStore {
             expires_at: new.expires_at,
             revoked_at: None,
             vaults,
+            last_used_at: None,
+            last_used_ip: None,
         })
     }
 
@@ -2131,6 +2138,53 @@ impl Store for ThisStore {
         self.commit_announcing(tx, Change::Token(token_id.to_owned()))
             .await?;
         Ok(t)
+    }
+
+    async fn record_token_usage(&self, server_id: &str, usage: &[TokenUsage]) -> Result<u64> {
+        if !matchable(server_id) {
+            return Ok(0);
+        }
+        // One entry per token, its latest use; none later than now (a gateway's clock ahead of
+        // ours must not pin a token's last use in the future, where no report could move it).
+        let now = Timestamp::now();
+        let mut latest: HashMap<&str, (Timestamp, Option<&str>)> = HashMap::new();
+        for u in usage.iter().filter(|u| matchable(&u.id)) {
+            let at = u.last_used_at.min(now);
+            let entry = latest.entry(u.id.as_str()).or_insert((at, None));
+            if at >= entry.0 {
+                *entry = (at, u.last_used_ip.as_deref().filter(|ip| matchable(ip)));
+            }
+        }
+        if latest.is_empty() {
+            return Ok(0);
+        }
+        let mut entries: Vec<_> = latest.into_iter().collect();
+        entries.sort_unstable_by_key(|(id, _)| *id);
+        let resolution = LAST_USE_RESOLUTION_SECONDS * 1_000_000;
+        let mut tx = self.write_tx().await?;
+        let mut written = 0;
+        // `VALUES` names its columns column1, column2, … in both databases.
+        for chunk in entries.chunks(500) {
+            let sql = format!(
+                "UPDATE tokens SET last_used_at = u.column2, last_used_ip = u.column3 \
+                 FROM (VALUES {}) AS u \
+                 WHERE tokens.id = u.column1 AND tokens.server_id = $1 \
+                 AND (tokens.last_used_at IS NULL OR tokens.last_used_at <= u.column2 - $2)",
+                (0..chunk.len())
+                    .map(|i| format!("(${}, ${}, ${})", 3 * i + 3, 3 * i + 4, 3 * i + 5))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql))
+                .bind(server_id)
+                .bind(resolution);
+            for (id, (at, ip)) in chunk {
+                q = q.bind(*id).bind(at.micros()).bind(*ip);
+            }
+            written += q.execute(&mut *tx).await.map_err(db_err)?.rows_affected();
+        }
+        commit(tx).await?;
+        Ok(written)
     }
 
     async fn server_access(&self, server_id: &str) -> Result<Option<ServerAccess>> {
