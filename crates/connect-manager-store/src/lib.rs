@@ -266,11 +266,21 @@ pub trait Store: Send + Sync + 'static {
 
     async fn create_vault(&self, actor: &Actor, name: &str, vault_type: VaultType)
     -> Result<Vault>;
+    /// G8: a vault with a given ID (a Connect vault's real one). 409 `vault_id_taken` when a
+    /// vault has that ID or had it and was deleted; 409 `name_taken` as `create_vault`.
+    async fn create_vault_with_id(
+        &self,
+        actor: &Actor,
+        id: &str,
+        name: &str,
+        vault_type: VaultType,
+    ) -> Result<Vault>;
     async fn list_vaults(&self, page: &PageRequest) -> Result<Page<Vault>>;
     /// R1: the vault whose ID is `reference`, else the vaults whose name matches it.
     async fn find_vaults(&self, reference: &str) -> Result<Found<Vault>>;
     async fn rename_vault(&self, actor: &Actor, vault_id: &str, name: &str) -> Result<Vault>;
-    /// Ends every grant of the vault (R6 applies to every server that had it).
+    /// Ends every grant of the vault (R6 applies to every server that had it). Its ID is kept
+    /// as deleted: no vault is created with it again (G8).
     async fn delete_vault(&self, actor: &Actor, vault_id: &str) -> Result<()>;
 
     // ---- servers -----------------------------------------------------------------------------

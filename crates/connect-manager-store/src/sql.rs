@@ -384,7 +384,7 @@ async fn load_live_server(conn: &mut Conn, server_id: &str) -> Result<Server> {
 ///
 /// Lock order. Every change takes its locks in this order, so that no two can wait for each
 /// other in a cycle (a deadlock, which PostgreSQL breaks by failing one of them):
-/// 1. the advisory name lock of a table (`lock_names`: server and vault create and rename);
+/// 1. the advisory name lock of a table (`lock_names`: server and vault create and rename, vault delete);
 /// 2. the Owners group row (`lock_owners`);
 /// 3. server rows (`delete_server`, `rotate_server_secret` and `rename_server` by updating them,
 ///    `grant_vault` and `revoke_vault` with `LOCK_SERVER_UPDATE`, `grant_group` with
@@ -481,6 +481,63 @@ fn grant_target(group_id: &str, grant: &GroupGrant) -> String {
     match &grant.server_id {
         Some(s) => format!("{group_id}/{}/{s}", grant.scope.as_str()),
         None => format!("{group_id}/{}", grant.scope.as_str()),
+    }
+}
+
+impl ThisStore {
+    /// A new vault with `id` (fresh, or given by G8's caller): refused when a vault has or had
+    /// the ID, or when the name is taken.
+    async fn insert_vault(
+        &self,
+        actor: &Actor,
+        id: &str,
+        name: &str,
+        vault_type: VaultType,
+    ) -> Result<Vault> {
+        let mut tx = self.write_tx().await?;
+        // Also held by vault delete: a vault cannot be deleted between the check and the insert.
+        lock_names(&mut tx, NameTable::Vaults).await?;
+        let taken: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM vaults WHERE id = $1 UNION ALL SELECT 1 FROM deleted_vaults WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if taken.is_some() {
+            return Err(Error::conflict(
+                "vault_id_taken",
+                format!("vault ID {id} is taken: a vault has it, or had it and was deleted"),
+            ));
+        }
+        let v = Vault {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            vault_type,
+            created_at: Timestamp::now(),
+        };
+        sqlx::query(
+            "INSERT INTO vaults (id, name, name_key, type, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&v.id)
+        .bind(&v.name)
+        .bind(name_key(&v.name))
+        .bind(v.vault_type.as_str())
+        .bind(v.created_at.micros())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| on_unique(e, || name_taken("vault", name)))?;
+        audit(
+            &mut tx,
+            actor,
+            "vault.create",
+            "vault",
+            &v.id,
+            Outcome::Success,
+        )
+        .await?;
+        commit(tx).await?;
+        Ok(v)
     }
 }
 
@@ -1171,36 +1228,18 @@ impl Store for ThisStore {
         name: &str,
         vault_type: VaultType,
     ) -> Result<Vault> {
-        let mut tx = self.write_tx().await?;
-        lock_names(&mut tx, NameTable::Vaults).await?;
-        let v = Vault {
-            id: new_lower(),
-            name: name.to_owned(),
-            vault_type,
-            created_at: Timestamp::now(),
-        };
-        sqlx::query(
-            "INSERT INTO vaults (id, name, name_key, type, created_at) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(&v.id)
-        .bind(&v.name)
-        .bind(name_key(&v.name))
-        .bind(v.vault_type.as_str())
-        .bind(v.created_at.micros())
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| on_unique(e, || name_taken("vault", name)))?;
-        audit(
-            &mut tx,
-            actor,
-            "vault.create",
-            "vault",
-            &v.id,
-            Outcome::Success,
-        )
-        .await?;
-        commit(tx).await?;
-        Ok(v)
+        self.insert_vault(actor, &new_lower(), name, vault_type)
+            .await
+    }
+
+    async fn create_vault_with_id(
+        &self,
+        actor: &Actor,
+        id: &str,
+        name: &str,
+        vault_type: VaultType,
+    ) -> Result<Vault> {
+        self.insert_vault(actor, id, name, vault_type).await
     }
 
     async fn list_vaults(&self, page: &PageRequest) -> Result<Page<Vault>> {
@@ -1277,6 +1316,8 @@ impl Store for ThisStore {
 
     async fn delete_vault(&self, actor: &Actor, vault_id: &str) -> Result<()> {
         let mut tx = self.write_tx().await?;
+        // Against a concurrent create with this ID (G8; see `insert_vault`).
+        lock_names(&mut tx, NameTable::Vaults).await?;
         let now = Timestamp::now().micros();
         sqlx::query(
             "UPDATE servers SET updated_at = $1 \
@@ -1296,6 +1337,12 @@ impl Store for ThisStore {
         if deleted == 0 {
             return Err(Error::not_found("vault", vault_id));
         }
+        sqlx::query("INSERT INTO deleted_vaults (id, deleted_at) VALUES ($1, $2)")
+            .bind(vault_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
         audit(
             &mut tx,
             actor,

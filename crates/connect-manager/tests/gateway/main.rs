@@ -4,5 +4,6 @@
 
 mod support;
 
+mod g1_settings;
 mod g2_checks;
 mod g7_usage;

@@ -4,7 +4,9 @@
 
 #![allow(dead_code)]
 
+pub mod gateway;
 pub mod manager;
+pub mod standin;
 
 use std::process::{Command, Stdio};
 
