@@ -405,3 +405,61 @@ async fn g2_manager_stopped_fails_closed_and_recovers_on_postgres() {
     };
     manager_outage_fails_closed_and_recovers(m).await;
 }
+
+/// Through the gateway binary (forward-auth, G5): a manager outage is a 503 once answers are
+/// older than max-staleness, logged once per episode with its reason and never with the token;
+/// the gateway recovers when the manager is back, without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn g2_manager_outage_is_logged_once_per_episode_never_with_the_token() {
+    use crate::support::gateway::{Gateway, Settings};
+
+    let mut m = TestManager::start().await;
+    let (web, _, _) = setup(&m).await;
+    let t = m.create_token("web", "t", &[("prod", "read")], None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let g = Gateway::start(dir.path(), Settings::new(&web.credentials, None)).await;
+    g.wait_ready().await;
+    let client = crate::support::http();
+    let decide = async || {
+        client
+            .get(g.url("/v1/forward-auth"))
+            .header("Authorization", bearer(&t.jwt))
+            .header("X-Forwarded-Method", "GET")
+            .header("X-Forwarded-Uri", "/v1/vaults")
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(decide().await, 200);
+    let episode_lines = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains("the manager fails"))
+            .count()
+    };
+
+    for episode in 1..=2 {
+        m.stop();
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        for _ in 0..10 {
+            assert_eq!(decide().await, 503, "fails closed (episode {episode})");
+        }
+        assert_eq!(
+            episode_lines(&g.log()),
+            episode,
+            "once per episode: {}",
+            g.log()
+        );
+        m.restart().await;
+        let back = lag_until(async || decide().await == 200).await;
+        println!("episode {episode}: allowed again {back:?} after the manager was back");
+    }
+    let log = g.stop();
+    assert!(log.contains("the manager answers again"), "{log}");
+    let signature = t.jwt.rsplit('.').next().unwrap();
+    assert!(!log.contains(signature), "the token is never logged: {log}");
+    let secret: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&web.credentials).unwrap()).unwrap();
+    assert!(!log.contains(secret["uniqueKey"]["k"].as_str().unwrap()));
+}

@@ -77,15 +77,27 @@ impl Gateway {
                 "CONNECT_MANAGER_GATEWAY_CREDENTIALS_FILE",
                 &settings.credentials_file,
             )
-            .env("CONNECT_MANAGER_GATEWAY_MAX_STALENESS", &settings.max_staleness)
-            .env("LOG_FORMAT", if settings.log_json { "json" } else { "text" });
+            .env(
+                "CONNECT_MANAGER_GATEWAY_MAX_STALENESS",
+                &settings.max_staleness,
+            )
+            .env(
+                "LOG_FORMAT",
+                if settings.log_json { "json" } else { "text" },
+            );
         if let Some((url, token)) = &settings.upstream {
             cmd.env("CONNECT_MANAGER_GATEWAY_UPSTREAM", url)
                 .env("CONNECT_MANAGER_GATEWAY_UPSTREAM_TOKEN", token);
         }
         let child = cmd
             .stdout(Stdio::null())
-            .stderr(std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap())
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&log)
+                    .unwrap(),
+            )
             .spawn()
             .unwrap();
         let mut g = Gateway {
@@ -163,7 +175,10 @@ impl Gateway {
                 .status()
                 .unwrap();
             let status = self.child.wait().unwrap();
-            assert!(status.success(), "the gateway did not exit 0 on SIGTERM: {status}");
+            assert!(
+                status.success(),
+                "the gateway did not exit 0 on SIGTERM: {status}"
+            );
         }
     }
 

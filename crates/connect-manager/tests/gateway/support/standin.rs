@@ -121,7 +121,8 @@ impl Standin {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
             // The port may take a moment to be free again.
-            let attempt = std::panic::catch_unwind(|| Standin::start_on(&self.token, self.port, &[]));
+            let attempt =
+                std::panic::catch_unwind(|| Standin::start_on(&self.token, self.port, &[]));
             match attempt {
                 Ok(s) => {
                     *self = s;
