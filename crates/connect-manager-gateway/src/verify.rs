@@ -176,34 +176,56 @@ impl Verifier {
         self.keys.read().expect("keys lock").clone()
     }
 
-    /// The keys, refetched first when they do not know `kid` and the last fetch is at least a
-    /// second old. `Err` when they have never been loaded and the manager cannot give them.
+    /// The keys, refetched first when they do not know `kid`: at once when the last fetch is at
+    /// least a second old, else a second after it (the check waits; every check waiting then
+    /// shares that one fetch), so that a key the manager has just rotated in is learned without
+    /// a refusal, and a flood of unknown `kid`s costs the manager at most one fetch a second.
+    /// `Err` when they have never been loaded and the manager cannot give them.
     async fn keys_knowing(&self, kid: &str) -> Result<Arc<PublicKeys>, Refusal> {
         let keys = self.keys();
         if keys.knows(kid) {
             return Ok(keys);
         }
-        let mut fetched_at = self.jwks_fetched_at.lock().await;
-        // Another check may have fetched while this one waited.
-        let keys = self.keys();
-        if keys.knows(kid) {
-            return Ok(keys);
-        }
-        if fetched_at.is_some_and(|at| at.elapsed() < JWKS_REFETCH_INTERVAL) {
-            return Ok(keys);
-        }
-        match self.fetch_jwks(&mut fetched_at).await {
-            Ok(()) => {
-                self.recovered();
-                Ok(self.keys())
+        let arrived = Instant::now();
+        loop {
+            let mut fetched_at = self.jwks_fetched_at.lock().await;
+            // Another check may have fetched while this one waited.
+            let keys = self.keys();
+            if keys.knows(kid) {
+                return Ok(keys);
             }
-            Err(e) => {
-                self.failing(&e, "fetching its JWKS");
-                match self.jwks_loaded() {
-                    true => Ok(keys),
-                    false => Err(Refusal::Unavailable),
+            match *fetched_at {
+                // A fetch begun after this check arrived did not know it: unknown.
+                Some(at) if at >= arrived => {
+                    return match self.jwks_loaded() {
+                        true => Ok(keys),
+                        false => Err(Refusal::Unavailable),
+                    };
                 }
+                Some(at) if at.elapsed() < JWKS_REFETCH_INTERVAL => {
+                    if !self.jwks_loaded() {
+                        return Err(Refusal::Unavailable);
+                    }
+                    let wait = JWKS_REFETCH_INTERVAL.saturating_sub(at.elapsed());
+                    drop(fetched_at);
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+                _ => {}
             }
+            return match self.fetch_jwks(&mut fetched_at).await {
+                Ok(()) => {
+                    self.recovered();
+                    Ok(self.keys())
+                }
+                Err(e) => {
+                    self.failing(&e, "fetching its JWKS");
+                    match self.jwks_loaded() {
+                        true => Ok(keys),
+                        false => Err(Refusal::Unavailable),
+                    }
+                }
+            };
         }
     }
 
