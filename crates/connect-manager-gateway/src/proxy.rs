@@ -208,13 +208,14 @@ fn check_headers(headers: &HeaderMap) -> Result<(), Refused> {
             format!("The {name} header is refused by the gateway"),
         ));
     }
-    if headers.contains_key(header::TRANSFER_ENCODING)
-        && headers.contains_key(header::CONTENT_LENGTH)
-    {
+    // A request with both Content-Length and Transfer-Encoding is how requests are smuggled past
+    // a front proxy. hyper resolves it (chunked wins) and drops Content-Length before a handler
+    // can see both, so any Transfer-Encoding is refused: Connect's clients send Content-Length.
+    if headers.contains_key(header::TRANSFER_ENCODING) {
         return Err(Refused::new(
             StatusCode::BAD_REQUEST,
             "malformed",
-            "Both Content-Length and Transfer-Encoding: refused by the gateway",
+            "Transfer-Encoding in a request is refused by the gateway: send Content-Length",
         ));
     }
     if headers.get_all(header::CONTENT_LENGTH).iter().count() > 1 {

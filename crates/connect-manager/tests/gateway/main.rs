@@ -6,4 +6,5 @@ mod support;
 
 mod g1_settings;
 mod g2_checks;
+mod g3_operations;
 mod g7_usage;
