@@ -7,4 +7,5 @@ mod support;
 mod g1_settings;
 mod g2_checks;
 mod g3_operations;
+mod g4_answers;
 mod g7_usage;
