@@ -84,6 +84,7 @@ impl Standin {
 
     /// Every request that reached the stand-in since the last reset.
     pub async fn requests(&self) -> Vec<Value> {
+        super::install_crypto();
         reqwest::get(format!("{}/__standin/requests", self.base))
             .await
             .unwrap()
