@@ -102,6 +102,16 @@ impl RequestMetrics {
                 "Usage reports sent to the manager.",
                 &shared.usage_reports,
             ),
+            (
+                "connect_manager_gateway_usage_report_failures_total",
+                "Usage reports the manager did not take (sent again later).",
+                &shared.usage_report_failures,
+            ),
+            (
+                "connect_manager_gateway_usage_dropped_total",
+                "Uses not reported because too many tokens were waiting.",
+                &shared.usage_dropped,
+            ),
         ] {
             let _ = writeln!(
                 out,
@@ -143,5 +153,7 @@ mod tests {
         );
         assert!(text.contains("connect_manager_gateway_upstream_latency_seconds_count 1"));
         assert!(text.contains("connect_manager_gateway_introspection_calls_total 1"));
+        assert!(text.contains("connect_manager_gateway_usage_report_failures_total 0"));
+        assert!(text.contains("connect_manager_gateway_usage_dropped_total 0"));
     }
 }
