@@ -120,7 +120,7 @@ class Store:
             "vaults": [{"id": v["id"], "name": v["name"]} for v in self.vaults],
             "items": [
                 {"vault": vid, "id": i["id"], "title": i["title"],
-                 "files": [{"id": f["id"], "name": f["name"], "size": f["size"]} for f in i["files"]]}
+                 "files": [{"id": f["id"], "name": f["name"], "size": f["size"]} for f in i.get("files", [])]}
                 for vid, items in self.items.items()
                 for i in items.values()
             ],
