@@ -522,24 +522,35 @@ impl Gateway {
         if let Err(r) = check_headers(h) {
             return (r.response(), outcome);
         }
-        let get = |a: &str, b: &str| {
-            h.get(a)
-                .or_else(|| h.get(b))
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
-        let (Some(method), Some(uri)) = (
-            get("x-forwarded-method", "x-original-method"),
-            get("x-forwarded-uri", "x-original-uri"),
-        ) else {
-            return (
-                connect_error(
-                    StatusCode::BAD_REQUEST,
-                    "Forward-auth needs X-Forwarded-Method and X-Forwarded-Uri (or X-Original-Method \
-                     and X-Original-URI)",
-                ),
-                outcome,
-            );
+        // Proxies set one pair and pass the client's other headers on: a client could add the
+        // pair its proxy does not set, describing another request. Every value of both pairs
+        // must agree, or nothing is decided.
+        let (method, uri) = match (
+            original(h, ["x-forwarded-method", "x-original-method"]),
+            original(h, ["x-forwarded-uri", "x-original-uri"]),
+        ) {
+            (Ok(Some(method)), Ok(Some(uri))) => (method, uri),
+            (Err(()), _) | (_, Err(())) => {
+                return (
+                    connect_error(
+                        StatusCode::BAD_REQUEST,
+                        "Forward-auth got the original method or URI twice, with different \
+                         values: the proxy must set one pair (X-Forwarded-* or X-Original-*) and \
+                         drop the client's copies",
+                    ),
+                    outcome,
+                );
+            }
+            _ => {
+                return (
+                    connect_error(
+                        StatusCode::BAD_REQUEST,
+                        "Forward-auth needs X-Forwarded-Method and X-Forwarded-Uri (or X-Original-Method \
+                         and X-Original-URI)",
+                    ),
+                    outcome,
+                );
+            }
         };
         let uri: hyper::Uri = match uri.parse() {
             Ok(u) => u,
@@ -672,6 +683,22 @@ async fn cut_vault_list(body: Incoming, access: &Access) -> Result<Vec<u8>, &'st
         })
         .collect();
     serde_json::to_vec(&kept).map_err(|_| "cannot encode")
+}
+
+/// The original method or URI a proxy sent under either of its two names (G5): `None` when
+/// absent, `Err` when the values disagree (or are not text).
+fn original(h: &hyper::HeaderMap, names: [&str; 2]) -> Result<Option<String>, ()> {
+    let mut found: Option<&str> = None;
+    for name in names {
+        for value in h.get_all(name) {
+            let value = value.to_str().map_err(|_| ())?;
+            match found {
+                Some(seen) if seen != value => return Err(()),
+                _ => found = Some(value),
+            }
+        }
+    }
+    Ok(found.map(str::to_string))
 }
 
 #[cfg(test)]

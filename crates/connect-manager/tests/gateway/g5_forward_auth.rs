@@ -22,7 +22,8 @@ async fn forward_auth(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn g5_forward_auth_gives_the_proxys_decision_and_forwards_nothing() {
+async fn g5_forward_auth_gives_the_proxys_decision_refuses_disagreeing_pairs_and_forwards_nothing()
+{
     let s = Scene::start().await;
     s.standin.reset().await;
     let p = s.production.clone();
@@ -93,6 +94,49 @@ async fn g5_forward_auth_gives_the_proxys_decision_and_forwards_nothing() {
     // Without the original method and URI: 400.
     let (status, _) = forward_auth(&s, &base, &[], Some(&read.jwt)).await;
     assert_eq!(status, 400);
+    // A client adding the pair its proxy does not set, to dress a write as a read: the two
+    // pairs disagree, and nothing is decided. The same values twice are one request.
+    for (method_h, uri_h, spoof_method_h, spoof_uri_h) in [
+        (
+            "X-Original-Method",
+            "X-Original-URI",
+            "X-Forwarded-Method",
+            "X-Forwarded-Uri",
+        ),
+        (
+            "X-Forwarded-Method",
+            "X-Forwarded-Uri",
+            "X-Original-Method",
+            "X-Original-URI",
+        ),
+    ] {
+        let (status, body) = forward_auth(
+            &s,
+            &base,
+            &[
+                (method_h, "DELETE"),
+                (uri_h, &item_path),
+                (spoof_method_h, "GET"),
+                (spoof_uri_h, &item_path),
+            ],
+            Some(&read.jwt),
+        )
+        .await;
+        assert_eq!(status, 400, "{spoof_method_h} against {method_h}: {body}");
+        let (status, _) = forward_auth(
+            &s,
+            &base,
+            &[
+                (method_h, "GET"),
+                (uri_h, &item_path),
+                (spoof_method_h, "GET"),
+                (spoof_uri_h, &item_path),
+            ],
+            Some(&read.jwt),
+        )
+        .await;
+        assert_eq!(status, 200);
+    }
     // Only the proxy calls above with 4xx went through /v1/…, and they were refused: nothing of
     // forward-auth's reached the upstream.
     let reached = s.reached().await;
