@@ -103,6 +103,15 @@ fn when(t: Option<connect_manager_core::Timestamp>) -> String {
     t.map(|t| t.to_rfc3339()).unwrap_or_else(|| "never".into())
 }
 
+/// When and from where a token was last used (G7, accurate to a minute), or `never`.
+fn last_used(t: &Token) -> String {
+    match (t.last_used_at, &t.last_used_ip) {
+        (Some(at), Some(ip)) => format!("{} from {ip}", at.to_rfc3339()),
+        (Some(at), None) => at.to_rfc3339(),
+        (None, _) => "never".into(),
+    }
+}
+
 // ---- server ----------------------------------------------------------------------------------
 
 #[derive(Debug, Subcommand)]
@@ -420,7 +429,7 @@ pub async fn token(client: &Client, format: Format, command: TokenCommand) -> an
                     next_cursor: None,
                 })?,
                 Format::HumanReadable => table(
-                    &["ID", "Name", "State", "Server", "Expires"],
+                    &["ID", "Name", "State", "Server", "Expires", "Last used"],
                     tokens
                         .iter()
                         .map(|t| {
@@ -435,6 +444,7 @@ pub async fn token(client: &Client, format: Format, command: TokenCommand) -> an
                                 state,
                                 t.integration_id.clone(),
                                 when(t.expires_at),
+                                last_used(t),
                             ]
                         })
                         .collect(),
@@ -474,6 +484,10 @@ pub enum VaultCommand {
         /// USER_CREATED, EVERYONE, TRANSFER, PERSONAL, PRIVATE or EMPLOYEE.
         #[arg(long = "type", default_value = "USER_CREATED")]
         vault_type: String,
+        /// The vault's ID, e.g. the real ID of the vault in Connect (26 digits and lower-case
+        /// letters); omitted: a new one.
+        #[arg(long)]
+        id: Option<String>,
     },
     /// List the registry's vaults.
     #[command(visible_alias = "ls")]
@@ -496,6 +510,17 @@ pub enum VaultCommand {
     Delete {
         /// The vault, by name or ID (`-`: standard input).
         vault: String,
+    },
+    /// Bring a Connect server's vaults into the registry under their real IDs (owners): creates
+    /// the missing ones, renames those whose name changed, never deletes. Running it again
+    /// changes nothing.
+    Import {
+        /// The Connect server's URL, e.g. http://connect-api:8080.
+        #[arg(long, env = "OP_CONNECT_HOST")]
+        connect_host: String,
+        /// The Connect server's token (sent to it only; never printed).
+        #[arg(long, env = "OP_CONNECT_TOKEN", hide_env_values = true)]
+        connect_token: Option<String>,
     },
 }
 
@@ -533,7 +558,11 @@ pub async fn vault(client: &Client, format: Format, command: VaultCommand) -> an
                 ))
                 .await?,
         )?,
-        VaultCommand::Create { name, vault_type } => {
+        VaultCommand::Create {
+            name,
+            vault_type,
+            id,
+        } => {
             let vault_type: VaultType =
                 serde_json::from_value(Value::String(vault_type.to_uppercase())).map_err(|_| {
                     anyhow::anyhow!(
@@ -546,6 +575,7 @@ pub async fn vault(client: &Client, format: Format, command: VaultCommand) -> an
                     &CreateVault {
                         name: arg(name)?,
                         vault_type,
+                        id,
                     },
                 )
                 .await?;
@@ -597,6 +627,10 @@ pub async fn vault(client: &Client, format: Format, command: VaultCommand) -> an
                 .delete(&format!("/v1/vaults/{}", enc(&arg(vault)?)))
                 .await?;
         }
+        VaultCommand::Import {
+            connect_host,
+            connect_token,
+        } => crate::import::import(client, format, &connect_host, connect_token).await?,
     }
     Ok(())
 }

@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod commands;
+pub mod import;
 pub mod output;
 
 pub use commands::{

@@ -397,6 +397,13 @@ pub struct Token {
     pub revoked_at: Option<Timestamp>,
     /// The server's ID.
     pub integration_id: String,
+    /// When a gateway last let a request with this token through (G7), accurate to a minute;
+    /// null until then.
+    #[schema(required = true)]
+    pub last_used_at: Option<Timestamp>,
+    /// The client address the gateway saw on that request; null until the token is used.
+    #[schema(required = true)]
+    pub last_used_ip: Option<String>,
 }
 
 /// A token as stored: everything but the JWT.
@@ -413,6 +420,9 @@ pub struct TokenRecord {
     pub revoked_at: Option<Timestamp>,
     /// `(vault ID, access bits)` as issued.
     pub vaults: Vec<(String, i64)>,
+    /// G7: last use as the gateways reported it (accurate to a minute).
+    pub last_used_at: Option<Timestamp>,
+    pub last_used_ip: Option<String>,
 }
 
 impl TokenRecord {
@@ -452,6 +462,8 @@ impl TokenRecord {
             expired: self.is_expired(now),
             revoked_at: self.revoked_at,
             integration_id: self.server_id.clone(),
+            last_used_at: self.last_used_at,
+            last_used_ip: self.last_used_ip.clone(),
         }
     }
 }

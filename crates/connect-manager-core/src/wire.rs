@@ -57,8 +57,16 @@ pub struct Introspection {
     pub vaults: Option<Vec<VaultAcl>>,
 }
 
+/// How fine last use is kept (G7): the manager writes a token's last use only when it is at least
+/// this much newer than the stored one, so it is accurate to a minute and each token's row is
+/// written at most once a minute however many gateways report.
+pub const LAST_USE_RESOLUTION_SECONDS: i64 = 60;
+
+/// The most entries one usage report may carry; a gateway sends more in several reports.
+pub const MAX_USAGE_BATCH: usize = 1000;
+
 /// The body of `POST /v1/connect/self/usage` (G7): what a gateway saw of its server's tokens
-/// since its last report, at most one entry per token.
+/// since its last report, at most one entry per token and at most [`MAX_USAGE_BATCH`] entries.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UsageReport {

@@ -175,7 +175,12 @@ impl GatewayArgs {
 }
 
 fn parse_upstream(url: &str, token: String) -> Result<Upstream, String> {
-    let bad = |why: &str| format!("CONNECT_MANAGER_GATEWAY_UPSTREAM: {url:?} {why}");
+    // The value is echoed in the reason, but never user information (it may hold a secret).
+    let shown = match url.split_once('@') {
+        Some((_, host)) => format!("…@{host}"),
+        None => url.to_string(),
+    };
+    let bad = |why: &str| format!("CONNECT_MANAGER_GATEWAY_UPSTREAM: {shown:?} {why}");
     let (scheme, rest) = url
         .split_once("://")
         .ok_or_else(|| bad("is not an http(s) URL"))?;

@@ -60,3 +60,101 @@ pub async fn launch_with(
     serve::serve(listener, gateway, shutdown, SHUTDOWN_GRACE).await;
     Ok(())
 }
+
+/// A gateway ready to serve: settings checked, credentials file read, the verifier and the
+/// usage reporter built.
+pub struct Prepared {
+    config: GatewayConfig,
+    verifier: Arc<verify::Verifier>,
+    usage: Arc<usage::Usage>,
+    metrics: Arc<metrics::Metrics>,
+}
+
+/// Reads the credentials file and builds the verifier (G1: a bad file is a bad setting).
+pub fn prepare(config: &GatewayConfig) -> Result<Prepared, String> {
+    let manager = Arc::new(
+        manager::Manager::from_credentials_file(&config.credentials_file).map_err(|e| {
+            format!(
+                "CONNECT_MANAGER_GATEWAY_CREDENTIALS_FILE: {}: {e}",
+                config.credentials_file.display()
+            )
+        })?,
+    );
+    let metrics = Arc::new(metrics::Metrics::default());
+    let verifier = Arc::new(verify::Verifier::new(
+        manager.clone(),
+        config.max_staleness,
+        metrics.clone(),
+    ));
+    let usage = Arc::new(usage::Usage::new(manager, metrics.clone()));
+    Ok(Prepared {
+        config: config.clone(),
+        verifier,
+        usage,
+        metrics,
+    })
+}
+
+/// Serves a prepared gateway on `listener` until `shutdown`, then flushes the usage record.
+pub async fn run(
+    prepared: Prepared,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), String> {
+    let Prepared {
+        config,
+        verifier,
+        usage,
+        metrics,
+    } = prepared;
+    // One shutdown for the server and the usage reporter: the reporter's last batch goes after
+    // the requests in flight are answered.
+    let first = verifier.clone();
+    tokio::spawn(async move {
+        if let Err(e) = first.refresh_jwks().await {
+            tracing::warn!(error = %e, "the manager's JWKS cannot be loaded yet; not ready");
+        }
+    });
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let reporter = usage.start(async move {
+        let _ = stop_rx.wait_for(|stop| *stop).await;
+    });
+    let served = launch_with(&config, listener, shutdown, verifier, usage, metrics).await;
+    let _ = stop_tx.send(true);
+    if tokio::time::timeout(SHUTDOWN_GRACE, reporter).await.is_err() {
+        tracing::warn!("the last usage report did not finish in time");
+    }
+    served
+}
+
+/// [`prepare`] then [`run`].
+pub async fn launch(
+    config: GatewayConfig,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), String> {
+    run(prepare(&config)?, listener, shutdown).await
+}
+
+impl proxy::TokenCheck for verify::Verifier {
+    fn check<'a>(
+        &'a self,
+        authorization: Option<&'a str>,
+    ) -> proxy::BoxFuture<'a, Result<verify::Access, verify::Refusal>> {
+        Box::pin(verify::Verifier::check(self, authorization))
+    }
+
+    fn jwks_loaded(&self) -> bool {
+        verify::Verifier::jwks_loaded(self)
+    }
+
+    fn manager_reachable(&self) -> proxy::BoxFuture<'_, bool> {
+        Box::pin(verify::Verifier::manager_reachable(self))
+    }
+}
+
+impl proxy::UsageRecord for usage::Usage {
+    fn record(&self, jti: &str, ip: std::net::IpAddr) {
+        usage::Usage::record(self, jti, ip);
+    }
+}

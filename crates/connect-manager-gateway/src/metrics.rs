@@ -12,6 +12,10 @@ pub struct Metrics {
     pub jwks_fetches: AtomicU64,
     /// Usage reports sent to the manager (G7).
     pub usage_reports: AtomicU64,
+    /// Usage reports the manager did not take (sent again with the next batch).
+    pub usage_report_failures: AtomicU64,
+    /// Uses not recorded because [`crate::usage::MAX_TOKENS`] tokens already waited.
+    pub usage_dropped: AtomicU64,
 }
 
 pub fn inc(counter: &AtomicU64) {

@@ -385,6 +385,16 @@ impl Gateway {
         if let Err(r) = check_headers(request.headers()) {
             return (r.response(), outcome);
         }
+        let Some(upstream) = &self.upstream else {
+            outcome.decision = "not_found";
+            return (
+                connect_error(
+                    StatusCode::NOT_FOUND,
+                    "This gateway has no upstream: it answers only /v1/forward-auth",
+                ),
+                outcome,
+            );
+        };
         let authorization = match single_authorization(request.headers()) {
             Ok(a) => a,
             Err(r) => return (r.response(), outcome),
@@ -404,16 +414,6 @@ impl Gateway {
                 outcome.decision = r.decision;
                 return (r.response(), outcome);
             }
-        };
-        let Some(upstream) = &self.upstream else {
-            outcome.decision = "not_found";
-            return (
-                connect_error(
-                    StatusCode::NOT_FOUND,
-                    "This gateway has no upstream: it answers only /v1/forward-auth",
-                ),
-                outcome,
-            );
         };
         outcome.decision = "allowed";
         if let Some(access) = &access {

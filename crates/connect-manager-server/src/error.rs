@@ -85,7 +85,10 @@ impl ApiError {
                 "method_not_allowed",
                 "this endpoint does not take that method",
             ),
-            StatusCode::PAYLOAD_TOO_LARGE => ("too_large", "the request body is over 64 KiB"),
+            StatusCode::PAYLOAD_TOO_LARGE => (
+                "too_large",
+                "the request body is over the limit (64 KiB; 256 KiB for usage reports)",
+            ),
             StatusCode::REQUEST_TIMEOUT => ("timeout", "the request took too long"),
             StatusCode::UNSUPPORTED_MEDIA_TYPE => (
                 "unsupported_media_type",

@@ -49,6 +49,10 @@ pub struct Metrics {
     pub auth_failures_user: AtomicU64,
     pub auth_failures_server: AtomicU64,
     pub auth_rate_limited: AtomicU64,
+    /// G7 usage reports accepted, the entries they carried, and the tokens' rows written.
+    pub usage_reports: AtomicU64,
+    pub usage_entries: AtomicU64,
+    pub usage_written: AtomicU64,
 }
 
 /// The route label of a request that matched no route (whatever its path).
@@ -212,6 +216,23 @@ impl Metrics {
             "connect_manager_auth_rate_limited_total",
             "Requests refused (429) for too many failed authentications from their address.",
             &[("", get(&self.auth_rate_limited))],
+        );
+        counter(
+            w,
+            "connect_manager_usage_reports_total",
+            "Token usage reports (G7) accepted from gateways.",
+            &[("", get(&self.usage_reports))],
+        );
+        counter(
+            w,
+            "connect_manager_usage_entries_total",
+            "Entries of token usage reports: all received, and those that wrote a token's last use \
+             (the rest named another server's token or no token, or were within a minute of the \
+             stored last use).",
+            &[
+                ("result=\"received\"", get(&self.usage_entries)),
+                ("result=\"written\"", get(&self.usage_written)),
+            ],
         );
         let _ = writeln!(
             w,

@@ -8,7 +8,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::{audit, groups, health, servers, tokens, users, vaults};
+use crate::api::{audit, groups, health, servers, tokens, usage, users, vaults};
 use crate::state::AppState;
 
 /// The committed description, served at `GET /openapi.yaml`.
@@ -101,6 +101,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(servers::rotate_credentials))
         .routes(routes!(servers::grant_vault, servers::revoke_vault))
         .routes(routes!(servers::connect_self))
+        .routes(usage_route())
         .routes(routes!(tokens::create_token))
         .routes(routes!(tokens::list_tokens))
         .routes(routes!(tokens::rename_token, tokens::revoke_token))
@@ -109,6 +110,18 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(tokens::rotate_key))
         .routes(routes!(tokens::retire_key))
         .routes(routes!(audit::list_events))
+}
+
+/// `POST /v1/connect/self/usage` with its own body limit: a full report is larger than 64 KiB.
+fn usage_route() -> utoipa_axum::router::UtoipaMethodRouter<AppState> {
+    let (schemas, paths, method_router) = routes!(usage::report_usage);
+    (
+        schemas,
+        paths,
+        method_router.layer(axum::extract::DefaultBodyLimit::max(
+            usage::MAX_USAGE_BODY_BYTES,
+        )),
+    )
 }
 
 /// The router and the generated description.

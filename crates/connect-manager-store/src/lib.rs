@@ -18,6 +18,7 @@ use connect_manager_core::model::{
 use connect_manager_core::page::{Page, PageRequest};
 use connect_manager_core::principal::Principal;
 use connect_manager_core::token::SealedKey;
+use connect_manager_core::wire::TokenUsage;
 use connect_manager_core::{Error, Result};
 
 mod availability;
@@ -265,11 +266,21 @@ pub trait Store: Send + Sync + 'static {
 
     async fn create_vault(&self, actor: &Actor, name: &str, vault_type: VaultType)
     -> Result<Vault>;
+    /// G8: a vault with a given ID (a Connect vault's real one). 409 `vault_id_taken` when a
+    /// vault has that ID or had it and was deleted; 409 `name_taken` as `create_vault`.
+    async fn create_vault_with_id(
+        &self,
+        actor: &Actor,
+        id: &str,
+        name: &str,
+        vault_type: VaultType,
+    ) -> Result<Vault>;
     async fn list_vaults(&self, page: &PageRequest) -> Result<Page<Vault>>;
     /// R1: the vault whose ID is `reference`, else the vaults whose name matches it.
     async fn find_vaults(&self, reference: &str) -> Result<Found<Vault>>;
     async fn rename_vault(&self, actor: &Actor, vault_id: &str, name: &str) -> Result<Vault>;
-    /// Ends every grant of the vault (R6 applies to every server that had it).
+    /// Ends every grant of the vault (R6 applies to every server that had it). Its ID is kept
+    /// as deleted: no vault is created with it again (G8).
     async fn delete_vault(&self, actor: &Actor, vault_id: &str) -> Result<()>;
 
     // ---- servers -----------------------------------------------------------------------------
@@ -355,6 +366,15 @@ pub trait Store: Send + Sync + 'static {
     async fn rename_token(&self, actor: &Actor, token_id: &str, name: &str) -> Result<TokenRecord>;
     /// R8: revokes; revoking a revoked token changes nothing and is not an error.
     async fn revoke_token(&self, actor: &Actor, token_id: &str) -> Result<TokenRecord>;
+    /// G7: records the last use of tokens of `server_id` as one of its gateways saw it. Entries
+    /// naming another server's token or no token are ignored, without saying so (a server learns
+    /// nothing about other servers' tokens). A token's row is written only when it has no last
+    /// use yet or the reported one is at least `LAST_USE_RESOLUTION_SECONDS` newer than the
+    /// stored one: last use never moves back, is accurate to a minute, and each token's row is
+    /// written at most once a minute however many gateways report. A time in the future is
+    /// taken as now. Not audited (telemetry, not a change anyone made). Returns how many tokens'
+    /// rows it wrote.
+    async fn record_token_usage(&self, server_id: &str, usage: &[TokenUsage]) -> Result<u64>;
     /// A live server's credentials and granted vaults, for introspection.
     async fn server_access(&self, server_id: &str) -> Result<Option<ServerAccess>>;
 

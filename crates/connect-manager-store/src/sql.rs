@@ -20,6 +20,7 @@ use connect_manager_core::page::{Page, PageRequest};
 use connect_manager_core::principal::Principal;
 use connect_manager_core::secret::ct_eq;
 use connect_manager_core::token::SealedKey;
+use connect_manager_core::wire::{LAST_USE_RESOLUTION_SECONDS, TokenUsage};
 use connect_manager_core::{Error, Result, Timestamp};
 use sqlx::AssertSqlSafe;
 
@@ -187,9 +188,11 @@ type TokenRow = (
     i64,
     Option<i64>,
     Option<i64>,
+    Option<i64>,
+    Option<String>,
 );
-const TOKEN_COLS: &str =
-    "t.id, t.server_id, t.name, t.state, t.issuer, t.kid, t.created_at, t.expires_at, t.revoked_at";
+const TOKEN_COLS: &str = "t.id, t.server_id, t.name, t.state, t.issuer, t.kid, t.created_at, \
+     t.expires_at, t.revoked_at, t.last_used_at, t.last_used_ip";
 
 /// Loads the tokens' scopes and builds the records, in the rows' order.
 async fn hydrate_tokens(conn: &mut Conn, rows: Vec<TokenRow>) -> Result<Vec<TokenRecord>> {
@@ -222,6 +225,8 @@ async fn hydrate_tokens(conn: &mut Conn, rows: Vec<TokenRow>) -> Result<Vec<Toke
                 created_at: Timestamp(r.6),
                 expires_at: r.7.map(Timestamp),
                 revoked_at: r.8.map(Timestamp),
+                last_used_at: r.9.map(Timestamp),
+                last_used_ip: r.10,
             })
         })
         .collect()
@@ -379,7 +384,7 @@ async fn load_live_server(conn: &mut Conn, server_id: &str) -> Result<Server> {
 ///
 /// Lock order. Every change takes its locks in this order, so that no two can wait for each
 /// other in a cycle (a deadlock, which PostgreSQL breaks by failing one of them):
-/// 1. the advisory name lock of a table (`lock_names`: server and vault create and rename);
+/// 1. the advisory name lock of a table (`lock_names`: server and vault create and rename, vault delete);
 /// 2. the Owners group row (`lock_owners`);
 /// 3. server rows (`delete_server`, `rotate_server_secret` and `rename_server` by updating them,
 ///    `grant_vault` and `revoke_vault` with `LOCK_SERVER_UPDATE`, `grant_group` with
@@ -476,6 +481,63 @@ fn grant_target(group_id: &str, grant: &GroupGrant) -> String {
     match &grant.server_id {
         Some(s) => format!("{group_id}/{}/{s}", grant.scope.as_str()),
         None => format!("{group_id}/{}", grant.scope.as_str()),
+    }
+}
+
+impl ThisStore {
+    /// A new vault with `id` (fresh, or given by G8's caller): refused when a vault has or had
+    /// the ID, or when the name is taken.
+    async fn insert_vault(
+        &self,
+        actor: &Actor,
+        id: &str,
+        name: &str,
+        vault_type: VaultType,
+    ) -> Result<Vault> {
+        let mut tx = self.write_tx().await?;
+        // Also held by vault delete: a vault cannot be deleted between the check and the insert.
+        lock_names(&mut tx, NameTable::Vaults).await?;
+        let taken: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM vaults WHERE id = $1 UNION ALL SELECT 1 FROM deleted_vaults WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if taken.is_some() {
+            return Err(Error::conflict(
+                "vault_id_taken",
+                format!("vault ID {id} is taken: a vault has it, or had it and was deleted"),
+            ));
+        }
+        let v = Vault {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            vault_type,
+            created_at: Timestamp::now(),
+        };
+        sqlx::query(
+            "INSERT INTO vaults (id, name, name_key, type, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&v.id)
+        .bind(&v.name)
+        .bind(name_key(&v.name))
+        .bind(v.vault_type.as_str())
+        .bind(v.created_at.micros())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| on_unique(e, || name_taken("vault", name)))?;
+        audit(
+            &mut tx,
+            actor,
+            "vault.create",
+            "vault",
+            &v.id,
+            Outcome::Success,
+        )
+        .await?;
+        commit(tx).await?;
+        Ok(v)
     }
 }
 
@@ -1166,36 +1228,18 @@ impl Store for ThisStore {
         name: &str,
         vault_type: VaultType,
     ) -> Result<Vault> {
-        let mut tx = self.write_tx().await?;
-        lock_names(&mut tx, NameTable::Vaults).await?;
-        let v = Vault {
-            id: new_lower(),
-            name: name.to_owned(),
-            vault_type,
-            created_at: Timestamp::now(),
-        };
-        sqlx::query(
-            "INSERT INTO vaults (id, name, name_key, type, created_at) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(&v.id)
-        .bind(&v.name)
-        .bind(name_key(&v.name))
-        .bind(v.vault_type.as_str())
-        .bind(v.created_at.micros())
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| on_unique(e, || name_taken("vault", name)))?;
-        audit(
-            &mut tx,
-            actor,
-            "vault.create",
-            "vault",
-            &v.id,
-            Outcome::Success,
-        )
-        .await?;
-        commit(tx).await?;
-        Ok(v)
+        self.insert_vault(actor, &new_lower(), name, vault_type)
+            .await
+    }
+
+    async fn create_vault_with_id(
+        &self,
+        actor: &Actor,
+        id: &str,
+        name: &str,
+        vault_type: VaultType,
+    ) -> Result<Vault> {
+        self.insert_vault(actor, id, name, vault_type).await
     }
 
     async fn list_vaults(&self, page: &PageRequest) -> Result<Page<Vault>> {
@@ -1272,6 +1316,8 @@ impl Store for ThisStore {
 
     async fn delete_vault(&self, actor: &Actor, vault_id: &str) -> Result<()> {
         let mut tx = self.write_tx().await?;
+        // Against a concurrent create with this ID (G8; see `insert_vault`).
+        lock_names(&mut tx, NameTable::Vaults).await?;
         let now = Timestamp::now().micros();
         sqlx::query(
             "UPDATE servers SET updated_at = $1 \
@@ -1291,6 +1337,12 @@ impl Store for ThisStore {
         if deleted == 0 {
             return Err(Error::not_found("vault", vault_id));
         }
+        sqlx::query("INSERT INTO deleted_vaults (id, deleted_at) VALUES ($1, $2)")
+            .bind(vault_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
         audit(
             &mut tx,
             actor,
@@ -1945,6 +1997,8 @@ impl Store for ThisStore {
             expires_at: new.expires_at,
             revoked_at: None,
             vaults,
+            last_used_at: None,
+            last_used_ip: None,
         })
     }
 
@@ -2131,6 +2185,53 @@ impl Store for ThisStore {
         self.commit_announcing(tx, Change::Token(token_id.to_owned()))
             .await?;
         Ok(t)
+    }
+
+    async fn record_token_usage(&self, server_id: &str, usage: &[TokenUsage]) -> Result<u64> {
+        if !matchable(server_id) {
+            return Ok(0);
+        }
+        // One entry per token, its latest use; none later than now (a gateway's clock ahead of
+        // ours must not pin a token's last use in the future, where no report could move it).
+        let now = Timestamp::now();
+        let mut latest: HashMap<&str, (Timestamp, Option<&str>)> = HashMap::new();
+        for u in usage.iter().filter(|u| matchable(&u.id)) {
+            let at = u.last_used_at.min(now);
+            let entry = latest.entry(u.id.as_str()).or_insert((at, None));
+            if at >= entry.0 {
+                *entry = (at, u.last_used_ip.as_deref().filter(|ip| matchable(ip)));
+            }
+        }
+        if latest.is_empty() {
+            return Ok(0);
+        }
+        let mut entries: Vec<_> = latest.into_iter().collect();
+        entries.sort_unstable_by_key(|(id, _)| *id);
+        let resolution = LAST_USE_RESOLUTION_SECONDS * 1_000_000;
+        let mut tx = self.write_tx().await?;
+        let mut written = 0;
+        // `VALUES` names its columns column1, column2, … in both databases.
+        for chunk in entries.chunks(500) {
+            let sql = format!(
+                "UPDATE tokens SET last_used_at = u.column2, last_used_ip = u.column3 \
+                 FROM (VALUES {}) AS u \
+                 WHERE tokens.id = u.column1 AND tokens.server_id = $1 \
+                 AND (tokens.last_used_at IS NULL OR tokens.last_used_at <= u.column2 - $2)",
+                (0..chunk.len())
+                    .map(|i| format!("(${}, ${}, ${})", 3 * i + 3, 3 * i + 4, 3 * i + 5))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql))
+                .bind(server_id)
+                .bind(resolution);
+            for (id, (at, ip)) in chunk {
+                q = q.bind(*id).bind(at.micros()).bind(*ip);
+            }
+            written += q.execute(&mut *tx).await.map_err(db_err)?.rows_affected();
+        }
+        commit(tx).await?;
+        Ok(written)
     }
 
     async fn server_access(&self, server_id: &str) -> Result<Option<ServerAccess>> {

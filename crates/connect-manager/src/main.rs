@@ -61,6 +61,13 @@ enum Command {
                             CONNECT_MANAGER_BOOTSTRAP_KEY_FILE."
     )]
     Serve(Box<ServeArgs>),
+    /// Run the gateway: connect-manager tokens enforced in front of one Connect server's API
+    /// (SPEC G).
+    #[command(
+        after_help = "Also read: RUST_LOG, the log filter [default: info]. The upstream token \
+                      may come from a file: CONNECT_MANAGER_GATEWAY_UPSTREAM_TOKEN_FILE."
+    )]
+    Gateway(Box<connect_manager_gateway::GatewayArgs>),
     /// Exit 0 when the service on this machine answers GET /healthz (the container's health
     /// check).
     Healthcheck {
@@ -105,6 +112,7 @@ fn main() -> ExitCode {
         Command::Group(c) => client(c.client, ClientCommand::Group(c.command)),
         Command::User(c) => client(c.client, ClientCommand::User(c.command)),
         Command::Serve(args) => runtime.block_on(serve(*args)),
+        Command::Gateway(args) => runtime.block_on(gateway(*args)),
         Command::Admin(command) => {
             report(runtime.block_on(connect_manager_cli::run_admin(command)))
         }
@@ -226,6 +234,39 @@ async fn serve(args: ServeArgs) -> ExitCode {
     match connect_manager_server::launch(config, listener, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => failed(&e, e.exit_code() as u8),
+    }
+}
+
+/// `connect-manager gateway`: a bad setting exits 2 with a one-line reason, as `serve` does.
+async fn gateway(args: connect_manager_gateway::GatewayArgs) -> ExitCode {
+    let failed = |e: &dyn std::fmt::Display, code: u8| {
+        eprintln!("connect-manager gateway: {e}");
+        ExitCode::from(code)
+    };
+    let config = match args.validate() {
+        Ok(c) => c,
+        Err(e) => return failed(&e, 2),
+    };
+    connect_manager_server::telemetry::init(match config.log_format {
+        connect_manager_gateway::config::LogFormat::Json => {
+            connect_manager_server::config::LogFormat::Json
+        }
+        connect_manager_gateway::config::LogFormat::Text => {
+            connect_manager_server::config::LogFormat::Text
+        }
+    });
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let prepared = match connect_manager_gateway::prepare(&config) {
+        Ok(p) => p,
+        Err(e) => return failed(&e, 2),
+    };
+    let listener = match tokio::net::TcpListener::bind(config.bind).await {
+        Ok(l) => l,
+        Err(e) => return failed(&format_args!("cannot listen on {}: {e}", config.bind), 2),
+    };
+    match connect_manager_gateway::run(prepared, listener, shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => failed(&e, 1),
     }
 }
 

@@ -6,6 +6,7 @@ pub mod groups;
 pub mod health;
 pub mod servers;
 pub mod tokens;
+pub mod usage;
 pub mod users;
 pub mod vaults;
 

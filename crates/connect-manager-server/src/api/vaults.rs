@@ -5,9 +5,9 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use connect_manager_core::model::{Vault, VaultType};
-use connect_manager_core::name;
 use connect_manager_core::page::Page;
 use connect_manager_core::principal::Permission;
+use connect_manager_core::{Error, id, name};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -23,6 +23,12 @@ pub struct CreateVault {
     pub name: String,
     #[serde(rename = "type")]
     pub vault_type: VaultType,
+    /// The vault's ID, when it must be a given one (G8: a Connect vault's real ID, so that the
+    /// registry and Connect name the vault alike). Omitted: a new ID. An ID a vault has or had
+    /// (deleted) is refused (409 `vault_id_taken`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[0-9a-z]{26}$")]
+    pub id: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -46,10 +52,27 @@ pub async fn create_vault(
         .authorize(&state, Permission::Owner, "vault.create", "vault", "")
         .await?;
     let name = name::validate("name", &body.name)?;
-    let vault = state
-        .store
-        .create_vault(&caller.actor, &name, body.vault_type)
-        .await?;
+    let vault = match &body.id {
+        None => {
+            state
+                .store
+                .create_vault(&caller.actor, &name, body.vault_type)
+                .await?
+        }
+        Some(id) if id::is_lower(id) => {
+            state
+                .store
+                .create_vault_with_id(&caller.actor, id, &name, body.vault_type)
+                .await?
+        }
+        Some(_) => {
+            return Err(Error::invalid_field(
+                "id",
+                "a vault ID is 26 characters, digits and lower-case letters (^[0-9a-z]{26}$)",
+            )
+            .into());
+        }
+    };
     Ok((StatusCode::CREATED, Json(vault)))
 }
 

@@ -18,5 +18,6 @@ mod proxy;
 mod secrets;
 mod servers;
 mod tokens;
+mod usage;
 mod users;
 mod vaults;

@@ -133,6 +133,7 @@ const MATRIX: &[(&str, [u16; 9])] = &[
     ("DELETE /v1/connect/tokens/{token}", manage(200)),
     ("GET /v1/connect/self", SERVER_AUTH),
     ("POST /v1/introspect", SERVER_AUTH),
+    ("POST /v1/connect/self/usage", SERVER_AUTH),
     ("POST /v1/keys/rotate", owner(201)),
     ("POST /v1/keys/{kid}/retire", owner(200)),
     ("GET /v1/audit/events", owner(200)),
@@ -350,6 +351,7 @@ async fn request(
             (format!("/v1/connect/tokens/{}", id(&t)), none)
         }
         "POST /v1/introspect" => (path.to_owned(), Some(json!({"token": "x"}))),
+        "POST /v1/connect/self/usage" => (path.to_owned(), Some(json!({"tokens": []}))),
         "POST /v1/keys/rotate" => (path.to_owned(), Some(json!({}))),
         "POST /v1/keys/{kid}/retire" => {
             // A key that no longer signs: made, then followed by a newer one.
@@ -439,7 +441,11 @@ async fn authorization_matrix(db: TestDb) {
                 e["outcome"].as_str().unwrap().to_owned(),
             ));
     }
-    let server_auth = ["GET /v1/connect/self", "POST /v1/introspect"];
+    let server_auth = [
+        "GET /v1/connect/self",
+        "POST /v1/introspect",
+        "POST /v1/connect/self/usage",
+    ];
     for (label, method, status, request_id) in &cells {
         let got = events.get(request_id).cloned().unwrap_or_default();
         let outcomes: Vec<&str> = got.iter().map(|(_, o)| o.as_str()).collect();
@@ -482,8 +488,8 @@ fn authorization_matrix_is_documented() {
          member acting on server Y; a user in no group.\n\n\
          Reading the table: 401 is a missing or bad key (with `WWW-Authenticate`); 403 is an \
          action the caller may see but not take; 404 is an object the caller may not see (its \
-         existence does not leak). `/v1/connect/self` and `/v1/introspect` take a Connect \
-         server's credentials (HTTP Basic), never a user's key. Every 403 and every 404 on an \
+         existence does not leak). `/v1/connect/self`, `/v1/connect/self/usage` and \
+         `/v1/introspect` take a Connect server's credentials (HTTP Basic), never a user's key. Every 403 and every 404 on an \
          existing server or token leaves a `denied` audit event; every change leaves a `success` \
          event in the same transaction; failed authentications are rate limited per client IP \
          (429) and logged, not audited one by one.\n\n",

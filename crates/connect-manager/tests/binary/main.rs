@@ -5,6 +5,7 @@ mod cli;
 mod common;
 mod database;
 mod hardening;
+mod import_and_last_use;
 mod ops;
 mod secrets_at_rest;
 mod serve;

@@ -1,0 +1,273 @@
+//! `vault import` (G8): the vaults a Connect server sees, into the registry under their real IDs.
+//!
+//! Reads Connect's `GET /v1/vaults` with the Connect token, then, vault by vault, through the
+//! API (so every change is an audit event of the user running it): creates a vault the registry
+//! lacks with Connect's ID, name and type; renames one whose name changed in Connect; leaves the
+//! rest. Never deletes. A vault that cannot be imported (its name is another registry vault's,
+//! its ID was a deleted vault's, …) is reported and the others go on. The Connect token is sent
+//! to the Connect server only, and never printed.
+
+use anyhow::{Context, anyhow, bail};
+use connect_manager_core::id;
+use connect_manager_core::model::{Vault, VaultType};
+use connect_manager_core::name;
+use connect_manager_server::api::vaults::{CreateVault, RenameVault};
+use serde::{Deserialize, Serialize};
+
+use crate::client::{Client, enc};
+use crate::output::{Format, json, table};
+
+/// A vault as Connect's API shows it (the fields the import reads).
+#[derive(Debug, Deserialize)]
+pub struct ConnectVault {
+    pub id: String,
+    pub name: String,
+    /// `USER_CREATED`, `PERSONAL`, `EVERYONE` or `TRANSFER`.
+    #[serde(rename = "type")]
+    pub vault_type: Option<String>,
+}
+
+/// What the import did with one vault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Created,
+    Renamed,
+    Unchanged,
+    Failed,
+}
+
+impl Action {
+    fn as_str(self) -> &'static str {
+        match self {
+            Action::Created => "created",
+            Action::Renamed => "renamed",
+            Action::Unchanged => "unchanged",
+            Action::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Outcome {
+    pub id: String,
+    pub name: String,
+    pub action: Action,
+    /// The registry's name before a rename.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_name: Option<String>,
+    /// Why a vault failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub vaults: Vec<Outcome>,
+    pub created: usize,
+    pub renamed: usize,
+    pub unchanged: usize,
+    pub failed: usize,
+}
+
+/// Connect's vault types onto the registry's: the same names (Connect shows `USER_CREATED`,
+/// `PERSONAL`, `EVERYONE` and `TRANSFER`; the registry also knows `PRIVATE` and `EMPLOYEE`).
+/// No type: `USER_CREATED`, Connect's type for a vault people made. An unknown type is refused,
+/// so that a vault never becomes grantable by a guess.
+pub fn registry_type(connect_type: Option<&str>) -> Result<VaultType, String> {
+    match connect_type {
+        None => Ok(VaultType::UserCreated),
+        Some(t) => VaultType::parse(&t.to_ascii_uppercase())
+            .ok_or_else(|| format!("unknown Connect vault type '{t}'")),
+    }
+}
+
+/// Connect's `GET /v1/vaults`.
+async fn connect_vaults(host: &str, token: &str) -> anyhow::Result<Vec<ConnectVault>> {
+    let host = host.trim_end_matches('/');
+    if !(host.starts_with("http://") || host.starts_with("https://")) {
+        bail!("--connect-host: '{host}' is not an http:// or https:// URL");
+    }
+    let http = reqwest::Client::builder()
+        .user_agent(concat!("connect-manager-cli/", env!("CARGO_PKG_VERSION")))
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+        .context("cannot set up the HTTP client")?;
+    let response = http
+        .get(format!("{host}/v1/vaults"))
+        .bearer_auth(token)
+        .send()
+        .await
+        // reqwest's error names the URL, never the header that carries the token.
+        .with_context(|| format!("cannot reach Connect at {host}"))?;
+    let status = response.status();
+    let bytes = response.bytes().await.context("reading Connect's answer")?;
+    if !status.is_success() {
+        // Connect's error body: {"status": N, "message": "…"}.
+        let message = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
+            .unwrap_or_default();
+        let hint = if status == reqwest::StatusCode::UNAUTHORIZED {
+            " (check --connect-token / OP_CONNECT_TOKEN)"
+        } else {
+            ""
+        };
+        bail!("Connect at {host} answered {status}: {message}{hint}");
+    }
+    serde_json::from_slice(&bytes)
+        .with_context(|| format!("Connect at {host} did not answer with a list of vaults"))
+}
+
+/// Imports the vaults of the Connect server at `host` into the registry behind `client`.
+pub async fn import(
+    client: &Client,
+    format: Format,
+    host: &str,
+    token: Option<String>,
+) -> anyhow::Result<()> {
+    let token = token
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| anyhow!("no Connect token: set OP_CONNECT_TOKEN or pass --connect-token"))?;
+    let from_connect = connect_vaults(host, &token).await?;
+    drop(token);
+    let registry: Vec<Vault> = client.list_all("/v1/vaults").await?;
+    let mut outcomes = Vec::with_capacity(from_connect.len());
+    for cv in from_connect {
+        outcomes.push(import_one(client, &registry, cv).await);
+    }
+    let count = |a: Action| outcomes.iter().filter(|o| o.action == a).count();
+    let report = Report {
+        created: count(Action::Created),
+        renamed: count(Action::Renamed),
+        unchanged: count(Action::Unchanged),
+        failed: count(Action::Failed),
+        vaults: outcomes,
+    };
+    match format {
+        Format::Json => json(&report)?,
+        Format::HumanReadable => {
+            table(
+                &["ID", "Name", "Action", "Detail"],
+                report
+                    .vaults
+                    .iter()
+                    .map(|o| {
+                        let detail = match (&o.previous_name, &o.error) {
+                            (_, Some(e)) => e.clone(),
+                            (Some(old), None) => format!("was '{old}'"),
+                            (None, None) => String::new(),
+                        };
+                        vec![
+                            o.id.clone(),
+                            o.name.clone(),
+                            o.action.as_str().to_owned(),
+                            detail,
+                        ]
+                    })
+                    .collect(),
+            );
+            if report.created + report.renamed == 0 && report.failed == 0 {
+                println!(
+                    "Nothing changed: the registry already holds all {} vaults.",
+                    report.unchanged
+                );
+            } else {
+                println!(
+                    "{} created, {} renamed, {} unchanged, {} failed.",
+                    report.created, report.renamed, report.unchanged, report.failed
+                );
+            }
+        }
+    }
+    if report.failed > 0 {
+        bail!(
+            "{} of {} vaults could not be imported (see above)",
+            report.failed,
+            report.vaults.len()
+        );
+    }
+    Ok(())
+}
+
+async fn import_one(client: &Client, registry: &[Vault], cv: ConnectVault) -> Outcome {
+    let failed = |name: &str, error: String| Outcome {
+        id: cv.id.clone(),
+        name: name.to_owned(),
+        action: Action::Failed,
+        previous_name: None,
+        error: Some(error),
+    };
+    if !id::is_lower(&cv.id) {
+        return failed(
+            &cv.name,
+            "not a vault ID the registry can hold (26 digits and lower-case letters)".into(),
+        );
+    }
+    let name = match name::validate("name", &cv.name) {
+        Ok(n) => n,
+        Err(e) => return failed(&cv.name, e.to_string()),
+    };
+    let done = |action, previous_name| Outcome {
+        id: cv.id.clone(),
+        name: name.clone(),
+        action,
+        previous_name,
+        error: None,
+    };
+    match registry.iter().find(|v| v.id == cv.id) {
+        Some(v) if v.name == name => done(Action::Unchanged, None),
+        Some(v) => {
+            let renamed: anyhow::Result<Vault> = client
+                .patch(
+                    &format!("/v1/vaults/{}", enc(&cv.id)),
+                    &RenameVault { name: name.clone() },
+                )
+                .await;
+            match renamed {
+                Ok(_) => done(Action::Renamed, Some(v.name.clone())),
+                Err(e) => failed(&name, format!("{e:#}")),
+            }
+        }
+        None => {
+            let vault_type = match registry_type(cv.vault_type.as_deref()) {
+                Ok(t) => t,
+                Err(e) => return failed(&name, e),
+            };
+            let created: anyhow::Result<Vault> = client
+                .post(
+                    "/v1/vaults",
+                    &CreateVault {
+                        name: name.clone(),
+                        vault_type,
+                        id: Some(cv.id.clone()),
+                    },
+                )
+                .await;
+            match created {
+                Ok(_) => done(Action::Created, None),
+                Err(e) => failed(&name, format!("{e:#}")),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn g8_connect_vault_types_map_onto_the_registrys() {
+        for (connect, ours) in [
+            (Some("USER_CREATED"), VaultType::UserCreated),
+            (Some("EVERYONE"), VaultType::Everyone),
+            (Some("TRANSFER"), VaultType::Transfer),
+            (Some("PERSONAL"), VaultType::Personal),
+            (Some("user_created"), VaultType::UserCreated),
+            (None, VaultType::UserCreated),
+        ] {
+            assert_eq!(registry_type(connect), Ok(ours), "{connect:?}");
+        }
+        assert!(registry_type(Some("SHARED_WITH_ME")).is_err());
+    }
+}

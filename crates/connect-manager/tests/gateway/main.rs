@@ -1,0 +1,9 @@
+//! The gateway (SPEC G), run as operators run it: the real `connect-manager serve` as the
+//! manager, the real `connect-manager gateway`, and a Connect API stand-in
+//! (tests/gateway/connect_standin.py). One file per rule.
+
+mod support;
+
+mod g1_settings;
+mod g2_checks;
+mod g7_usage;
