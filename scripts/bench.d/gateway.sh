@@ -12,6 +12,9 @@
 #   G5  revoke lag: revocations through the manager while G1's load runs; from each revoke's
 #       answer to the gateway's first 401 for that token
 #
+# BENCH_PERF=DIR: records the gateway with `perf record -g` during G1 and G2 into DIR/g1.data
+# and DIR/g2.data (`perf report -i DIR/g1.data`).
+#
 # Uses scripts/bench's helpers (start_service, setup, make_tokens, run_wrk, row, rss_kb…).
 
 gw_staleness=1 # seconds: CONNECT_MANAGER_GATEWAY_MAX_STALENESS
@@ -22,6 +25,13 @@ metric_sum() {
     curl -sf "$1" | awk -v m="$2" '$1 == m || index($1, m "{") == 1 { s += $NF } END { printf "%.0f", s }'
 }
 now_s() { date +%s.%N; }
+# perf_gateway NAME: with BENCH_PERF set, samples the gateway for the next wrk run's duration.
+perf_gateway() {
+    [[ -n ${BENCH_PERF:-} ]] || return 0
+    mkdir -p "$BENCH_PERF"
+    perf record -q -F 999 -g -p "$gw_pid" -o "$BENCH_PERF/$1.data" -- sleep "${duration%s}" \
+        >/dev/null 2>&1 &
+}
 # verdict MET: yes/NO in a full run; the quick run asserts nothing.
 verdict() { if [[ $quick -eq 1 ]]; then echo "(quick)"; else echo "$1"; fi; }
 both() { [[ $1 == yes && $2 == yes ]] && echo yes || echo NO; }
@@ -153,6 +163,7 @@ gateway_rows() {
         "http://127.0.0.1:$nginx_port$item_path"
     local direct_rps=$rps direct_p99=$p99
     warm_gateway "$work/gw-hot.txt"
+    perf_gateway g1
     BENCH_TOKENS=$work/gw-hot.txt run_wrk gw-get -t2 -c64 -s scripts/bench.d/bearer_rr.lua "$gw_url$item_path"
     local gw_rps=$rps gw_p50=$p50 gw_p99=$p99
     BENCH_TOKENS=$work/gw-hot.txt run_wrk gw-nginx-proxy -t2 -c64 -s scripts/bench.d/bearer_rr.lua \
@@ -204,6 +215,7 @@ gateway_rows() {
     local m_url="$url/metrics" before after t0 t1 calls windows
     before=$(metric_sum "$m_url" connect_manager_introspections_total)
     t0=$(now_s)
+    perf_gateway g2
     BENCH_TOKENS=$work/gw-rr.txt run_wrk gw-rr -t2 -c64 -s scripts/bench.d/bearer_rr.lua "$gw_url$item_path"
     t1=$(now_s)
     after=$(metric_sum "$m_url" connect_manager_introspections_total)
