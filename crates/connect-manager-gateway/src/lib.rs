@@ -121,7 +121,10 @@ pub async fn run(
     });
     let served = launch_with(&config, listener, shutdown, verifier, usage, metrics).await;
     let _ = stop_tx.send(true);
-    if tokio::time::timeout(SHUTDOWN_GRACE, reporter).await.is_err() {
+    if tokio::time::timeout(SHUTDOWN_GRACE, reporter)
+        .await
+        .is_err()
+    {
         tracing::warn!("the last usage report did not finish in time");
     }
     served

@@ -88,14 +88,19 @@ impl Usage {
     }
 
     /// Sends what is due: every pending token not reported within the period, at most
-    /// [`MAX_BATCH`]. On failure they are pending again (a newer use recorded meanwhile wins).
+    /// [`MAX_BATCH`]. On failure, or when this future is dropped before the manager answered
+    /// (a shutdown), they are pending again (a newer use recorded meanwhile wins).
     pub async fn flush(&self) {
-        let batch = self.due();
-        if batch.is_empty() {
+        let batch = InFlight {
+            usage: self,
+            batch: self.due(),
+        };
+        if batch.batch.is_empty() {
             return;
         }
         let report = UsageReport {
             tokens: batch
+                .batch
                 .iter()
                 .map(|(id, (at, ip))| TokenUsage {
                     id: id.clone(),
@@ -109,20 +114,36 @@ impl Usage {
                 inc(&self.metrics.usage_reports);
                 let now = Instant::now();
                 let mut state = self.state.lock().expect("usage lock");
-                for (id, _) in batch {
+                for (id, _) in batch.done() {
                     state.reported_at.insert(id, now);
                 }
             }
             Err(e) => {
                 inc(&self.metrics.usage_report_failures);
-                tracing::warn!(error = %e, tokens = batch.len(), "usage report failed; it is sent again with the next batch");
-                let mut state = self.state.lock().expect("usage lock");
-                for (id, used) in batch {
-                    if state.pending.len() < MAX_TOKENS || state.pending.contains_key(&id) {
-                        state.pending.entry(id).or_insert(used);
-                    }
-                }
+                tracing::warn!(error = %e, tokens = batch.batch.len(), "usage report failed; it is sent again with the next batch");
+                // Dropping `batch` puts it back.
             }
+        }
+    }
+
+    /// Puts uses that were not reported back, unless a newer use of the token was recorded.
+    fn put_back(&self, batch: Vec<(String, (Timestamp, IpAddr))>) {
+        let mut state = self.state.lock().expect("usage lock");
+        for (id, used) in batch {
+            if state.pending.len() < MAX_TOKENS || state.pending.contains_key(&id) {
+                state.pending.entry(id).or_insert(used);
+            }
+        }
+    }
+
+    /// Sends a batch every few seconds, forever (abort it, then [`Self::flush`] once more, or use
+    /// [`Self::start`], which does both).
+    pub async fn flush_task(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(self.flush_every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            self.flush().await;
         }
     }
 
@@ -160,11 +181,33 @@ impl Usage {
             loop {
                 tokio::select! {
                     () = &mut shutdown => break,
-                    _ = tick.tick() => usage.flush().await,
+                    _ = tick.tick() => {}
                 }
+                // Not raced with the shutdown: a report under way finishes.
+                usage.flush().await;
             }
             usage.flush().await;
         })
+    }
+}
+
+/// A batch being reported: put back when dropped before [`InFlight::done`].
+struct InFlight<'a> {
+    usage: &'a Usage,
+    batch: Vec<(String, (Timestamp, IpAddr))>,
+}
+
+impl InFlight<'_> {
+    fn done(mut self) -> Vec<(String, (Timestamp, IpAddr))> {
+        std::mem::take(&mut self.batch)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if !self.batch.is_empty() {
+            self.usage.put_back(std::mem::take(&mut self.batch));
+        }
     }
 }
 
@@ -213,5 +256,33 @@ mod tests {
         let state = u.state.lock().unwrap();
         assert_eq!(state.pending["token0"].1.to_string(), "192.0.2.2");
         assert!(state.reported_at.is_empty());
+    }
+
+    #[tokio::test]
+    async fn g7_a_report_cut_short_by_shutdown_is_not_lost() {
+        crate::manager::tests::install_crypto();
+        // A manager that accepts the connection and never answers.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let _held = tokio::spawn(async move {
+            let mut conns = Vec::new();
+            while let Ok((c, _)) = listener.accept().await {
+                conns.push(c);
+            }
+        });
+        let manager = Manager::new(CredentialsPayload {
+            server_id: "SERVER".into(),
+            secret: "secret".into(),
+            url,
+        })
+        .unwrap();
+        let u = Arc::new(Usage::new(Arc::new(manager), Arc::new(Metrics::default())));
+        u.record("t1", "192.0.2.1".parse().unwrap());
+        let task = tokio::spawn(u.clone().flush_task());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(u.pending(), 0, "taken out for the report under way");
+        task.abort();
+        let _ = task.await;
+        assert_eq!(u.pending(), 1, "put back when the report was dropped");
     }
 }

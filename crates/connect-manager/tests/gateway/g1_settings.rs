@@ -17,8 +17,14 @@ fn refused(dir: &Path, env: &[(&str, &str)], names: &str) {
     assert_eq!(out.status.code(), Some(2), "{env:?}: {stderr}");
     let reason = stderr.trim_end();
     assert_eq!(reason.lines().count(), 1, "{env:?}: not one line: {stderr}");
-    assert!(reason.contains(names), "{env:?}: {reason} does not name {names}");
-    assert!(!stderr.contains(SECRET), "{env:?}: the token leaked: {stderr}");
+    assert!(
+        reason.contains(names),
+        "{env:?}: {reason} does not name {names}"
+    );
+    assert!(
+        !stderr.contains(SECRET),
+        "{env:?}: the token leaked: {stderr}"
+    );
 }
 
 #[test]
@@ -38,31 +44,59 @@ fn g1_bad_settings_exit_2_with_a_one_line_reason() {
         (vec![(staleness, "6s")], staleness),
         (vec![(staleness, "5001ms")], staleness),
         (vec![(staleness, "soon")], staleness),
-        (vec![("CONNECT_MANAGER_GATEWAY_BIND", "nowhere")], "CONNECT_MANAGER_GATEWAY_BIND"),
         (
-            vec![("CONNECT_MANAGER_GATEWAY_UPSTREAM", "ftp://connect:8080"), tok],
+            vec![("CONNECT_MANAGER_GATEWAY_BIND", "nowhere")],
+            "CONNECT_MANAGER_GATEWAY_BIND",
+        ),
+        (
+            vec![
+                ("CONNECT_MANAGER_GATEWAY_UPSTREAM", "ftp://connect:8080"),
+                tok,
+            ],
             "CONNECT_MANAGER_GATEWAY_UPSTREAM",
         ),
         (
-            vec![("CONNECT_MANAGER_GATEWAY_UPSTREAM", "connect-api:8080"), tok],
+            vec![
+                ("CONNECT_MANAGER_GATEWAY_UPSTREAM", "connect-api:8080"),
+                tok,
+            ],
             "CONNECT_MANAGER_GATEWAY_UPSTREAM",
         ),
         (
-            vec![("CONNECT_MANAGER_GATEWAY_UPSTREAM", &format!("http://x:{SECRET}@h")), tok],
+            vec![
+                (
+                    "CONNECT_MANAGER_GATEWAY_UPSTREAM",
+                    &format!("http://x:{SECRET}@h"),
+                ),
+                tok,
+            ],
             "CONNECT_MANAGER_GATEWAY_UPSTREAM",
         ),
         (vec![up], "CONNECT_MANAGER_GATEWAY_UPSTREAM_TOKEN"),
         (vec![tok], "CONNECT_MANAGER_GATEWAY_UPSTREAM"),
         (
-            vec![up, tok, ("CONNECT_MANAGER_GATEWAY_UPSTREAM_TOKEN_FILE", token_file)],
+            vec![
+                up,
+                tok,
+                ("CONNECT_MANAGER_GATEWAY_UPSTREAM_TOKEN_FILE", token_file),
+            ],
             "both set",
         ),
         (
-            vec![up, ("CONNECT_MANAGER_GATEWAY_UPSTREAM_TOKEN_FILE", "/nonexistent/token")],
+            vec![
+                up,
+                (
+                    "CONNECT_MANAGER_GATEWAY_UPSTREAM_TOKEN_FILE",
+                    "/nonexistent/token",
+                ),
+            ],
             "CONNECT_MANAGER_GATEWAY_UPSTREAM_TOKEN_FILE",
         ),
         (
-            vec![("CONNECT_MANAGER_GATEWAY_CREDENTIALS_FILE", "/nonexistent/creds.json")],
+            vec![(
+                "CONNECT_MANAGER_GATEWAY_CREDENTIALS_FILE",
+                "/nonexistent/creds.json",
+            )],
             "CONNECT_MANAGER_GATEWAY_CREDENTIALS_FILE",
         ),
         (

@@ -77,9 +77,6 @@ async fn g2_forged_and_foreign_tokens_are_refused_without_an_introspection() {
     let good = m
         .create_token("web", "good", &[("prod", "read")], None)
         .await;
-    let short = m
-        .create_token("web", "short", &[("prod", "read")], Some("2s"))
-        .await;
     let other_server = m
         .create_token("api", "api", &[("prod", "read")], None)
         .await;
@@ -101,6 +98,10 @@ async fn g2_forged_and_foreign_tokens_are_refused_without_an_introspection() {
         .create_token("web", "good", &[("prod", "read")], None)
         .await;
 
+    // Made last: it expires 4 s from now.
+    let short = m
+        .create_token("web", "short", &[("prod", "read")], Some("4s"))
+        .await;
     let (v, metrics) = verifier(&web, Duration::from_secs(1));
     assert!(v.check(Some(&bearer(&good.jwt))).await.is_ok());
     assert!(v.check(Some(&bearer(&short.jwt))).await.is_ok());
@@ -128,8 +129,18 @@ async fn g2_forged_and_foreign_tokens_are_refused_without_an_introspection() {
         parts[1] = URL_SAFE_NO_PAD.encode(claims.to_string());
         parts.join(".")
     };
-    // Let the short token expire (its exp is in whole seconds).
-    tokio::time::sleep(Duration::from_millis(3100)).await;
+    // Let the short token expire.
+    let short_claims: serde_json::Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(short.jwt.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    let exp =
+        std::time::UNIX_EPOCH + Duration::from_secs(short_claims["exp"].as_u64().expect("exp"));
+    if let Ok(wait) = exp.duration_since(std::time::SystemTime::now()) {
+        tokio::time::sleep(wait + Duration::from_millis(100)).await;
+    }
     let cases = [
         ("no header", None),
         ("not bearer", Some(format!("Basic {}", good.jwt))),
@@ -393,4 +404,62 @@ async fn g2_manager_stopped_fails_closed_and_recovers_on_postgres() {
         return;
     };
     manager_outage_fails_closed_and_recovers(m).await;
+}
+
+/// Through the gateway binary (forward-auth, G5): a manager outage is a 503 once answers are
+/// older than max-staleness, logged once per episode with its reason and never with the token;
+/// the gateway recovers when the manager is back, without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn g2_manager_outage_is_logged_once_per_episode_never_with_the_token() {
+    use crate::support::gateway::{Gateway, Settings};
+
+    let mut m = TestManager::start().await;
+    let (web, _, _) = setup(&m).await;
+    let t = m.create_token("web", "t", &[("prod", "read")], None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let g = Gateway::start(dir.path(), Settings::new(&web.credentials, None)).await;
+    g.wait_ready().await;
+    let client = crate::support::http();
+    let decide = async || {
+        client
+            .get(g.url("/v1/forward-auth"))
+            .header("Authorization", bearer(&t.jwt))
+            .header("X-Forwarded-Method", "GET")
+            .header("X-Forwarded-Uri", "/v1/vaults")
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(decide().await, 200);
+    let episode_lines = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains("the manager fails"))
+            .count()
+    };
+
+    for episode in 1..=2 {
+        m.stop();
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        for _ in 0..10 {
+            assert_eq!(decide().await, 503, "fails closed (episode {episode})");
+        }
+        assert_eq!(
+            episode_lines(&g.log()),
+            episode,
+            "once per episode: {}",
+            g.log()
+        );
+        m.restart().await;
+        let back = lag_until(async || decide().await == 200).await;
+        println!("episode {episode}: allowed again {back:?} after the manager was back");
+    }
+    let log = g.stop();
+    assert!(log.contains("the manager answers again"), "{log}");
+    let signature = t.jwt.rsplit('.').next().unwrap();
+    assert!(!log.contains(signature), "the token is never logged: {log}");
+    let secret: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&web.credentials).unwrap()).unwrap();
+    assert!(!log.contains(secret["uniqueKey"]["k"].as_str().unwrap()));
 }

@@ -6,4 +6,8 @@ mod support;
 
 mod g1_settings;
 mod g2_checks;
+mod g3_operations;
+mod g4_answers;
+mod g5_forward_auth;
+mod g6_own_endpoints;
 mod g7_usage;

@@ -5,26 +5,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_connect-manager");
+use serde_json::{Value, json};
+
+use super::free_port;
+use super::manager::{Server, TestManager, Token};
+use super::standin::Standin;
 
 /// `connect-manager gateway` with a clean environment, run in `dir`.
 pub fn command(dir: &Path) -> Command {
-    let mut c = Command::new(BIN);
-    c.current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .arg("gateway");
+    let mut c = super::command(dir);
+    c.env("RUST_LOG", "info").arg("gateway");
     c
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Runs the gateway with `cmd` to completion (for settings that must fail).
@@ -70,6 +61,7 @@ impl Gateway {
     }
 
     async fn start_on(dir: &Path, settings: Settings, port: u16) -> Gateway {
+        super::install_crypto();
         let log = dir.join(format!("gateway-{port}.log"));
         let mut cmd = command(dir);
         cmd.env("CONNECT_MANAGER_GATEWAY_BIND", format!("127.0.0.1:{port}"))
@@ -77,15 +69,27 @@ impl Gateway {
                 "CONNECT_MANAGER_GATEWAY_CREDENTIALS_FILE",
                 &settings.credentials_file,
             )
-            .env("CONNECT_MANAGER_GATEWAY_MAX_STALENESS", &settings.max_staleness)
-            .env("LOG_FORMAT", if settings.log_json { "json" } else { "text" });
+            .env(
+                "CONNECT_MANAGER_GATEWAY_MAX_STALENESS",
+                &settings.max_staleness,
+            )
+            .env(
+                "LOG_FORMAT",
+                if settings.log_json { "json" } else { "text" },
+            );
         if let Some((url, token)) = &settings.upstream {
             cmd.env("CONNECT_MANAGER_GATEWAY_UPSTREAM", url)
                 .env("CONNECT_MANAGER_GATEWAY_UPSTREAM_TOKEN", token);
         }
         let child = cmd
             .stdout(Stdio::null())
-            .stderr(std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap())
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&log)
+                    .unwrap(),
+            )
             .spawn()
             .unwrap();
         let mut g = Gateway {
@@ -132,6 +136,21 @@ impl Gateway {
         panic!("the gateway did not become ready: {last}\n{}", self.log());
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The most resident memory the process has used, in bytes (Linux's VmHWM).
+    pub fn peak_rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .unwrap()
+            * 1024
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
@@ -163,7 +182,10 @@ impl Gateway {
                 .status()
                 .unwrap();
             let status = self.child.wait().unwrap();
-            assert!(status.success(), "the gateway did not exit 0 on SIGTERM: {status}");
+            assert!(
+                status.success(),
+                "the gateway did not exit 0 on SIGTERM: {status}"
+            );
         }
     }
 
@@ -182,4 +204,132 @@ impl Drop for Gateway {
             let _ = self.child.wait();
         }
     }
+}
+
+/// The real Connect token the stand-in accepts and the gateway holds.
+pub const UPSTREAM_TOKEN: &str = "connect-upstream-token-7f3a9c1e5b2d4f6a8c0e";
+
+/// A manager, the Connect stand-in whose three vaults (Production, Staging, Shared) are in the
+/// manager's registry under their real IDs (G8), a server granted all three, and a gateway for
+/// that server in front of the stand-in.
+pub struct Scene {
+    pub manager: TestManager,
+    pub standin: Standin,
+    pub server: Server,
+    pub gateway: Gateway,
+    /// Vault name → ID.
+    pub production: String,
+    pub staging: String,
+    pub shared: String,
+    pub client: reqwest::Client,
+}
+
+impl Scene {
+    pub async fn start() -> Scene {
+        Scene::start_with(TestManager::start().await, &[], "1s").await
+    }
+
+    pub async fn start_with(manager: TestManager, standin_args: &[&str], staleness: &str) -> Scene {
+        let standin = Standin::start_with(UPSTREAM_TOKEN, standin_args);
+        for v in standin.fixture["vaults"].as_array().unwrap() {
+            let (status, body) = manager
+                .owner(
+                    reqwest::Method::POST,
+                    "/v1/vaults",
+                    Some(json!({"id": v["id"], "name": v["name"], "type": "USER_CREATED"})),
+                )
+                .await;
+            assert_eq!(status, 201, "vault {v}: {body}");
+        }
+        let (production, staging, shared) = (
+            standin.vault("Production"),
+            standin.vault("Staging"),
+            standin.vault("Shared"),
+        );
+        let server = manager
+            .create_server("gw", &[&production, &staging, &shared])
+            .await;
+        let mut settings =
+            Settings::new(&server.credentials, Some((&standin.base, UPSTREAM_TOKEN)));
+        settings.max_staleness = staleness.to_string();
+        let gateway = Gateway::start(manager.data_dir(), settings).await;
+        gateway.wait_ready().await;
+        Scene {
+            manager,
+            standin,
+            server,
+            gateway,
+            production,
+            staging,
+            shared,
+            client: super::http(),
+        }
+    }
+
+    /// A token of the scene's server on `vaults` (vault ID, `read`/`write`/`read_write`).
+    pub async fn token(&self, vaults: &[(&str, &str)]) -> Token {
+        self.manager
+            .create_token(&self.server.id, "t", vaults, None)
+            .await
+    }
+
+    /// A request through the gateway with `jwt` (None: no Authorization).
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        jwt: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self.client.request(
+            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+            self.gateway.url(path),
+        );
+        if let Some(jwt) = jwt {
+            req = req.bearer_auth(jwt);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// The paths of the requests that reached the stand-in.
+    pub async fn reached(&self) -> Vec<String> {
+        self.standin
+            .requests()
+            .await
+            .iter()
+            .filter(|r| r["raw_path"] != "/heartbeat")
+            .map(|r| {
+                format!(
+                    "{} {}",
+                    r["method"].as_str().unwrap(),
+                    r["raw_path"].as_str().unwrap()
+                )
+            })
+            .collect()
+    }
+}
+
+/// Sends `raw` bytes on a new connection to `port` and returns what came back (until close or
+/// a short silence).
+pub async fn raw_http(port: u16, raw: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    s.write_all(raw).await.unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }

@@ -84,6 +84,7 @@ impl Standin {
 
     /// Every request that reached the stand-in since the last reset.
     pub async fn requests(&self) -> Vec<Value> {
+        super::install_crypto();
         reqwest::get(format!("{}/__standin/requests", self.base))
             .await
             .unwrap()
@@ -121,7 +122,8 @@ impl Standin {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
             // The port may take a moment to be free again.
-            let attempt = std::panic::catch_unwind(|| Standin::start_on(&self.token, self.port, &[]));
+            let attempt =
+                std::panic::catch_unwind(|| Standin::start_on(&self.token, self.port, &[]));
             match attempt {
                 Ok(s) => {
                     *self = s;
