@@ -71,14 +71,26 @@ impl Answer {
     }
 }
 
-/// One token's slot in the cache. Its lock is held across the call to the manager, so the checks
-/// of one token that arrive meanwhile wait for that call instead of making their own.
+/// One token's slot in the cache.
 #[derive(Default)]
 struct Slot {
     /// The token's `exp`: a slot exists only for a JWT that passed the local checks, so a check
     /// of the very same JWT needs only this one again while the answer is young.
     exp: Option<i64>,
-    state: tokio::sync::Mutex<SlotState>,
+    /// Held across a call to the manager about this token: the checks that need an answer
+    /// meanwhile wait for that call instead of making their own.
+    call: tokio::sync::Mutex<()>,
+    /// Read without waiting for a call in flight.
+    state: Mutex<SlotState>,
+}
+
+impl Slot {
+    /// The last answer and its age.
+    fn answer(&self) -> Option<(Duration, Answer)> {
+        let state = self.state.lock().expect("slot lock");
+        let (asked_at, answer) = state.answer.as_ref()?;
+        Some((asked_at.elapsed(), answer.clone()))
+    }
 }
 
 #[derive(Default)]
@@ -164,34 +176,56 @@ impl Verifier {
         self.keys.read().expect("keys lock").clone()
     }
 
-    /// The keys, refetched first when they do not know `kid` and the last fetch is at least a
-    /// second old. `Err` when they have never been loaded and the manager cannot give them.
+    /// The keys, refetched first when they do not know `kid`: at once when the last fetch is at
+    /// least a second old, else a second after it (the check waits; every check waiting then
+    /// shares that one fetch), so that a key the manager has just rotated in is learned without
+    /// a refusal, and a flood of unknown `kid`s costs the manager at most one fetch a second.
+    /// `Err` when they have never been loaded and the manager cannot give them.
     async fn keys_knowing(&self, kid: &str) -> Result<Arc<PublicKeys>, Refusal> {
         let keys = self.keys();
         if keys.knows(kid) {
             return Ok(keys);
         }
-        let mut fetched_at = self.jwks_fetched_at.lock().await;
-        // Another check may have fetched while this one waited.
-        let keys = self.keys();
-        if keys.knows(kid) {
-            return Ok(keys);
-        }
-        if fetched_at.is_some_and(|at| at.elapsed() < JWKS_REFETCH_INTERVAL) {
-            return Ok(keys);
-        }
-        match self.fetch_jwks(&mut fetched_at).await {
-            Ok(()) => {
-                self.recovered();
-                Ok(self.keys())
+        let arrived = Instant::now();
+        loop {
+            let mut fetched_at = self.jwks_fetched_at.lock().await;
+            // Another check may have fetched while this one waited.
+            let keys = self.keys();
+            if keys.knows(kid) {
+                return Ok(keys);
             }
-            Err(e) => {
-                self.failing(&e, "fetching its JWKS");
-                match self.jwks_loaded() {
-                    true => Ok(keys),
-                    false => Err(Refusal::Unavailable),
+            match *fetched_at {
+                // A fetch begun after this check arrived did not know it: unknown.
+                Some(at) if at >= arrived => {
+                    return match self.jwks_loaded() {
+                        true => Ok(keys),
+                        false => Err(Refusal::Unavailable),
+                    };
                 }
+                Some(at) if at.elapsed() < JWKS_REFETCH_INTERVAL => {
+                    if !self.jwks_loaded() {
+                        return Err(Refusal::Unavailable);
+                    }
+                    let wait = JWKS_REFETCH_INTERVAL.saturating_sub(at.elapsed());
+                    drop(fetched_at);
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+                _ => {}
             }
+            return match self.fetch_jwks(&mut fetched_at).await {
+                Ok(()) => {
+                    self.recovered();
+                    Ok(self.keys())
+                }
+                Err(e) => {
+                    self.failing(&e, "fetching its JWKS");
+                    match self.jwks_loaded() {
+                        true => Ok(keys),
+                        false => Err(Refusal::Unavailable),
+                    }
+                }
+            };
         }
     }
 
@@ -228,9 +262,9 @@ impl Verifier {
         if slot.exp.is_some_and(|exp| exp <= now) {
             return None;
         }
-        let state = slot.state.try_lock().ok()?;
-        let (asked_at, answer) = state.answer.as_ref()?;
-        (asked_at.elapsed() < self.max_staleness).then(|| answer.clone())
+        let (age, answer) = slot.answer()?;
+        // Past half its life the answer is refreshed by the next check (see `live`).
+        (age < self.max_staleness / 2).then_some(answer)
     }
 
     /// The manager's answer about a token that passed the local checks: from the cache when
@@ -238,20 +272,52 @@ impl Verifier {
     async fn live(&self, jwt: &str, jti: &str, exp: Option<i64>) -> Result<Answer, Refusal> {
         let arrived = Instant::now();
         let slot = self.slot(jwt, exp);
-        let mut state = slot.state.lock().await;
-        if let Some((asked_at, answer)) = &state.answer
-            && asked_at.elapsed() < self.max_staleness
+        if let Some((age, answer)) = slot.answer()
+            && age < self.max_staleness
         {
+            // Young enough. Past half its life, the first check to see it refreshes it while
+            // the others go on with it: a busy token's checks do not all wait for a round trip
+            // each time its answer runs out.
+            if age >= self.max_staleness / 2
+                && let Ok(_call) = slot.call.try_lock()
+                && let Ok(fresh) = self.ask(&slot, jwt, jti).await
+            {
+                return Ok(fresh);
+            }
             inc(&self.metrics.introspection_cache_hits);
-            return Ok(answer.clone());
+            return Ok(answer);
         }
-        if state.failed_at.is_some_and(|at| at >= arrived) {
-            // The call this check waited for failed a moment ago: fail with it.
-            return Err(Refusal::Unavailable);
+        let _call = slot.call.lock().await;
+        let waited = {
+            let state = slot.state.lock().expect("slot lock");
+            match &state.answer {
+                Some((asked_at, answer)) if asked_at.elapsed() < self.max_staleness => {
+                    Some(Ok(answer.clone()))
+                }
+                // The call this check waited for failed a moment ago: fail with it.
+                _ if state.failed_at.is_some_and(|at| at >= arrived) => {
+                    Some(Err(Refusal::Unavailable))
+                }
+                _ => None,
+            }
+        };
+        match waited {
+            Some(Ok(answer)) => {
+                inc(&self.metrics.introspection_cache_hits);
+                Ok(answer)
+            }
+            Some(Err(refusal)) => Err(refusal),
+            None => self.ask(&slot, jwt, jti).await,
         }
+    }
+
+    /// Asks the manager about a token and keeps its answer; the caller holds the slot's call lock.
+    async fn ask(&self, slot: &Slot, jwt: &str, jti: &str) -> Result<Answer, Refusal> {
         let asked_at = Instant::now();
         inc(&self.metrics.introspection_calls);
-        match self.manager.introspect(jwt).await {
+        let result = self.manager.introspect(jwt).await;
+        let mut state = slot.state.lock().expect("slot lock");
+        match result {
             Ok(answer) => {
                 self.recovered();
                 let answer = self.answer(answer, jti);
@@ -307,7 +373,7 @@ impl Verifier {
         }
         let slot = Arc::new(Slot {
             exp,
-            state: Default::default(),
+            ..Slot::default()
         });
         if cache.slots.len() < CACHE_CAP {
             cache.slots.insert(Arc::from(jwt), slot.clone());
@@ -322,12 +388,12 @@ impl Verifier {
             if Arc::strong_count(slot) > 1 {
                 return true;
             }
-            match slot.state.try_lock() {
-                Ok(state) => match &state.answer {
-                    Some((at, _)) => at.elapsed() < max_staleness,
-                    None => false,
-                },
-                Err(_) => true,
+            if slot.call.try_lock().is_err() {
+                return true;
+            }
+            match &slot.state.lock().expect("slot lock").answer {
+                Some((at, _)) => at.elapsed() < max_staleness,
+                None => false,
             }
         });
         cache.swept_at = Instant::now();
@@ -734,6 +800,55 @@ mod tests {
             "expired, though the manager's answer (max-staleness 5 s) is still young"
         );
         assert_eq!(s.fake.introspections.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn g2_a_busy_tokens_answer_is_refreshed_by_one_check_while_the_others_go_on() {
+        let mut s = setup().await;
+        s.verifier = Verifier::new(
+            s.verifier.manager.clone(),
+            Duration::from_secs(1),
+            s.metrics.clone(),
+        );
+        let s = Arc::new(s);
+        s.active("tokenid", vec![]);
+        let header = s.bearer(&s.claims());
+        assert!(s.verifier.check(Some(&header)).await.is_ok());
+        // Each introspection now takes 200 ms.
+        s.fake.delay_ms.store(200, Ordering::SeqCst);
+        let start = Instant::now();
+        let mut checkers = tokio::task::JoinSet::new();
+        for _ in 0..4 {
+            let (s, header) = (s.clone(), header.clone());
+            checkers.spawn(async move {
+                let (mut checks, mut slow) = (0, 0);
+                while start.elapsed() < Duration::from_secs(3) {
+                    let t = Instant::now();
+                    assert!(s.verifier.check(Some(&header)).await.is_ok());
+                    checks += 1;
+                    if t.elapsed() >= Duration::from_millis(100) {
+                        slow += 1;
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                (checks, slow)
+            });
+        }
+        let (mut checks, mut slow) = (0, 0);
+        while let Some(r) = checkers.join_next().await {
+            let (c, w) = r.unwrap();
+            checks += c;
+            slow += w;
+        }
+        let calls = s.fake.introspections.load(Ordering::SeqCst) - 1;
+        println!(
+            "{checks} checks by 4 clients over 3 s, max-staleness 1 s, 200 ms calls: {calls} calls, {slow} checks waited for one"
+        );
+        assert!(calls >= 3, "refreshed as it went: {calls}");
+        assert!(
+            slow <= calls,
+            "only the check making a call waits for it: {slow} slow checks, {calls} calls"
+        );
     }
 
     #[tokio::test]
