@@ -185,14 +185,14 @@ gateway_rows() {
     rps=$(median "${g_rps[@]}") p50=$(median "${g_p50[@]}") p99=$(median "${g_p99[@]}")
     local r added
     r=$(ratio "$rps" "$direct_rps")
-    added=$(awk -v a="$p99" -v b="$direct_p99" 'BEGIN { printf "%.2f", a - b }')
+    added=$(awk -v a="$p99" -v b="$direct_p99" 'BEGIN { printf "%+.2f", a - b }')
     row "G1 GET item via gateway, 4 hot tokens" "sqlite" "$rps" "$p50" "$p99" \
-        "nginx direct $direct_rps (p99 $direct_p99)" "$r, p99 +$added ms" ">= 0.7, p99 +<= 2 ms" \
+        "nginx direct $direct_rps (p99 $direct_p99)" "$r, p99 $added ms" ">= 0.7, p99 +<= 2 ms" \
         "$(verdict "$(both "$(meets "$r" ">=" 0.7)" "$(meets "$added" "<=" 2)")")"
     r=$(ratio "$proxy_rps" "$direct_rps")
-    added=$(awk -v a="$proxy_p99" -v b="$direct_p99" 'BEGIN { printf "%.2f", a - b }')
+    added=$(awk -v a="$proxy_p99" -v b="$direct_p99" 'BEGIN { printf "%+.2f", a - b }')
     row "G1' (comparison) same GET via an nginx proxy" "" "$proxy_rps" "" "$proxy_p99" \
-        "nginx direct $direct_rps (p99 $direct_p99)" "$r, p99 +$added ms" "(reported only)" ""
+        "nginx direct $direct_rps (p99 $direct_p99)" "$r, p99 $added ms" "(reported only)" ""
 
     # G5. Revocations through the manager while G1's load runs.
     say "[gateway] $revocations revocations under load"
