@@ -70,6 +70,7 @@ pub const MAX_USAGE_BATCH: usize = 1000;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UsageReport {
+    #[schema(max_items = 1000)]
     pub tokens: Vec<TokenUsage>,
 }
 

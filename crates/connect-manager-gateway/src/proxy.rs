@@ -443,6 +443,9 @@ impl Gateway {
         strip_hop_by_hop(&mut headers);
         headers.remove(header::HOST);
         headers.remove(header::AUTHORIZATION);
+        // hyper answered any `Expect: 100-continue` to the client; its client does not do it
+        // upstream.
+        headers.remove(header::EXPECT);
         if op.route.needs_token() {
             let mut value = match HeaderValue::try_from(format!("Bearer {}", upstream.token)) {
                 Ok(v) => v,

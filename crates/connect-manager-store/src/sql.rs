@@ -497,8 +497,8 @@ impl ThisStore {
         let mut tx = self.write_tx().await?;
         // Also held by vault delete: a vault cannot be deleted between the check and the insert.
         lock_names(&mut tx, NameTable::Vaults).await?;
-        let taken: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM vaults WHERE id = $1 UNION ALL SELECT 1 FROM deleted_vaults WHERE id = $1",
+        let taken: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM vaults WHERE id = $1 UNION ALL SELECT id FROM deleted_vaults WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&mut *tx)

@@ -18,7 +18,8 @@ pub const MAX_USAGE_BODY_BYTES: usize = 256 * 1024;
 
 /// Record when the calling server's tokens were last used (G7). Authenticate as the server.
 /// Entries naming another server's token, or no token, are ignored without notice; a token's
-/// last use is kept to the minute and never moves back.
+/// last use is kept to the minute and never moves back; a `last_used_ip` that is not an IP
+/// address is dropped (the use is recorded without it).
 #[utoipa::path(post, path = "/v1/connect/self/usage", tag = "connect servers",
     request_body = UsageReport,
     security(("server_credentials" = [])),
@@ -27,9 +28,9 @@ pub const MAX_USAGE_BODY_BYTES: usize = 256 * 1024;
         (status = 400, description = "The body is not a usage report.", body = ErrorBody),
         (status = 401, description = "Not a live server's credentials.", body = ErrorBody,
             headers(("WWW-Authenticate" = String, description = "The scheme to authenticate with: `Basic realm=\"connect-manager\"` (the server's ID and secret)."))),
-        (status = 413, description = "More than 1000 entries, or a body over 256 KiB: send several reports.", body = ErrorBody),
+        (status = 413, description = "The body is over 256 KiB.", body = ErrorBody),
         (status = 415, description = "The body is not JSON.", body = ErrorBody),
-        (status = 422, description = "An entry's `last_used_ip` is not an IP address.", body = ErrorBody),
+        (status = 422, description = "More than 1000 entries (`invalid_field`): send several reports.", body = ErrorBody),
         (status = 429, description = "Too many failed authentications from this address: the credentials were not read.", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait."))),
         (status = 503, description = "The database is unavailable.", body = ErrorBody),
@@ -40,22 +41,20 @@ pub async fn report_usage(
     ApiJson(body): ApiJson<UsageReport>,
 ) -> ApiResult<StatusCode> {
     if body.tokens.len() > MAX_USAGE_BATCH {
+        // 422 (not 413): the body is within its size limit; it is the list that is too long,
+        // as the schema's maxItems says.
         return Err(ApiError {
             details: serde_json::json!({ "field": "tokens", "max": MAX_USAGE_BATCH }),
             ..ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_field",
                 format!(
-                    "a usage report carries at most {MAX_USAGE_BATCH} tokens; send the rest in another"
+                    "tokens: a usage report carries at most {MAX_USAGE_BATCH} tokens; send the rest in another"
                 ),
             )
         });
     }
-    let usage = body
-        .tokens
-        .into_iter()
-        .map(canonical_ip)
-        .collect::<ApiResult<Vec<_>>>()?;
+    let usage: Vec<TokenUsage> = body.tokens.into_iter().map(canonical_ip).collect();
     let written = state
         .store
         .record_token_usage(&server.server_id, &usage)
@@ -67,13 +66,14 @@ pub async fn report_usage(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The entry with its address in canonical form (`2001:db8::1`, not `2001:0db8:0:0::1`).
-fn canonical_ip(mut u: TokenUsage) -> ApiResult<TokenUsage> {
-    if let Some(ip) = u.last_used_ip.take() {
-        let parsed: IpAddr = ip.parse().map_err(|_| {
-            connect_manager_core::Error::invalid_field("last_used_ip", "not an IP address")
-        })?;
-        u.last_used_ip = Some(parsed.to_canonical().to_string());
-    }
-    Ok(u)
+/// The entry with its address in canonical form (`2001:db8::1`, not `2001:0db8:0:0::1`). An
+/// address that is not one is dropped and the use recorded without it: the time is what last use
+/// is about, and a gateway only sends what it read off a socket.
+fn canonical_ip(mut u: TokenUsage) -> TokenUsage {
+    u.last_used_ip = u
+        .last_used_ip
+        .take()
+        .and_then(|ip| ip.parse::<IpAddr>().ok())
+        .map(|ip| ip.to_canonical().to_string());
+    u
 }

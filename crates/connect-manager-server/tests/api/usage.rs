@@ -105,15 +105,26 @@ async fn g7_usage_endpoint_records_last_use(db: TestDb) {
         text.contains("connect_manager_usage_entries_total{result=\"written\"} 2"),
         "{text}"
     );
-    // An address that is not one: 422.
-    app.post_as_server(
-        USAGE,
-        &a.0,
-        &a.1,
-        json!({"tokens": [entry(&a.2, later, "not-an-address")]}),
-    )
-    .await
-    .expect_error(422, "invalid_field");
+    // An address that is not one is dropped; the use is recorded without it.
+    let latest = later.plus_seconds(60);
+    let (_, c) = {
+        let (server, secret) = app.server("c", &["Prod"]).await;
+        let id = server["id"].as_str().unwrap().to_owned();
+        let (token, _) = app
+            .token(&id, json!({"name": "t", "vaults": [{"vault": "Prod"}]}))
+            .await;
+        (
+            id.clone(),
+            (id, secret, token["id"].as_str().unwrap().to_owned()),
+        )
+    };
+    assert_eq!(
+        report(&app, &c, vec![entry(&c.2, latest, "not-an-address")]).await,
+        204
+    );
+    let t = listed(&app, &c.2).await;
+    assert_eq!(t["last_used_at"], latest.to_rfc3339());
+    assert!(t["last_used_ip"].is_null(), "{t}");
     app.stop().await;
 }
 
@@ -180,13 +191,13 @@ async fn g7_usage_refuses_an_oversized_batch(db: TestDb) {
     assert!(serde_json::to_vec(&full).unwrap().len() > 64 * 1024);
     assert_eq!(report(&app, &a, full).await, 204);
     assert_eq!(listed(&app, &a.2).await["last_used_ip"], "192.0.2.1");
-    // 1001 entries: 413 in the envelope, nothing written.
+    // 1001 entries: 422 in the envelope, nothing written.
     let over: Vec<Value> = (0..1001)
         .map(|_| entry(&a.2, Timestamp::now(), "192.0.2.2"))
         .collect();
     app.post_as_server(USAGE, &a.0, &a.1, json!({"tokens": over}))
         .await
-        .expect_error(413, "too_large");
+        .expect_error(422, "invalid_field");
     assert_eq!(listed(&app, &a.2).await["last_used_ip"], "192.0.2.1");
     // A body over 256 KiB: 413 too.
     let padding = "x".repeat(300 * 1024);

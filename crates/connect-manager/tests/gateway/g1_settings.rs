@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::support::gateway::{command, run};
+use crate::support::gateway::{Scene, command, run};
 
 const SECRET: &str = "upstream-secret-0123456789";
 
@@ -130,4 +130,49 @@ fn g1_flags_are_read_like_the_environment() {
     ] {
         assert!(help.contains(name), "--help lacks {name}: {help}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn g1_sigterm_lets_a_download_in_flight_finish_then_exits_0() {
+    const SIZE: u64 = 32 * 1024 * 1024;
+    let size = SIZE.to_string();
+    let s = crate::support::gateway::Scene::start_with(
+        crate::support::manager::TestManager::start().await,
+        &["--big-file-bytes", &size],
+        "1s",
+    )
+    .await;
+    let p = s.production.clone();
+    let t = s.token(&[(&p, "read")]).await;
+    let item = s.standin.item(&p, "Database");
+    let file = item["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "backup.tar")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut r = s
+        .client
+        .get(s.gateway.url(&format!(
+            "/v1/vaults/{p}/items/{}/files/{file}/content",
+            item["id"].as_str().unwrap()
+        )))
+        .bearer_auth(&t.jwt)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let mut received = r.chunk().await.unwrap().map_or(0, |c| c.len() as u64);
+    crate::support::sigterm(s.gateway.pid());
+    // New connections are refused soon after; the download in flight goes on to its end.
+    while let Some(chunk) = r.chunk().await.unwrap() {
+        received += chunk.len() as u64;
+    }
+    assert_eq!(received, SIZE);
+    let Scene { gateway, .. } = s;
+    let log = gateway.stop();
+    assert!(log.contains("shutdown signal received"), "{log}");
 }

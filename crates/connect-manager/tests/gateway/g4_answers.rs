@@ -272,3 +272,44 @@ async fn g4_gateway_runs_on_a_postgres_manager() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(s.call("GET", "/v1/vaults", Some(&t.jwt), None).await.0, 401);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn g4_allowed_requests_are_recorded_for_last_use_refused_ones_are_not() {
+    let s = Scene::start().await;
+    let p = s.production.clone();
+    let used = s.token(&[(&p, "read")]).await;
+    let refused = s.token(&[(&p, "read")]).await;
+    assert_eq!(
+        s.call("GET", &format!("/v1/vaults/{p}"), Some(&used.jwt), None)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        s.call(
+            "DELETE",
+            &format!("/v1/vaults/{p}/items/{}", "a".repeat(26)),
+            Some(&refused.jwt),
+            None
+        )
+        .await
+        .0,
+        403
+    );
+    // Reports go every few seconds (G7).
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let t = s.manager.token(&used.id, &s.server.id).await;
+        if !t["last_used_at"].is_null() {
+            assert_eq!(t["last_used_ip"], "127.0.0.1", "{t}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never reported: {t}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let t = s.manager.token(&refused.id, &s.server.id).await;
+    assert!(
+        t["last_used_at"].is_null(),
+        "a refused request counted as use: {t}"
+    );
+}

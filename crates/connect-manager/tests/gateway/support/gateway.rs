@@ -181,12 +181,12 @@ impl Gateway {
                 .arg(self.child.id().to_string())
                 .status()
                 .unwrap();
-            let status = self.child.wait().unwrap();
-            assert!(
-                status.success(),
-                "the gateway did not exit 0 on SIGTERM: {status}"
-            );
         }
+        let status = self.child.wait().unwrap();
+        assert!(
+            status.success(),
+            "the gateway did not exit 0 on SIGTERM: {status}"
+        );
     }
 
     /// Stops it and starts it again on the same port with the same settings.
