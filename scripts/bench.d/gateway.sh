@@ -263,5 +263,6 @@ gateway_rows() {
 
     kill "$gw_pid" "$nginx_pid" 2>/dev/null || true
     wait "$gw_pid" "$nginx_pid" 2>/dev/null || true
+    extra_pids=()
     stop_service
 }
