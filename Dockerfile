@@ -13,8 +13,9 @@ COPY crates/connect-manager-core/Cargo.toml crates/connect-manager-core/
 COPY crates/connect-manager-store/Cargo.toml crates/connect-manager-store/
 COPY crates/connect-manager-server/Cargo.toml crates/connect-manager-server/
 COPY crates/connect-manager-cli/Cargo.toml crates/connect-manager-cli/
+COPY crates/connect-manager-gateway/Cargo.toml crates/connect-manager-gateway/
 COPY crates/connect-manager/Cargo.toml crates/connect-manager/
-RUN for c in core store server cli; do \
+RUN for c in core store server cli gateway; do \
         mkdir -p crates/connect-manager-$c/src && touch crates/connect-manager-$c/src/lib.rs; \
     done \
     && mkdir -p crates/connect-manager/src && echo 'fn main() {}' > crates/connect-manager/src/main.rs \
