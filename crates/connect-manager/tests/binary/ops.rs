@@ -155,6 +155,19 @@ fn compose_connect_profile_puts_connect_api_behind_the_gateway() {
         "http://connect-api:8080"
     );
     assert!(env.get("CONNECT_MANAGER_GATEWAY_UPSTREAM_TOKEN").is_none());
+    // Every setting compose gives the gateway is one `connect-manager gateway` reads.
+    let dir = tempfile::tempdir().unwrap();
+    let help = command(dir.path())
+        .args(["gateway", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for var in env.as_object().unwrap().keys() {
+        assert!(
+            help.contains(var.as_str()) || var == "RUST_LOG",
+            "compose sets {var}, which the gateway does not read"
+        );
+    }
     let declared = compose["secrets"].as_object().unwrap();
     for (var, file) in [
         (
