@@ -69,11 +69,14 @@ enum Command {
     )]
     Gateway(Box<connect_manager_gateway::GatewayArgs>),
     /// Exit 0 when the service on this machine answers GET /healthz (the container's health
-    /// check).
+    /// check; the gateway's container asks its /-/healthz with --path).
     Healthcheck {
         /// The address the service listens on (0.0.0.0 is checked on 127.0.0.1).
         #[arg(long, env = "CONNECT_MANAGER_BIND", default_value = "127.0.0.1:8080")]
         bind: std::net::SocketAddr,
+        /// The path asked: /healthz for `serve`, /-/healthz for `gateway`.
+        #[arg(long, default_value = "/healthz", value_parser = health_path)]
+        path: String,
     },
     /// Print the OpenAPI description this build serves.
     #[command(hide = true)]
@@ -126,7 +129,7 @@ fn main() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Command::Healthcheck { bind } => report(runtime.block_on(healthcheck(bind))),
+        Command::Healthcheck { bind, path } => report(runtime.block_on(healthcheck(bind, &path))),
         Command::BenchEs256 {
             tokens,
             threads,
@@ -139,7 +142,21 @@ fn main() -> ExitCode {
     }
 }
 
-async fn healthcheck(mut bind: std::net::SocketAddr) -> anyhow::Result<()> {
+/// A health check path: absolute, and nothing a URL would read as more than a path.
+fn health_path(path: &str) -> Result<String, String> {
+    if path.starts_with('/')
+        && !path.starts_with("//")
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !matches!(b, b'?' | b'#' | b'%' | b'\\'))
+    {
+        Ok(path.to_owned())
+    } else {
+        Err(format!("'{path}' is not an absolute path like /-/healthz"))
+    }
+}
+
+async fn healthcheck(mut bind: std::net::SocketAddr, path: &str) -> anyhow::Result<()> {
     if bind.ip().is_unspecified() {
         bind.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
@@ -147,12 +164,12 @@ async fn healthcheck(mut bind: std::net::SocketAddr) -> anyhow::Result<()> {
     let response = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(3))
         .build()?
-        .get(format!("http://{bind}/healthz"))
+        .get(format!("http://{bind}{path}"))
         .send()
         .await?;
     anyhow::ensure!(
         response.status().is_success(),
-        "/healthz answered {}",
+        "{path} answered {}",
         response.status()
     );
     Ok(())

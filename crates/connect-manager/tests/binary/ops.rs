@@ -94,6 +94,132 @@ async fn container_start_up_path_and_health_check() {
     }
 }
 
+/// The gateway's container checks its own /-/healthz (it has no /healthz): the health check
+/// takes the path to ask, and only a plain absolute path.
+#[tokio::test]
+async fn healthcheck_asks_the_path_it_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let bind = format!("127.0.0.1:{port}");
+    let check = |path: &str| {
+        command(dir.path())
+            .args(["healthcheck", "--bind", &bind, "--path", path])
+            .output()
+            .unwrap()
+    };
+    let mut app = Running::start_on(command(dir.path()), dir.path(), &bind, port);
+    app.wait_ready().await;
+    assert!(check("/readyz").status.success(), "serve answers /readyz");
+    let missing = check("/-/healthz");
+    assert_eq!(missing.status.code(), Some(1), "serve has no /-/healthz");
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("/-/healthz answered 404"));
+    for bad in ["healthz", "//evil.example/healthz", "/healthz?x", "/a%2fb"] {
+        assert_eq!(check(bad).status.code(), Some(2), "{bad} is refused");
+    }
+    app.stop();
+}
+
+/// Issue 13, item 4: the compose `connect` profile puts 1Password's connect-api behind the
+/// gateway. connect-api is not published on the host; the gateway is, on loopback 8081, with
+/// connect-api as its upstream, the credentials file and the real Connect token as compose
+/// secrets, a health check on its own endpoint, and a manager URL it can resolve.
+#[test]
+fn compose_connect_profile_puts_connect_api_behind_the_gateway() {
+    let compose: Value = yaml_serde::from_str(&read("docker-compose.yml")).unwrap();
+    let services = compose["services"].as_object().unwrap();
+    for name in ["connect-api", "connect-sync"] {
+        assert!(
+            services[name].get("ports").is_none(),
+            "{name} is published on the host: clients would go around the gateway"
+        );
+    }
+    let gw = &services["gateway"];
+    assert_eq!(gw["profiles"], json!(["connect"]));
+    assert_eq!(gw["command"], json!(["gateway"]));
+    assert_eq!(
+        gw["image"], services["connect-manager"]["image"],
+        "our image"
+    );
+    let env = &gw["environment"];
+    let bind = env["CONNECT_MANAGER_GATEWAY_BIND"].as_str().unwrap();
+    let bind_port = bind.rsplit_once(':').unwrap().1;
+    assert_eq!(
+        gw["ports"],
+        json!([format!(
+            "127.0.0.1:${{CONNECT_GATEWAY_PORT:-8081}}:{bind_port}"
+        )]),
+        "published on loopback 8081, to the port it binds"
+    );
+    assert_eq!(
+        env["CONNECT_MANAGER_GATEWAY_UPSTREAM"],
+        "http://connect-api:8080"
+    );
+    assert!(env.get("CONNECT_MANAGER_GATEWAY_UPSTREAM_TOKEN").is_none());
+    // Every setting compose gives the gateway is one `connect-manager gateway` reads.
+    let dir = tempfile::tempdir().unwrap();
+    let help = command(dir.path())
+        .args(["gateway", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for var in env.as_object().unwrap().keys() {
+        assert!(
+            help.contains(var.as_str()) || var == "RUST_LOG",
+            "compose sets {var}, which the gateway does not read"
+        );
+    }
+    let declared = compose["secrets"].as_object().unwrap();
+    for (var, file) in [
+        (
+            "CONNECT_MANAGER_GATEWAY_CREDENTIALS_FILE",
+            "./secrets/connect-manager-credentials.json",
+        ),
+        (
+            "CONNECT_MANAGER_GATEWAY_UPSTREAM_TOKEN_FILE",
+            "./secrets/connect_token",
+        ),
+    ] {
+        let name = env[var]
+            .as_str()
+            .and_then(|p| p.strip_prefix("/run/secrets/"))
+            .unwrap_or_else(|| panic!("{var} is a compose secret"));
+        assert!(
+            gw["secrets"].as_array().unwrap().iter().any(|x| x == name),
+            "the gateway mounts {name}"
+        );
+        assert_eq!(declared[name]["file"], file, "{var}");
+    }
+    let health = gw["healthcheck"]["test"].as_array().unwrap();
+    let arg = |flag: &str| {
+        let at = health.iter().position(|x| x == flag).unwrap();
+        health[at + 1].as_str().unwrap().to_owned()
+    };
+    assert_eq!(arg("--path"), "/-/healthz");
+    assert_eq!(arg("--bind"), format!("127.0.0.1:{bind_port}"));
+    assert_eq!(
+        gw["depends_on"]["connect-manager"]["condition"],
+        "service_healthy"
+    );
+    // The credentials file carries the manager's public URL, and the gateway fetches the JWKS
+    // and introspects there: by default it must be a name the compose network resolves.
+    let public = services["connect-manager"]["environment"]["CONNECT_MANAGER_PUBLIC_URL"]
+        .as_str()
+        .unwrap();
+    let default = public
+        .strip_prefix("${CONNECT_MANAGER_PUBLIC_URL:-")
+        .and_then(|d| d.strip_suffix('}'))
+        .expect("a default");
+    let host = default
+        .strip_prefix("http://")
+        .and_then(|r| r.split(':').next())
+        .unwrap();
+    assert!(
+        services.contains_key(host),
+        "{default}: not a compose service"
+    );
+    assert!(read(".env.example").contains(&format!("CONNECT_MANAGER_PUBLIC_URL={default}")));
+}
+
 #[test]
 fn compose_file_wires_postgres_connect_manager_and_connect() {
     let compose: Value = yaml_serde::from_str(&read("docker-compose.yml")).unwrap();
