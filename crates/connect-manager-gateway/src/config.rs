@@ -68,6 +68,9 @@ pub struct Upstream {
     pub base_path: String,
     /// The real Connect token.
     pub token: String,
+    /// `Bearer <token>` as a header value marked sensitive, built once (None when the token
+    /// cannot be a header value: such a request gets a 502, as before).
+    authorization: Option<hyper::header::HeaderValue>,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -81,6 +84,28 @@ impl std::fmt::Debug for Upstream {
 }
 
 impl Upstream {
+    /// The upstream for `scheme://authority<base_path>` with `token`.
+    pub fn new(scheme: String, authority: String, base_path: String, token: String) -> Upstream {
+        let authorization = hyper::header::HeaderValue::try_from(format!("Bearer {token}"))
+            .ok()
+            .map(|mut v| {
+                v.set_sensitive(true);
+                v
+            });
+        Upstream {
+            scheme,
+            authority,
+            base_path,
+            token,
+            authorization,
+        }
+    }
+
+    /// The `Authorization` header value sent upstream.
+    pub fn authorization(&self) -> Option<&hyper::header::HeaderValue> {
+        self.authorization.as_ref()
+    }
+
     /// The upstream URI for `path_and_query` (which starts with `/`).
     pub fn uri(&self, path_and_query: &str) -> String {
         format!(
@@ -213,12 +238,12 @@ fn parse_upstream(url: &str, token: String) -> Result<Upstream, String> {
     if base_path.split('/').any(|s| s == "." || s == "..") || base_path.contains("//") {
         return Err(bad("has a path with . or .. or //"));
     }
-    Ok(Upstream {
+    Ok(Upstream::new(
         scheme,
-        authority: authority.to_string(),
+        authority.to_string(),
         base_path,
         token,
-    })
+    ))
 }
 
 /// `1s`, `500ms`, `0.5s`, `2` (seconds).

@@ -143,7 +143,7 @@ impl proxy::TokenCheck for verify::Verifier {
     fn check<'a>(
         &'a self,
         authorization: Option<&'a str>,
-    ) -> proxy::BoxFuture<'a, Result<verify::Access, verify::Refusal>> {
+    ) -> proxy::BoxFuture<'a, Result<std::sync::Arc<verify::Access>, verify::Refusal>> {
         Box::pin(verify::Verifier::check(self, authorization))
     }
 

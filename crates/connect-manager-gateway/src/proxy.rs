@@ -31,7 +31,7 @@ pub trait TokenCheck: Send + Sync + 'static {
     fn check<'a>(
         &'a self,
         authorization: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<Access, Refusal>>;
+    ) -> BoxFuture<'a, Result<Arc<Access>, Refusal>>;
     /// Whether the manager's JWKS has been loaded (readiness).
     fn jwks_loaded(&self) -> bool;
     /// Whether the manager answers now (readiness).
@@ -173,7 +173,8 @@ struct Outcome {
     operation: Option<&'static str>,
     vault: Option<String>,
     item: Option<String>,
-    jti: Option<String>,
+    /// The token's access (its `jti` is logged): shared with the verifier's cache, not copied.
+    access: Option<Arc<Access>>,
     decision: &'static str,
 }
 
@@ -311,7 +312,7 @@ impl Gateway {
                 operation,
                 vault = o.vault.as_deref().unwrap_or(""),
                 item = o.item.as_deref().unwrap_or(""),
-                jti = o.jti.as_deref().unwrap_or(""),
+                jti = o.access.as_deref().map_or("", |a| a.jti.as_str()),
                 decision = o.decision,
                 status,
                 latency_ms = latency.as_secs_f64() * 1000.0,
@@ -331,7 +332,7 @@ impl Gateway {
         query: Option<&str>,
         authorization: Option<&str>,
         outcome: &mut Outcome,
-    ) -> Result<(Operation, Option<Access>), Refused> {
+    ) -> Result<(Operation, Option<Arc<Access>>), Refused> {
         let op = operation::parse(method, path, query).map_err(Refused::from_unmatched)?;
         *outcome = Outcome::of(&op);
         if !op.route.needs_token() {
@@ -342,7 +343,7 @@ impl Gateway {
             .check(authorization)
             .await
             .map_err(Refused::from_refusal)?;
-        outcome.jti = Some(access.jti.clone());
+        outcome.access = Some(access.clone());
         if op.route == Route::Activity {
             return Err(Refused::new(
                 StatusCode::FORBIDDEN,
@@ -405,7 +406,7 @@ impl Gateway {
                 request.method().as_str(),
                 request.uri().path(),
                 request.uri().query(),
-                authorization.as_deref(),
+                authorization,
                 &mut outcome,
             )
             .await;
@@ -420,7 +421,9 @@ impl Gateway {
         if let Some(access) = &access {
             self.usage.record(&access.jti, remote.ip());
         }
-        let response = self.forward(upstream, request, &op, access.as_ref()).await;
+        let response = self
+            .forward(upstream, request, &op, access.as_deref())
+            .await;
         if response.status() == StatusCode::BAD_GATEWAY
             && response.headers().contains_key(GATEWAY_ERROR)
         {
@@ -447,12 +450,10 @@ impl Gateway {
         // upstream.
         headers.remove(header::EXPECT);
         if op.route.needs_token() {
-            let mut value = match HeaderValue::try_from(format!("Bearer {}", upstream.token)) {
-                Ok(v) => v,
-                Err(_) => return connect_error(StatusCode::BAD_GATEWAY, "Bad upstream token"),
+            let Some(value) = upstream.authorization() else {
+                return connect_error(StatusCode::BAD_GATEWAY, "Bad upstream token");
             };
-            value.set_sensitive(true);
-            headers.insert(header::AUTHORIZATION, value);
+            headers.insert(header::AUTHORIZATION, value.clone());
         }
         let cut = op.route == Route::ListVaults;
         if cut {
@@ -568,7 +569,7 @@ impl Gateway {
                 &method.to_ascii_uppercase(),
                 uri.path(),
                 uri.query(),
-                authorization.as_deref(),
+                authorization,
                 &mut outcome,
             )
             .await;
@@ -639,7 +640,7 @@ impl Gateway {
 const GATEWAY_ERROR: &str = "x-connect-manager-gateway-error";
 
 /// The request's one `Authorization` header (two are refused as a bad token).
-fn single_authorization(headers: &HeaderMap) -> Result<Option<String>, Refused> {
+fn single_authorization(headers: &HeaderMap) -> Result<Option<&str>, Refused> {
     let mut all = headers.get_all(header::AUTHORIZATION).iter();
     let first = all.next();
     if all.next().is_some() {
@@ -649,7 +650,7 @@ fn single_authorization(headers: &HeaderMap) -> Result<Option<String>, Refused> 
         None => Ok(None),
         Some(v) => v
             .to_str()
-            .map(|s| Some(s.to_string()))
+            .map(Some)
             .map_err(|_| Refused::from_refusal(Refusal::Unauthorized)),
     }
 }
@@ -715,14 +716,14 @@ mod tests {
         fn check<'a>(
             &'a self,
             authorization: Option<&'a str>,
-        ) -> BoxFuture<'a, Result<Access, Refusal>> {
+        ) -> BoxFuture<'a, Result<Arc<Access>, Refusal>> {
             let bits = self.0;
             Box::pin(async move {
                 match authorization {
-                    Some("Bearer good") => Ok(Access {
+                    Some("Bearer good") => Ok(Arc::new(Access {
                         jti: "jti".into(),
                         vaults: [(V.to_string(), bits)].into_iter().collect(),
-                    }),
+                    })),
                     _ => Err(Refusal::Unauthorized),
                 }
             })
