@@ -19,6 +19,7 @@ pub mod usage;
 pub mod verify;
 
 pub mod config;
+pub mod conn;
 pub mod operation;
 pub mod proxy;
 pub mod request_metrics;

@@ -18,10 +18,12 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use crate::config::Upstream;
+use crate::conn::UpstreamConn;
 use crate::metrics::Metrics;
 use crate::operation::{self, Operation, Route, Unmatched};
 use crate::request_metrics::RequestMetrics;
 use crate::verify::{Access, Refusal};
+use hyper::client::conn::http1::SendRequest;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -85,6 +87,7 @@ pub struct Gateway {
     usage: Arc<dyn UsageRecord>,
     upstream: Option<Upstream>,
     client: UpstreamClient,
+    connector: HttpsConnector<HttpConnector>,
     metrics: Arc<Metrics>,
     requests: RequestMetrics,
 }
@@ -273,12 +276,13 @@ impl Gateway {
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(64)
-            .build(connector);
+            .build(connector.clone());
         Ok(Gateway {
             checker,
             usage,
             upstream,
             client,
+            connector,
             metrics,
             requests: RequestMetrics::default(),
         })
@@ -289,6 +293,7 @@ impl Gateway {
         self: Arc<Self>,
         request: Request<Incoming>,
         remote: SocketAddr,
+        conn: &UpstreamConn,
     ) -> Response<Body> {
         let start = Instant::now();
         let path = request.uri().path();
@@ -299,7 +304,7 @@ impl Gateway {
             let (r, o) = self.forward_auth(&request).await;
             (r, Some(o))
         } else {
-            let (r, o) = self.proxy(request, remote).await;
+            let (r, o) = self.proxy(request, remote, conn).await;
             (r, Some(o))
         };
         if let Some(o) = outcome {
@@ -379,6 +384,7 @@ impl Gateway {
         &self,
         request: Request<Incoming>,
         remote: SocketAddr,
+        conn: &UpstreamConn,
     ) -> (Response<Body>, Outcome) {
         let mut outcome = Outcome {
             decision: "malformed",
@@ -422,7 +428,7 @@ impl Gateway {
             self.usage.record(&access.jti, remote.ip());
         }
         let response = self
-            .forward(upstream, request, &op, access.as_deref())
+            .forward(upstream, conn, request, &op, access.as_deref())
             .await;
         if response.status() == StatusCode::BAD_GATEWAY
             && response.headers().contains_key(GATEWAY_ERROR)
@@ -437,6 +443,7 @@ impl Gateway {
     async fn forward(
         &self,
         upstream: &Upstream,
+        conn: &UpstreamConn,
         request: Request<Incoming>,
         op: &Operation,
         access: Option<&Access>,
@@ -460,7 +467,11 @@ impl Gateway {
             // The list is read to be cut: ask for it uncompressed.
             headers.remove(header::ACCEPT_ENCODING);
         }
-        let uri = upstream.uri(&op.upstream_path_and_query());
+        let Some(host) = upstream.host() else {
+            return connect_error(StatusCode::BAD_GATEWAY, "Bad upstream host");
+        };
+        headers.insert(header::HOST, host.clone());
+        let uri = upstream.origin(&op.upstream_path_and_query());
         let mut out = match Request::builder()
             .method(parts.method)
             .uri(uri)
@@ -471,7 +482,7 @@ impl Gateway {
         };
         *out.headers_mut() = headers;
         let sent = Instant::now();
-        let answer = self.client.request(out).await;
+        let answer = self.send(upstream, conn, out).await;
         self.requests.upstream_latency(sent.elapsed());
         let answer = match answer {
             Ok(a) => a,
@@ -511,6 +522,66 @@ impl Gateway {
             };
         }
         Response::from_parts(parts, Body::new(body))
+    }
+
+    /// Sends `out` on the client connection's upstream connection (a new one when there is none
+    /// or it was closed). A request the connection closed before sending is sent once more on a
+    /// new connection, as hyper-util's pooled client did.
+    async fn send(
+        &self,
+        upstream: &Upstream,
+        conn: &UpstreamConn,
+        mut out: Request<Body>,
+    ) -> Result<Response<Incoming>, String> {
+        let mut last = String::new();
+        for _ in 0..2 {
+            let mut sender = match conn.take() {
+                Some(s) => s,
+                None => self.connect(upstream, conn).await?,
+            };
+            if let Err(e) = sender.ready().await {
+                last = e.to_string();
+                continue;
+            }
+            let answer = sender.try_send_request(out);
+            conn.put(sender);
+            match answer.await {
+                Ok(a) => return Ok(a),
+                Err(mut e) => match e.take_message() {
+                    Some(again) => {
+                        last = e.error().to_string();
+                        out = again;
+                    }
+                    None => return Err(e.error().to_string()),
+                },
+            }
+        }
+        Err(last)
+    }
+
+    /// A new upstream connection for `conn`: its driver installed there, its sender returned.
+    async fn connect(
+        &self,
+        upstream: &Upstream,
+        conn: &UpstreamConn,
+    ) -> Result<SendRequest<Body>, String> {
+        let root = upstream.root().ok_or("bad upstream URL")?.clone();
+        let mut connector = self.connector.clone();
+        std::future::poll_fn(|cx| tower_service::Service::poll_ready(&mut connector, cx))
+            .await
+            .map_err(|e| e.to_string())?;
+        let io = tower_service::Service::call(&mut connector, root)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (sender, connection) = hyper::client::conn::http1::handshake(io)
+            .await
+            .map_err(|e| e.to_string())?;
+        conn.install(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "upstream connection ended with an error");
+            }
+        });
+        Ok(sender)
     }
 
     /// G5: the same decision for a proxy that forwards by itself.
