@@ -68,6 +68,13 @@ pub struct Upstream {
     pub base_path: String,
     /// The real Connect token.
     pub token: String,
+    /// `Bearer <token>` as a header value marked sensitive, built once (None when the token
+    /// cannot be a header value: such a request gets a 502, as before).
+    authorization: Option<hyper::header::HeaderValue>,
+    /// `scheme://authority/`, what a new connection is made to.
+    root: Option<hyper::Uri>,
+    /// The `Host` header sent upstream: the host, and the port when it is not the scheme's.
+    host: Option<hyper::header::HeaderValue>,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -81,6 +88,58 @@ impl std::fmt::Debug for Upstream {
 }
 
 impl Upstream {
+    /// The upstream for `scheme://authority<base_path>` with `token`.
+    pub fn new(scheme: String, authority: String, base_path: String, token: String) -> Upstream {
+        let authorization = hyper::header::HeaderValue::try_from(format!("Bearer {token}"))
+            .ok()
+            .map(|mut v| {
+                v.set_sensitive(true);
+                v
+            });
+        let root: Option<hyper::Uri> = format!("{scheme}://{authority}/").parse().ok();
+        let host = root.as_ref().and_then(|u| {
+            let name = u.host()?;
+            let default = if scheme == "https" { 443 } else { 80 };
+            let value = match u.port_u16() {
+                Some(p) if p != default => format!("{name}:{p}"),
+                _ => name.to_string(),
+            };
+            hyper::header::HeaderValue::try_from(value).ok()
+        });
+        Upstream {
+            scheme,
+            authority,
+            base_path,
+            token,
+            authorization,
+            root,
+            host,
+        }
+    }
+
+    /// `scheme://authority/`, what a new connection is made to.
+    pub fn root(&self) -> Option<&hyper::Uri> {
+        self.root.as_ref()
+    }
+
+    /// The `Host` header value sent upstream.
+    pub fn host(&self) -> Option<&hyper::header::HeaderValue> {
+        self.host.as_ref()
+    }
+
+    /// The request target sent upstream for `path_and_query` (which starts with `/`).
+    pub fn origin(&self, path_and_query: &str) -> String {
+        let mut s = String::with_capacity(self.base_path.len() + path_and_query.len());
+        s.push_str(&self.base_path);
+        s.push_str(path_and_query);
+        s
+    }
+
+    /// The `Authorization` header value sent upstream.
+    pub fn authorization(&self) -> Option<&hyper::header::HeaderValue> {
+        self.authorization.as_ref()
+    }
+
     /// The upstream URI for `path_and_query` (which starts with `/`).
     pub fn uri(&self, path_and_query: &str) -> String {
         format!(
@@ -213,12 +272,12 @@ fn parse_upstream(url: &str, token: String) -> Result<Upstream, String> {
     if base_path.split('/').any(|s| s == "." || s == "..") || base_path.contains("//") {
         return Err(bad("has a path with . or .. or //"));
     }
-    Ok(Upstream {
+    Ok(Upstream::new(
         scheme,
-        authority: authority.to_string(),
+        authority.to_string(),
         base_path,
         token,
-    })
+    ))
 }
 
 /// `1s`, `500ms`, `0.5s`, `2` (seconds).

@@ -19,6 +19,7 @@ pub mod usage;
 pub mod verify;
 
 pub mod config;
+pub mod conn;
 pub mod operation;
 pub mod proxy;
 pub mod request_metrics;
@@ -143,7 +144,7 @@ impl proxy::TokenCheck for verify::Verifier {
     fn check<'a>(
         &'a self,
         authorization: Option<&'a str>,
-    ) -> proxy::BoxFuture<'a, Result<verify::Access, verify::Refusal>> {
+    ) -> proxy::BoxFuture<'a, Result<std::sync::Arc<verify::Access>, verify::Refusal>> {
         Box::pin(verify::Verifier::check(self, authorization))
     }
 

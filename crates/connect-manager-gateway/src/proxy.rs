@@ -18,10 +18,12 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use crate::config::Upstream;
+use crate::conn::UpstreamConn;
 use crate::metrics::Metrics;
 use crate::operation::{self, Operation, Route, Unmatched};
 use crate::request_metrics::RequestMetrics;
 use crate::verify::{Access, Refusal};
+use hyper::client::conn::http1::SendRequest;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -31,7 +33,7 @@ pub trait TokenCheck: Send + Sync + 'static {
     fn check<'a>(
         &'a self,
         authorization: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<Access, Refusal>>;
+    ) -> BoxFuture<'a, Result<Arc<Access>, Refusal>>;
     /// Whether the manager's JWKS has been loaded (readiness).
     fn jwks_loaded(&self) -> bool;
     /// Whether the manager answers now (readiness).
@@ -85,6 +87,7 @@ pub struct Gateway {
     usage: Arc<dyn UsageRecord>,
     upstream: Option<Upstream>,
     client: UpstreamClient,
+    connector: HttpsConnector<HttpConnector>,
     metrics: Arc<Metrics>,
     requests: RequestMetrics,
 }
@@ -173,7 +176,8 @@ struct Outcome {
     operation: Option<&'static str>,
     vault: Option<String>,
     item: Option<String>,
-    jti: Option<String>,
+    /// The token's access (its `jti` is logged): shared with the verifier's cache, not copied.
+    access: Option<Arc<Access>>,
     decision: &'static str,
 }
 
@@ -272,12 +276,13 @@ impl Gateway {
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(64)
-            .build(connector);
+            .build(connector.clone());
         Ok(Gateway {
             checker,
             usage,
             upstream,
             client,
+            connector,
             metrics,
             requests: RequestMetrics::default(),
         })
@@ -288,6 +293,7 @@ impl Gateway {
         self: Arc<Self>,
         request: Request<Incoming>,
         remote: SocketAddr,
+        conn: &UpstreamConn,
     ) -> Response<Body> {
         let start = Instant::now();
         let path = request.uri().path();
@@ -298,7 +304,7 @@ impl Gateway {
             let (r, o) = self.forward_auth(&request).await;
             (r, Some(o))
         } else {
-            let (r, o) = self.proxy(request, remote).await;
+            let (r, o) = self.proxy(request, remote, conn).await;
             (r, Some(o))
         };
         if let Some(o) = outcome {
@@ -311,7 +317,7 @@ impl Gateway {
                 operation,
                 vault = o.vault.as_deref().unwrap_or(""),
                 item = o.item.as_deref().unwrap_or(""),
-                jti = o.jti.as_deref().unwrap_or(""),
+                jti = o.access.as_deref().map_or("", |a| a.jti.as_str()),
                 decision = o.decision,
                 status,
                 latency_ms = latency.as_secs_f64() * 1000.0,
@@ -331,7 +337,7 @@ impl Gateway {
         query: Option<&str>,
         authorization: Option<&str>,
         outcome: &mut Outcome,
-    ) -> Result<(Operation, Option<Access>), Refused> {
+    ) -> Result<(Operation, Option<Arc<Access>>), Refused> {
         let op = operation::parse(method, path, query).map_err(Refused::from_unmatched)?;
         *outcome = Outcome::of(&op);
         if !op.route.needs_token() {
@@ -342,7 +348,7 @@ impl Gateway {
             .check(authorization)
             .await
             .map_err(Refused::from_refusal)?;
-        outcome.jti = Some(access.jti.clone());
+        outcome.access = Some(access.clone());
         if op.route == Route::Activity {
             return Err(Refused::new(
                 StatusCode::FORBIDDEN,
@@ -378,6 +384,7 @@ impl Gateway {
         &self,
         request: Request<Incoming>,
         remote: SocketAddr,
+        conn: &UpstreamConn,
     ) -> (Response<Body>, Outcome) {
         let mut outcome = Outcome {
             decision: "malformed",
@@ -405,7 +412,7 @@ impl Gateway {
                 request.method().as_str(),
                 request.uri().path(),
                 request.uri().query(),
-                authorization.as_deref(),
+                authorization,
                 &mut outcome,
             )
             .await;
@@ -420,7 +427,9 @@ impl Gateway {
         if let Some(access) = &access {
             self.usage.record(&access.jti, remote.ip());
         }
-        let response = self.forward(upstream, request, &op, access.as_ref()).await;
+        let response = self
+            .forward(upstream, conn, request, &op, access.as_deref())
+            .await;
         if response.status() == StatusCode::BAD_GATEWAY
             && response.headers().contains_key(GATEWAY_ERROR)
         {
@@ -434,6 +443,7 @@ impl Gateway {
     async fn forward(
         &self,
         upstream: &Upstream,
+        conn: &UpstreamConn,
         request: Request<Incoming>,
         op: &Operation,
         access: Option<&Access>,
@@ -447,19 +457,21 @@ impl Gateway {
         // upstream.
         headers.remove(header::EXPECT);
         if op.route.needs_token() {
-            let mut value = match HeaderValue::try_from(format!("Bearer {}", upstream.token)) {
-                Ok(v) => v,
-                Err(_) => return connect_error(StatusCode::BAD_GATEWAY, "Bad upstream token"),
+            let Some(value) = upstream.authorization() else {
+                return connect_error(StatusCode::BAD_GATEWAY, "Bad upstream token");
             };
-            value.set_sensitive(true);
-            headers.insert(header::AUTHORIZATION, value);
+            headers.insert(header::AUTHORIZATION, value.clone());
         }
         let cut = op.route == Route::ListVaults;
         if cut {
             // The list is read to be cut: ask for it uncompressed.
             headers.remove(header::ACCEPT_ENCODING);
         }
-        let uri = upstream.uri(&op.upstream_path_and_query());
+        let Some(host) = upstream.host() else {
+            return connect_error(StatusCode::BAD_GATEWAY, "Bad upstream host");
+        };
+        headers.insert(header::HOST, host.clone());
+        let uri = upstream.origin(&op.upstream_path_and_query());
         let mut out = match Request::builder()
             .method(parts.method)
             .uri(uri)
@@ -470,7 +482,7 @@ impl Gateway {
         };
         *out.headers_mut() = headers;
         let sent = Instant::now();
-        let answer = self.client.request(out).await;
+        let answer = self.send(upstream, conn, out).await;
         self.requests.upstream_latency(sent.elapsed());
         let answer = match answer {
             Ok(a) => a,
@@ -510,6 +522,66 @@ impl Gateway {
             };
         }
         Response::from_parts(parts, Body::new(body))
+    }
+
+    /// Sends `out` on the client connection's upstream connection (a new one when there is none
+    /// or it was closed). A request the connection closed before sending is sent once more on a
+    /// new connection, as hyper-util's pooled client did.
+    async fn send(
+        &self,
+        upstream: &Upstream,
+        conn: &UpstreamConn,
+        mut out: Request<Body>,
+    ) -> Result<Response<Incoming>, String> {
+        let mut last = String::new();
+        for _ in 0..2 {
+            let mut sender = match conn.take() {
+                Some(s) => s,
+                None => self.connect(upstream, conn).await?,
+            };
+            if let Err(e) = sender.ready().await {
+                last = e.to_string();
+                continue;
+            }
+            let answer = sender.try_send_request(out);
+            conn.put(sender);
+            match answer.await {
+                Ok(a) => return Ok(a),
+                Err(mut e) => match e.take_message() {
+                    Some(again) => {
+                        last = e.error().to_string();
+                        out = again;
+                    }
+                    None => return Err(e.error().to_string()),
+                },
+            }
+        }
+        Err(last)
+    }
+
+    /// A new upstream connection for `conn`: its driver installed there, its sender returned.
+    async fn connect(
+        &self,
+        upstream: &Upstream,
+        conn: &UpstreamConn,
+    ) -> Result<SendRequest<Body>, String> {
+        let root = upstream.root().ok_or("bad upstream URL")?.clone();
+        let mut connector = self.connector.clone();
+        std::future::poll_fn(|cx| tower_service::Service::poll_ready(&mut connector, cx))
+            .await
+            .map_err(|e| e.to_string())?;
+        let io = tower_service::Service::call(&mut connector, root)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (sender, connection) = hyper::client::conn::http1::handshake(io)
+            .await
+            .map_err(|e| e.to_string())?;
+        conn.install(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "upstream connection ended with an error");
+            }
+        });
+        Ok(sender)
     }
 
     /// G5: the same decision for a proxy that forwards by itself.
@@ -568,7 +640,7 @@ impl Gateway {
                 &method.to_ascii_uppercase(),
                 uri.path(),
                 uri.query(),
-                authorization.as_deref(),
+                authorization,
                 &mut outcome,
             )
             .await;
@@ -639,7 +711,7 @@ impl Gateway {
 const GATEWAY_ERROR: &str = "x-connect-manager-gateway-error";
 
 /// The request's one `Authorization` header (two are refused as a bad token).
-fn single_authorization(headers: &HeaderMap) -> Result<Option<String>, Refused> {
+fn single_authorization(headers: &HeaderMap) -> Result<Option<&str>, Refused> {
     let mut all = headers.get_all(header::AUTHORIZATION).iter();
     let first = all.next();
     if all.next().is_some() {
@@ -649,7 +721,7 @@ fn single_authorization(headers: &HeaderMap) -> Result<Option<String>, Refused> 
         None => Ok(None),
         Some(v) => v
             .to_str()
-            .map(|s| Some(s.to_string()))
+            .map(Some)
             .map_err(|_| Refused::from_refusal(Refusal::Unauthorized)),
     }
 }
@@ -715,14 +787,14 @@ mod tests {
         fn check<'a>(
             &'a self,
             authorization: Option<&'a str>,
-        ) -> BoxFuture<'a, Result<Access, Refusal>> {
+        ) -> BoxFuture<'a, Result<Arc<Access>, Refusal>> {
             let bits = self.0;
             Box::pin(async move {
                 match authorization {
-                    Some("Bearer good") => Ok(Access {
+                    Some("Bearer good") => Ok(Arc::new(Access {
                         jti: "jti".into(),
                         vaults: [(V.to_string(), bits)].into_iter().collect(),
-                    }),
+                    })),
                     _ => Err(Refusal::Unauthorized),
                 }
             })

@@ -15,6 +15,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
+use crate::conn::UpstreamConn;
 use crate::proxy::Gateway;
 
 /// How long a client has to send a whole request head.
@@ -62,9 +63,12 @@ pub async fn serve(
         let mut closing = closing_rx.clone();
         tokio::spawn(async move {
             let _slot = slot;
+            let upstream = Arc::new(UpstreamConn::default());
+            let conn = upstream.clone();
             let service = service_fn(move |request: Request<Incoming>| {
                 let gateway = gateway.clone();
-                async move { Ok::<_, Infallible>(gateway.handle(request, remote).await) }
+                let conn = conn.clone();
+                async move { Ok::<_, Infallible>(gateway.handle(request, remote, &conn).await) }
             });
             let mut builder = http1::Builder::new();
             builder
@@ -72,12 +76,21 @@ pub async fn serve(
                 .header_read_timeout(HEADER_READ_TIMEOUT)
                 .max_buf_size(MAX_HEAD_BUFFER);
             let mut connection = pin!(builder.serve_connection(TokioIo::new(stream), service));
+            // The upstream connection is driven here, beside the client connection (it never
+            // ends by itself).
+            let mut drive = pin!(upstream.drive());
             tokio::select! {
+                biased;
                 served = connection.as_mut() => ended(served),
                 () = async { let _ = closing.wait_for(|c| *c).await; } => {
                     connection.as_mut().graceful_shutdown();
-                    ended(connection.await);
+                    tokio::select! {
+                        biased;
+                        served = connection.as_mut() => ended(served),
+                        () = drive.as_mut() => {}
+                    }
                 }
+                () = drive.as_mut() => {}
             }
         });
     }

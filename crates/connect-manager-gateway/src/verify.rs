@@ -63,9 +63,9 @@ enum Answer {
 }
 
 impl Answer {
-    fn into_result(self) -> Result<Access, Refusal> {
+    fn into_result(self) -> Result<Arc<Access>, Refusal> {
         match self {
-            Answer::Active(access) => Ok((*access).clone()),
+            Answer::Active(access) => Ok(access),
             Answer::Inactive => Err(Refusal::Unauthorized),
         }
     }
@@ -231,7 +231,7 @@ impl Verifier {
     }
 
     /// G2: the effective access of the token in a request's `Authorization` header value.
-    pub async fn check(&self, authorization: Option<&str>) -> Result<Access, Refusal> {
+    pub async fn check(&self, authorization: Option<&str>) -> Result<Arc<Access>, Refusal> {
         let jwt = bearer(authorization).ok_or(Refusal::Unauthorized)?;
         let now = connect_manager_core::Timestamp::now().unix_seconds();
         if let Some(slot) = self.known(jwt) {
