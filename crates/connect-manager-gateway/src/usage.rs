@@ -136,17 +136,6 @@ impl Usage {
         }
     }
 
-    /// Sends a batch every few seconds, forever (abort it, then [`Self::flush`] once more, or use
-    /// [`Self::start`], which does both).
-    pub async fn flush_task(self: Arc<Self>) {
-        let mut tick = tokio::time::interval(self.flush_every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            self.flush().await;
-        }
-    }
-
     /// Takes the pending uses that are due out of the map.
     fn due(&self) -> Vec<(String, (Timestamp, IpAddr))> {
         let period = self.period;
@@ -278,7 +267,7 @@ mod tests {
         .unwrap();
         let u = Arc::new(Usage::new(Arc::new(manager), Arc::new(Metrics::default())));
         u.record("t1", "192.0.2.1".parse().unwrap());
-        let task = tokio::spawn(u.clone().flush_task());
+        let task = u.start(std::future::pending());
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(u.pending(), 0, "taken out for the report under way");
         task.abort();

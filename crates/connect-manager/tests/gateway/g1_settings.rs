@@ -145,15 +145,7 @@ async fn g1_sigterm_lets_a_download_in_flight_finish_then_exits_0() {
     let p = s.production.clone();
     let t = s.token(&[(&p, "read")]).await;
     let item = s.standin.item(&p, "Database");
-    let file = item["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["name"] == "backup.tar")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let file = s.standin.file_id(&p, "Database", "backup.tar");
     let mut r = s
         .client
         .get(s.gateway.url(&format!(

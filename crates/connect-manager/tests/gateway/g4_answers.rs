@@ -201,15 +201,7 @@ async fn g4_file_content_streams_through_without_being_held_whole() {
     let p = s.production.clone();
     let t = s.token(&[(&p, "read")]).await;
     let item = s.standin.item(&p, "Database");
-    let big = item["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["name"] == "backup.tar")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let big = s.standin.file_id(&p, "Database", "backup.tar");
     let before = s.gateway.peak_rss();
     let mut r = s
         .client

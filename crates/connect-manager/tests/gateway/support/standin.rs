@@ -82,6 +82,19 @@ impl Standin {
             .clone()
     }
 
+    /// The ID of the file `name` of the item `title` in `vault_id`.
+    pub fn file_id(&self, vault_id: &str, title: &str, name: &str) -> String {
+        self.item(vault_id, title)["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .unwrap_or_else(|| panic!("no file {name} in {title}"))["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
     /// Every request that reached the stand-in since the last reset.
     pub async fn requests(&self) -> Vec<Value> {
         super::install_crypto();
