@@ -204,8 +204,8 @@ async fn import_one(client: &Client, registry: &[Vault], cv: ConnectVault) -> Ou
             "not a vault ID the registry can hold (26 digits and lower-case letters)".into(),
         );
     }
-    let name = match name::validate("name", &cv.name) {
-        Ok(n) => n,
+    let name = match name::Name::parse("name", &cv.name) {
+        Ok(n) => n.into_string(),
         Err(e) => return failed(&cv.name, e.to_string()),
     };
     let done = |action, previous_name| Outcome {

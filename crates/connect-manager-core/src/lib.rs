@@ -2,6 +2,7 @@
 //! rules of `SPEC.md` as plain functions and types. Nothing here does I/O.
 
 pub mod access;
+pub mod audit;
 pub mod credentials;
 pub mod duration;
 pub mod error;
@@ -11,6 +12,7 @@ pub mod model;
 pub mod name;
 pub mod page;
 pub mod principal;
+pub mod scope;
 pub mod secret;
 pub mod timestamp;
 pub mod token;

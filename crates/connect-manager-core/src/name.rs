@@ -94,8 +94,63 @@ const CONTROL: &str = r"\x00-\x1F\x7F-\x9F";
 /// format character).
 const NOT_EMAIL: &str = r"@\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000";
 
-/// The schema of a name in a request (R2): what [`validate`] accepts, as a pattern.
-pub struct Name;
+/// A valid name (R2): trimmed, 1–255 characters, no control or format characters. The only way
+/// to make one is [`Name::parse`], so a store method that takes a `&Name` never sees a bad one.
+/// Its schema (a request's `name` field) is what `parse` accepts, as a pattern.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(transparent)]
+pub struct Name(String);
+
+impl Name {
+    /// Validates and normalises a name (R2). `field` names the field in the error.
+    pub fn parse(field: &str, raw: &str) -> Result<Name> {
+        validate(field, raw).map(Name)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The key two names are compared by (R2's case-insensitive uniqueness, R1's lookup).
+    pub fn key(&self) -> String {
+        name_key(&self.0)
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl std::ops::Deref for Name {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for Name {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Name {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<str> for Name {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for Name {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
 
 impl utoipa::PartialSchema for Name {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
@@ -142,8 +197,8 @@ impl utoipa::PartialSchema for Email {
 }
 impl utoipa::ToSchema for Email {}
 
-/// Validates and normalises a name (R2). `field` names the field in the error.
-pub fn validate(field: &str, raw: &str) -> Result<String> {
+/// Validates and normalises a name (R2); [`Name::parse`] is the public way in.
+fn validate(field: &str, raw: &str) -> Result<String> {
     let name = raw.trim();
     if name.is_empty() {
         return Err(Error::invalid_field(field, "must not be empty"));

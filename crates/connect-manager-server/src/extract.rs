@@ -6,6 +6,7 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use connect_manager_core::audit::{AuditAction, TargetType};
 use connect_manager_core::model::Actor;
 use connect_manager_core::principal::{Permission, Principal};
 use connect_manager_core::secret::api_key_hash;
@@ -108,8 +109,8 @@ impl Caller {
         &self,
         state: &AppState,
         permission: Permission<'_>,
-        action: &str,
-        target_type: &str,
+        action: AuditAction,
+        target_type: TargetType,
         target_id: &str,
     ) -> ApiResult<()> {
         if self.principal.allows(permission) {
@@ -138,8 +139,8 @@ impl Caller {
     pub async fn deny(
         &self,
         state: &AppState,
-        action: &str,
-        target_type: &str,
+        action: AuditAction,
+        target_type: TargetType,
         target_id: &str,
     ) -> ApiResult<()> {
         if self.denied.swap(true, std::sync::atomic::Ordering::SeqCst) {

@@ -248,7 +248,11 @@ async fn bootstrap_with_key_file(store: &DynStore, data_dir: &Path) -> Result<()
     let _ = std::fs::remove_file(&pending);
     write_private(&pending, format!("{key}\n").as_bytes()).map_err(|e| cannot(&e))?;
     let outcome = store
-        .bootstrap_owner("Owner", "owner@localhost", &api_key_hash(&key))
+        .bootstrap_owner(
+            &bootstrap_owner_name(),
+            "owner@localhost",
+            &api_key_hash(&key),
+        )
         .await;
     match outcome {
         Ok(Bootstrap::Created(owner)) => {
@@ -296,7 +300,11 @@ pub async fn prepare(config: &Config) -> Result<Prepared, StartError> {
         .map_err(other)?;
     match &config.bootstrap_key {
         Some(key) => match store
-            .bootstrap_owner("Owner", "owner@localhost", &api_key_hash(key))
+            .bootstrap_owner(
+                &bootstrap_owner_name(),
+                "owner@localhost",
+                &api_key_hash(key),
+            )
             .await
             .map_err(other)?
         {
@@ -402,4 +410,9 @@ pub async fn launch(
     store.close().await;
     tracing::info!("connect-manager stopped");
     Ok(())
+}
+
+/// What the first owner is called (A1).
+fn bootstrap_owner_name() -> connect_manager_core::name::Name {
+    connect_manager_core::name::Name::parse("name", "Owner").expect("a valid name")
 }

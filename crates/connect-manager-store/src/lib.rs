@@ -11,12 +11,15 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use connect_manager_core::Timestamp;
+use connect_manager_core::audit::{AuditAction, TargetType};
 use connect_manager_core::lookup::Found;
 use connect_manager_core::model::{
     Actor, ApiKeyInfo, AuditEvent, Group, GroupGrant, Server, TokenRecord, User, Vault, VaultType,
 };
+use connect_manager_core::name::Name;
 use connect_manager_core::page::{Page, PageRequest};
 use connect_manager_core::principal::Principal;
+use connect_manager_core::scope::TokenScope;
 use connect_manager_core::token::SealedKey;
 use connect_manager_core::wire::TokenUsage;
 use connect_manager_core::{Error, Result};
@@ -56,7 +59,7 @@ pub struct PoolState {
 #[derive(Debug, Clone)]
 pub struct NewServer {
     pub id: String,
-    pub name: String,
+    pub name: Name,
     pub secret_verifier: String,
     pub vault_ids: Vec<String>,
 }
@@ -74,12 +77,12 @@ pub struct ServerCredentials {
 pub struct NewToken {
     pub id: String,
     pub server_id: String,
-    pub name: String,
+    pub name: Name,
     pub issuer: String,
     pub kid: String,
     pub created_at: Timestamp,
     pub expires_at: Option<Timestamp>,
-    pub vaults: Vec<(String, i64)>,
+    pub vaults: TokenScope,
 }
 
 /// What introspection needs of a live server (T4, R6): its credentials and the vaults it is
@@ -213,7 +216,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// On an empty database, creates the Owners group and `owner` in it with an API key whose
     /// SHA-256 is `key_hash` (A1). Atomic: with several replicas starting at once, one creates.
-    async fn bootstrap_owner(&self, name: &str, email: &str, key_hash: &str) -> Result<Bootstrap>;
+    async fn bootstrap_owner(&self, name: &Name, email: &str, key_hash: &str) -> Result<Bootstrap>;
 
     // ---- authentication ----------------------------------------------------------------------
 
@@ -222,7 +225,7 @@ pub trait Store: Send + Sync + 'static {
 
     // ---- users and API keys (owners) ---------------------------------------------------------
 
-    async fn create_user(&self, actor: &Actor, name: &str, email: &str) -> Result<User>;
+    async fn create_user(&self, actor: &Actor, name: &Name, email: &str) -> Result<User>;
     async fn list_users(&self, page: &PageRequest) -> Result<Page<User>>;
     /// R1 for users: the user whose ID is `reference`, else the user whose email equals it
     /// case-insensitively.
@@ -242,7 +245,7 @@ pub trait Store: Send + Sync + 'static {
 
     // ---- groups (owners) ---------------------------------------------------------------------
 
-    async fn create_group(&self, actor: &Actor, name: &str) -> Result<Group>;
+    async fn create_group(&self, actor: &Actor, name: &Name) -> Result<Group>;
     async fn list_groups(&self, page: &PageRequest) -> Result<Page<Group>>;
     /// R1: the group whose ID is `reference`, else the groups whose name matches it.
     async fn find_groups(&self, reference: &str) -> Result<Found<Group>>;
@@ -264,21 +267,25 @@ pub trait Store: Send + Sync + 'static {
 
     // ---- vault registry ----------------------------------------------------------------------
 
-    async fn create_vault(&self, actor: &Actor, name: &str, vault_type: VaultType)
-    -> Result<Vault>;
+    async fn create_vault(
+        &self,
+        actor: &Actor,
+        name: &Name,
+        vault_type: VaultType,
+    ) -> Result<Vault>;
     /// G8: a vault with a given ID (a Connect vault's real one). 409 `vault_id_taken` when a
     /// vault has that ID or had it and was deleted; 409 `name_taken` as `create_vault`.
     async fn create_vault_with_id(
         &self,
         actor: &Actor,
         id: &str,
-        name: &str,
+        name: &Name,
         vault_type: VaultType,
     ) -> Result<Vault>;
     async fn list_vaults(&self, page: &PageRequest) -> Result<Page<Vault>>;
     /// R1: the vault whose ID is `reference`, else the vaults whose name matches it.
     async fn find_vaults(&self, reference: &str) -> Result<Found<Vault>>;
-    async fn rename_vault(&self, actor: &Actor, vault_id: &str, name: &str) -> Result<Vault>;
+    async fn rename_vault(&self, actor: &Actor, vault_id: &str, name: &Name) -> Result<Vault>;
     /// Ends every grant of the vault (R6 applies to every server that had it). Its ID is kept
     /// as deleted: no vault is created with it again (G8).
     async fn delete_vault(&self, actor: &Actor, vault_id: &str) -> Result<()>;
@@ -295,7 +302,7 @@ pub trait Store: Send + Sync + 'static {
     async fn find_servers(&self, viewer: &Principal, reference: &str) -> Result<Found<Server>>;
     /// A server by ID, live or deleted.
     async fn get_server(&self, server_id: &str) -> Result<Option<Server>>;
-    async fn rename_server(&self, actor: &Actor, server_id: &str, name: &str) -> Result<Server>;
+    async fn rename_server(&self, actor: &Actor, server_id: &str, name: &Name) -> Result<Server>;
     /// R4: state DELETED, name freed, credentials dead, vault and group grants ended, every
     /// active token revoked. Returns how many tokens it revoked (for `tokens_revoked_total`).
     async fn delete_server(&self, actor: &Actor, server_id: &str) -> Result<u64>;
@@ -363,7 +370,8 @@ pub trait Store: Send + Sync + 'static {
         page: &PageRequest,
     ) -> Result<Page<TokenRecord>>;
     /// R9: renames only.
-    async fn rename_token(&self, actor: &Actor, token_id: &str, name: &str) -> Result<TokenRecord>;
+    async fn rename_token(&self, actor: &Actor, token_id: &str, name: &Name)
+    -> Result<TokenRecord>;
     /// R8: revokes; revoking a revoked token changes nothing and is not an error.
     async fn revoke_token(&self, actor: &Actor, token_id: &str) -> Result<TokenRecord>;
     /// G7: records the last use of tokens of `server_id` as one of its gateways saw it. Entries
@@ -386,8 +394,8 @@ pub trait Store: Send + Sync + 'static {
     async fn record_denial(
         &self,
         actor: &Actor,
-        action: &str,
-        target_type: &str,
+        action: AuditAction,
+        target_type: TargetType,
         target_id: &str,
     ) -> Result<()>;
     async fn list_audit_events(

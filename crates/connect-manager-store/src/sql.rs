@@ -8,6 +8,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use async_trait::async_trait;
+use connect_manager_core::audit::{AuditAction, TargetType};
 use connect_manager_core::id::new_lower;
 use connect_manager_core::lookup::{Found, MAX_NAME_MATCHES};
 use connect_manager_core::model::{
@@ -15,6 +16,7 @@ use connect_manager_core::model::{
     ServerVault, TokenRecord, TokenState, User, Vault, VaultAccess, VaultType, audit_target,
     check_grantable,
 };
+use connect_manager_core::name::Name;
 use connect_manager_core::name::name_key;
 use connect_manager_core::page::{Page, PageRequest};
 use connect_manager_core::principal::Principal;
@@ -47,8 +49,8 @@ fn placeholders(first: usize, n: usize) -> String {
 async fn audit(
     tx: &mut Tx,
     actor: &Actor,
-    action: &str,
-    target_type: &str,
+    action: AuditAction,
+    target_type: TargetType,
     target_id: &str,
     outcome: Outcome,
 ) -> Result<()> {
@@ -60,8 +62,8 @@ async fn audit(
     .bind(new_lower())
     .bind(Timestamp::now().micros())
     .bind(&actor.user_id)
-    .bind(action)
-    .bind(target_type)
+    .bind(action.as_str())
+    .bind(target_type.as_str())
     .bind(audit_target(target_id).as_ref())
     .bind(&actor.request_id)
     .bind(&actor.client_ip)
@@ -510,7 +512,7 @@ impl ThisStore {
         &self,
         actor: &Actor,
         id: &str,
-        name: &str,
+        name: &Name,
         vault_type: VaultType,
     ) -> Result<Vault> {
         let mut tx = self.write_tx().await?;
@@ -531,7 +533,7 @@ impl ThisStore {
         }
         let v = Vault {
             id: id.to_owned(),
-            name: name.to_owned(),
+            name: name.as_str().to_owned(),
             vault_type,
             created_at: Timestamp::now(),
         };
@@ -549,8 +551,8 @@ impl ThisStore {
         audit(
             &mut tx,
             actor,
-            "vault.create",
-            "vault",
+            AuditAction::VaultCreate,
+            TargetType::Vault,
             &v.id,
             Outcome::Success,
         )
@@ -617,7 +619,7 @@ impl Store for ThisStore {
             .ok_or_else(|| Error::internal(format!("setting {key} vanished")))
     }
 
-    async fn bootstrap_owner(&self, name: &str, email: &str, key_hash: &str) -> Result<Bootstrap> {
+    async fn bootstrap_owner(&self, name: &Name, email: &str, key_hash: &str) -> Result<Bootstrap> {
         let mut tx = self.write_tx().await?;
         let now = Timestamp::now().micros();
         // The marker row makes concurrent first starts safe: the second waits on the key and
@@ -653,7 +655,7 @@ impl Store for ThisStore {
         .map_err(db_err)?;
         let owner = User {
             id: connect_manager_core::id::new_upper(),
-            name: name.to_owned(),
+            name: name.as_str().to_owned(),
             email: email.to_owned(),
             created_at: Timestamp(now),
         };
@@ -689,8 +691,8 @@ impl Store for ThisStore {
         audit(
             &mut tx,
             &actor,
-            "user.create",
-            "user",
+            AuditAction::UserCreate,
+            TargetType::User,
             &owner.id,
             Outcome::Success,
         )
@@ -698,8 +700,8 @@ impl Store for ThisStore {
         audit(
             &mut tx,
             &actor,
-            "api_key.create",
-            "api_key",
+            AuditAction::ApiKeyCreate,
+            TargetType::ApiKey,
             &key_id,
             Outcome::Success,
         )
@@ -755,11 +757,11 @@ impl Store for ThisStore {
 
     // ---- users ---------------------------------------------------------------------------------
 
-    async fn create_user(&self, actor: &Actor, name: &str, email: &str) -> Result<User> {
+    async fn create_user(&self, actor: &Actor, name: &Name, email: &str) -> Result<User> {
         let mut tx = self.write_tx().await?;
         let u = User {
             id: connect_manager_core::id::new_upper(),
-            name: name.to_owned(),
+            name: name.as_str().to_owned(),
             email: email.to_owned(),
             created_at: Timestamp::now(),
         };
@@ -781,8 +783,8 @@ impl Store for ThisStore {
         audit(
             &mut tx,
             actor,
-            "user.create",
-            "user",
+            AuditAction::UserCreate,
+            TargetType::User,
             &u.id,
             Outcome::Success,
         )
@@ -860,8 +862,8 @@ impl Store for ThisStore {
         audit(
             &mut tx,
             actor,
-            "user.delete",
-            "user",
+            AuditAction::UserDelete,
+            TargetType::User,
             user_id,
             Outcome::Success,
         )
@@ -899,8 +901,8 @@ impl Store for ThisStore {
         audit(
             &mut tx,
             actor,
-            "api_key.create",
-            "api_key",
+            AuditAction::ApiKeyCreate,
+            TargetType::ApiKey,
             &info.id,
             Outcome::Success,
         )
@@ -952,8 +954,8 @@ impl Store for ThisStore {
         audit(
             &mut tx,
             actor,
-            "api_key.delete",
-            "api_key",
+            AuditAction::ApiKeyDelete,
+            TargetType::ApiKey,
             key_id,
             Outcome::Success,
         )
@@ -963,11 +965,11 @@ impl Store for ThisStore {
 
     // ---- groups --------------------------------------------------------------------------------
 
-    async fn create_group(&self, actor: &Actor, name: &str) -> Result<Group> {
+    async fn create_group(&self, actor: &Actor, name: &Name) -> Result<Group> {
         let mut tx = self.write_tx().await?;
         let g = Group {
             id: new_lower(),
-            name: name.to_owned(),
+            name: name.as_str().to_owned(),
             created_at: Timestamp::now(),
             members: vec![],
             grants: vec![],
@@ -983,8 +985,8 @@ impl Store for ThisStore {
         audit(
             &mut tx,
             actor,
-            "group.create",
-            "group",
+            AuditAction::GroupCreate,
+            TargetType::Group,
             &g.id,
             Outcome::Success,
         )
@@ -1060,8 +1062,8 @@ impl Store for ThisStore {
         audit(
             &mut tx,
             actor,
-            "group.delete",
-            "group",
+            AuditAction::GroupDelete,
+            TargetType::Group,
             group_id,
             Outcome::Success,
         )
@@ -1095,8 +1097,8 @@ impl Store for ThisStore {
             audit(
                 &mut tx,
                 actor,
-                "group.member.add",
-                "group_member",
+                AuditAction::GroupMemberAdd,
+                TargetType::GroupMember,
                 &target,
                 Outcome::Success,
             )
@@ -1128,8 +1130,8 @@ impl Store for ThisStore {
         audit(
             &mut tx,
             actor,
-            "group.member.remove",
-            "group_member",
+            AuditAction::GroupMemberRemove,
+            TargetType::GroupMember,
             &target,
             Outcome::Success,
         )
@@ -1183,8 +1185,8 @@ impl Store for ThisStore {
             audit(
                 &mut tx,
                 actor,
-                "group.grant",
-                "group_grant",
+                AuditAction::GroupGrant,
+                TargetType::GroupGrant,
                 &target,
                 Outcome::Success,
             )
@@ -1228,8 +1230,8 @@ impl Store for ThisStore {
         audit(
             &mut tx,
             actor,
-            "group.revoke",
-            "group_grant",
+            AuditAction::GroupRevoke,
+            TargetType::GroupGrant,
             &target,
             Outcome::Success,
         )
@@ -1244,7 +1246,7 @@ impl Store for ThisStore {
     async fn create_vault(
         &self,
         actor: &Actor,
-        name: &str,
+        name: &Name,
         vault_type: VaultType,
     ) -> Result<Vault> {
         self.insert_vault(actor, &new_lower(), name, vault_type)
@@ -1255,7 +1257,7 @@ impl Store for ThisStore {
         &self,
         actor: &Actor,
         id: &str,
-        name: &str,
+        name: &Name,
         vault_type: VaultType,
     ) -> Result<Vault> {
         self.insert_vault(actor, id, name, vault_type).await
@@ -1305,11 +1307,11 @@ impl Store for ThisStore {
         ))
     }
 
-    async fn rename_vault(&self, actor: &Actor, vault_id: &str, name: &str) -> Result<Vault> {
+    async fn rename_vault(&self, actor: &Actor, vault_id: &str, name: &Name) -> Result<Vault> {
         let mut tx = self.write_tx().await?;
         lock_names(&mut tx, NameTable::Vaults).await?;
         let updated = sqlx::query("UPDATE vaults SET name = $1, name_key = $2 WHERE id = $3")
-            .bind(name)
+            .bind(name.as_str())
             .bind(name_key(name))
             .bind(vault_id)
             .execute(&mut *tx)
@@ -1322,8 +1324,8 @@ impl Store for ThisStore {
         audit(
             &mut tx,
             actor,
-            "vault.rename",
-            "vault",
+            AuditAction::VaultRename,
+            TargetType::Vault,
             vault_id,
             Outcome::Success,
         )
@@ -1365,8 +1367,8 @@ impl Store for ThisStore {
         audit(
             &mut tx,
             actor,
-            "vault.delete",
-            "vault",
+            AuditAction::VaultDelete,
+            TargetType::Vault,
             vault_id,
             Outcome::Success,
         )
@@ -1389,7 +1391,7 @@ impl Store for ThisStore {
              tokens_version, secret_verifier) VALUES ($1, $2, $3, 'ACTIVE', $4, $4, $5, 1, $6)",
         )
         .bind(&new.id)
-        .bind(&new.name)
+        .bind(new.name.as_str())
         .bind(name_key(&new.name))
         .bind(now)
         .bind(&actor.user_id)
@@ -1411,8 +1413,8 @@ impl Store for ThisStore {
         audit(
             &mut tx,
             actor,
-            "server.create",
-            "server",
+            AuditAction::ServerCreate,
+            TargetType::Server,
             &new.id,
             Outcome::Success,
         )
@@ -1517,14 +1519,14 @@ impl Store for ThisStore {
         load_server(&mut conn, server_id).await
     }
 
-    async fn rename_server(&self, actor: &Actor, server_id: &str, name: &str) -> Result<Server> {
+    async fn rename_server(&self, actor: &Actor, server_id: &str, name: &Name) -> Result<Server> {
         let mut tx = self.write_tx().await?;
         lock_names(&mut tx, NameTable::Servers).await?;
         let updated = sqlx::query(
             "UPDATE servers SET name = $1, name_key = $2, updated_at = $3 \
              WHERE id = $4 AND state = 'ACTIVE'",
         )
-        .bind(name)
+        .bind(name.as_str())
         .bind(name_key(name))
         .bind(Timestamp::now().micros())
         .bind(server_id)
@@ -1538,8 +1540,8 @@ impl Store for ThisStore {
         audit(
             &mut tx,
             actor,
-            "server.rename",
-            "server",
+            AuditAction::ServerRename,
+            TargetType::Server,
             server_id,
             Outcome::Success,
         )
@@ -1588,8 +1590,8 @@ impl Store for ThisStore {
         audit(
             &mut tx,
             actor,
-            "server.delete",
-            "server",
+            AuditAction::ServerDelete,
+            TargetType::Server,
             server_id,
             Outcome::Success,
         )
@@ -1623,8 +1625,8 @@ impl Store for ThisStore {
         audit(
             &mut tx,
             actor,
-            "server.credentials.rotate",
-            "server",
+            AuditAction::ServerCredentialsRotate,
+            TargetType::Server,
             server_id,
             Outcome::Success,
         )
@@ -1664,8 +1666,8 @@ impl Store for ThisStore {
             audit(
                 &mut tx,
                 actor,
-                "vault.grant",
-                "server_vault",
+                AuditAction::VaultGrant,
+                TargetType::ServerVault,
                 &target,
                 Outcome::Success,
             )
@@ -1707,8 +1709,8 @@ impl Store for ThisStore {
         audit(
             &mut tx,
             actor,
-            "vault.revoke",
-            "server_vault",
+            AuditAction::VaultRevoke,
+            TargetType::ServerVault,
             &target,
             Outcome::Success,
         )
@@ -1799,8 +1801,8 @@ impl Store for ThisStore {
         audit(
             &mut tx,
             actor,
-            "signing_key.retire",
-            "signing_key",
+            AuditAction::SigningKeyRetire,
+            TargetType::SigningKey,
             kid,
             Outcome::Success,
         )
@@ -1884,8 +1886,8 @@ impl Store for ThisStore {
             audit(
                 &mut tx,
                 &Actor::system("start"),
-                "master_key.upgrade",
-                "installation",
+                AuditAction::MasterKeyUpgrade,
+                TargetType::Installation,
                 "master_key_check",
                 Outcome::Success,
             )
@@ -1912,8 +1914,8 @@ impl Store for ThisStore {
         audit(
             &mut tx,
             actor,
-            "signing_key.create",
-            "signing_key",
+            AuditAction::SigningKeyCreate,
+            TargetType::SigningKey,
             &key.kid,
             Outcome::Success,
         )
@@ -1933,9 +1935,6 @@ impl Store for ThisStore {
     }
 
     async fn create_token(&self, actor: &Actor, new: &NewToken) -> Result<TokenRecord> {
-        if new.vaults.is_empty() {
-            return Err(Error::invalid_field("vaults", "name at least one vault"));
-        }
         let mut tx = self.write_tx().await?;
         // One read checks that the server is live and which of the vaults it is granted, and
         // (PostgreSQL) holds those grants until the token is committed: see LOCK_READ_GRANTS.
@@ -1945,8 +1944,8 @@ impl Store for ThisStore {
             placeholders(2, new.vaults.len())
         );
         let mut q = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql)).bind(&new.server_id);
-        for (vault_id, _) in &new.vaults {
-            q = q.bind(vault_id.clone());
+        for (vault_id, _) in new.vaults.iter() {
+            q = q.bind(vault_id.to_owned());
         }
         let granted: BTreeSet<String> = q
             .fetch_all(&mut *tx)
@@ -1954,7 +1953,7 @@ impl Store for ThisStore {
             .map_err(db_err)?
             .into_iter()
             .collect();
-        if let Some((vault_id, _)) = new.vaults.iter().find(|(v, _)| !granted.contains(v)) {
+        if let Some((vault_id, _)) = new.vaults.iter().find(|(v, _)| !granted.contains(*v)) {
             load_live_server(&mut tx, &new.server_id).await?;
             return Err(Error::Invalid {
                 code: "vault_not_granted",
@@ -1972,7 +1971,7 @@ impl Store for ThisStore {
         )
         .bind(&new.id)
         .bind(&new.server_id)
-        .bind(&new.name)
+        .bind(new.name.as_str())
         .bind(name_key(&new.name))
         .bind(&new.issuer)
         .bind(&new.kid)
@@ -1989,26 +1988,25 @@ impl Store for ThisStore {
                 .join(", ")
         );
         let mut q = sqlx::query(AssertSqlSafe(sql)).bind(&new.id);
-        for (vault_id, access) in &new.vaults {
-            q = q.bind(vault_id.clone()).bind(*access);
+        for (vault_id, access) in new.vaults.iter() {
+            q = q.bind(vault_id.to_owned()).bind(access);
         }
         q.execute(&mut *tx).await.map_err(db_err)?;
         audit(
             &mut tx,
             actor,
-            "token.create",
-            "token",
+            AuditAction::TokenCreate,
+            TargetType::Token,
             &new.id,
             Outcome::Success,
         )
         .await?;
         commit(tx).await?;
-        let mut vaults = new.vaults.clone();
-        vaults.sort();
+        let vaults = new.vaults.to_vec();
         Ok(TokenRecord {
             id: new.id.clone(),
             server_id: new.server_id.clone(),
-            name: new.name.clone(),
+            name: new.name.as_str().to_owned(),
             state: TokenState::Active,
             issuer: new.issuer.clone(),
             kid: new.kid.clone(),
@@ -2143,10 +2141,15 @@ impl Store for ThisStore {
         Ok(page.finish(tokens))
     }
 
-    async fn rename_token(&self, actor: &Actor, token_id: &str, name: &str) -> Result<TokenRecord> {
+    async fn rename_token(
+        &self,
+        actor: &Actor,
+        token_id: &str,
+        name: &Name,
+    ) -> Result<TokenRecord> {
         let mut tx = self.write_tx().await?;
         let updated = sqlx::query("UPDATE tokens SET name = $1, name_key = $2 WHERE id = $3")
-            .bind(name)
+            .bind(name.as_str())
             .bind(name_key(name))
             .bind(token_id)
             .execute(&mut *tx)
@@ -2159,8 +2162,8 @@ impl Store for ThisStore {
         audit(
             &mut tx,
             actor,
-            "token.rename",
-            "token",
+            AuditAction::TokenRename,
+            TargetType::Token,
             token_id,
             Outcome::Success,
         )
@@ -2195,8 +2198,8 @@ impl Store for ThisStore {
         audit(
             &mut tx,
             actor,
-            "token.revoke",
-            "token",
+            AuditAction::TokenRevoke,
+            TargetType::Token,
             token_id,
             Outcome::Success,
         )
@@ -2290,8 +2293,8 @@ impl Store for ThisStore {
     async fn record_denial(
         &self,
         actor: &Actor,
-        action: &str,
-        target_type: &str,
+        action: AuditAction,
+        target_type: TargetType,
         target_id: &str,
     ) -> Result<()> {
         let mut tx = self.write_tx().await?;

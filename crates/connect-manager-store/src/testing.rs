@@ -261,3 +261,8 @@ macro_rules! backend_tests {
         }
     };
 }
+
+/// A valid name for a test (panics on an invalid one, which is the test's mistake).
+pub fn name(text: impl AsRef<str>) -> connect_manager_core::name::Name {
+    connect_manager_core::name::Name::parse("name", text.as_ref()).expect("a valid test name")
+}

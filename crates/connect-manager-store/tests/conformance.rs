@@ -11,7 +11,7 @@ use connect_manager_core::page::PageRequest;
 use connect_manager_core::principal::Principal;
 use connect_manager_core::secret::MasterKey;
 use connect_manager_core::token::generate_key;
-use connect_manager_store::testing::TestDb;
+use connect_manager_store::testing::{TestDb, name};
 use connect_manager_store::{
     AuditFilter, Bootstrap, Change, ChangeListener, DynStore, NewServer, NewToken, backend_tests,
 };
@@ -42,7 +42,7 @@ async fn new_server(
             &actor(),
             &NewServer {
                 id: connect_manager_core::id::new_upper(),
-                name: name.into(),
+                name: connect_manager_store::testing::name(name),
                 secret_verifier: "$argon2id$test".into(),
                 vault_ids: vaults.iter().map(|v| v.to_string()).collect(),
             },
@@ -77,7 +77,7 @@ async fn s1_migrations_run_and_ping_answers(db: TestDb) {
 async fn a1_bootstrap_creates_one_owner_once(db: TestDb) {
     let store = db.open().await;
     let created = store
-        .bootstrap_owner("Owner", "owner@localhost", "hash-1")
+        .bootstrap_owner(&name("Owner"), "owner@localhost", "hash-1")
         .await
         .unwrap();
     let Bootstrap::Created(owner) = created else {
@@ -85,7 +85,7 @@ async fn a1_bootstrap_creates_one_owner_once(db: TestDb) {
     };
     assert_eq!(
         store
-            .bootstrap_owner("Other", "o@x", "hash-2")
+            .bootstrap_owner(&name("Other"), "o@x", "hash-2")
             .await
             .unwrap(),
         Bootstrap::AlreadyDone
@@ -103,7 +103,7 @@ async fn a1_concurrent_first_starts_make_one_owner(db: TestDb) {
     for (i, s) in stores.iter().enumerate() {
         let s = s.clone();
         tasks.push(tokio::spawn(async move {
-            s.bootstrap_owner("Owner", &format!("o{i}@x"), &format!("key-{i}"))
+            s.bootstrap_owner(&name("Owner"), &format!("o{i}@x"), &format!("key-{i}"))
                 .await
         }));
     }
@@ -128,11 +128,11 @@ async fn init_setting_keeps_the_first_value(db: TestDb) {
 async fn r2_names_are_unique_case_insensitively(db: TestDb) {
     let store = db.open().await;
     store
-        .create_vault(&actor(), "Prod", VaultType::UserCreated)
+        .create_vault(&actor(), &name("Prod"), VaultType::UserCreated)
         .await
         .unwrap();
     let dup = store
-        .create_vault(&actor(), "PROD", VaultType::Everyone)
+        .create_vault(&actor(), &name("PROD"), VaultType::Everyone)
         .await;
     assert!(
         matches!(
@@ -144,9 +144,9 @@ async fn r2_names_are_unique_case_insensitively(db: TestDb) {
         ),
         "{dup:?}"
     );
-    store.create_group(&actor(), "Ops").await.unwrap();
+    store.create_group(&actor(), &name("Ops")).await.unwrap();
     assert!(matches!(
-        store.create_group(&actor(), "ops").await,
+        store.create_group(&actor(), &name("ops")).await,
         Err(Error::Conflict { .. })
     ));
     new_server(&store, "Web", &[]).await.unwrap();
@@ -155,11 +155,11 @@ async fn r2_names_are_unique_case_insensitively(db: TestDb) {
         Err(Error::Conflict { .. })
     ));
     let v2 = store
-        .create_vault(&actor(), "Dev", VaultType::UserCreated)
+        .create_vault(&actor(), &name("Dev"), VaultType::UserCreated)
         .await
         .unwrap();
     assert!(matches!(
-        store.rename_vault(&actor(), &v2.id, "prod").await,
+        store.rename_vault(&actor(), &v2.id, &name("prod")).await,
         Err(Error::Conflict { .. })
     ));
 }
@@ -167,7 +167,7 @@ async fn r2_names_are_unique_case_insensitively(db: TestDb) {
 async fn r1_find_matches_id_or_name_key(db: TestDb) {
     let store = db.open().await;
     let v = store
-        .create_vault(&actor(), "Prod Secrets", VaultType::UserCreated)
+        .create_vault(&actor(), &name("Prod Secrets"), VaultType::UserCreated)
         .await
         .unwrap();
     assert_eq!(
@@ -201,11 +201,11 @@ async fn r1_find_matches_id_or_name_key(db: TestDb) {
 async fn r3_server_create_is_all_or_nothing(db: TestDb) {
     let store = db.open().await;
     let ok = store
-        .create_vault(&actor(), "Shared", VaultType::Everyone)
+        .create_vault(&actor(), &name("Shared"), VaultType::Everyone)
         .await
         .unwrap();
     let personal = store
-        .create_vault(&actor(), "Mine", VaultType::Personal)
+        .create_vault(&actor(), &name("Mine"), VaultType::Personal)
         .await
         .unwrap();
     let before = audit_count(&store).await;
@@ -256,11 +256,11 @@ async fn r3_server_create_is_all_or_nothing(db: TestDb) {
 async fn r4_server_delete_frees_name_ends_grants_keeps_row(db: TestDb) {
     let store = db.open().await;
     let v = store
-        .create_vault(&actor(), "Shared", VaultType::Everyone)
+        .create_vault(&actor(), &name("Shared"), VaultType::Everyone)
         .await
         .unwrap();
     let s = new_server(&store, "web", &[&v.id]).await.unwrap();
-    let g = store.create_group(&actor(), "ops").await.unwrap();
+    let g = store.create_group(&actor(), &name("ops")).await.unwrap();
     let grant = GroupGrant {
         scope: GrantScope::Server,
         server_id: Some(s.id.clone()),
@@ -302,7 +302,10 @@ async fn r5_grant_checks_vault_and_is_idempotent(db: TestDb) {
     let store = db.open().await;
     let s = new_server(&store, "web", &[]).await.unwrap();
     for t in [VaultType::Personal, VaultType::Private, VaultType::Employee] {
-        let v = store.create_vault(&actor(), t.as_str(), t).await.unwrap();
+        let v = store
+            .create_vault(&actor(), &name(t.as_str()), t)
+            .await
+            .unwrap();
         let err = store.grant_vault(&actor(), &s.id, &v.id).await.unwrap_err();
         assert!(matches!(
             err,
@@ -313,7 +316,7 @@ async fn r5_grant_checks_vault_and_is_idempotent(db: TestDb) {
         ));
     }
     let v = store
-        .create_vault(&actor(), "Shared", VaultType::Transfer)
+        .create_vault(&actor(), &name("Shared"), VaultType::Transfer)
         .await
         .unwrap();
     store.grant_vault(&actor(), &s.id, &v.id).await.unwrap();
@@ -330,7 +333,7 @@ async fn r5_grant_checks_vault_and_is_idempotent(db: TestDb) {
 async fn r6_revoke_ends_grant_and_404s_without_one(db: TestDb) {
     let store = db.open().await;
     let v = store
-        .create_vault(&actor(), "Shared", VaultType::Everyone)
+        .create_vault(&actor(), &name("Shared"), VaultType::Everyone)
         .await
         .unwrap();
     let s = new_server(&store, "web", &[&v.id]).await.unwrap();
@@ -375,7 +378,7 @@ async fn c3_rotation_replaces_verifier_and_bumps_version(db: TestDb) {
 
 async fn r11_group_grants_are_idempotent_and_revocable(db: TestDb) {
     let store = db.open().await;
-    let g = store.create_group(&actor(), "ops").await.unwrap();
+    let g = store.create_group(&actor(), &name("ops")).await.unwrap();
     let s = new_server(&store, "web", &[]).await.unwrap();
     let grants = [
         GroupGrant {
@@ -413,7 +416,10 @@ async fn r11_group_grants_are_idempotent_and_revocable(db: TestDb) {
 
 async fn a2_last_owner_stays(db: TestDb) {
     let store = db.open().await;
-    let Bootstrap::Created(owner) = store.bootstrap_owner("Owner", "o@x", "h").await.unwrap()
+    let Bootstrap::Created(owner) = store
+        .bootstrap_owner(&name("Owner"), "o@x", "h")
+        .await
+        .unwrap()
     else {
         panic!()
     };
@@ -442,7 +448,7 @@ async fn a2_last_owner_stays(db: TestDb) {
         Err(Error::Conflict { .. })
     ));
     let second = store
-        .create_user(&actor(), "Second", "second@x")
+        .create_user(&actor(), &name("Second"), "second@x")
         .await
         .unwrap();
     store
@@ -462,12 +468,12 @@ async fn a2_last_owner_stays(db: TestDb) {
 async fn users_keys_and_memberships_cascade(db: TestDb) {
     let store = db.open().await;
     let u = store
-        .create_user(&actor(), "Ann", "Ann@Example.com")
+        .create_user(&actor(), &name("Ann"), "Ann@Example.com")
         .await
         .unwrap();
     assert!(matches!(
         store
-            .create_user(&actor(), "Ann 2", "ann@example.COM")
+            .create_user(&actor(), &name("Ann 2"), "ann@example.COM")
             .await,
         Err(Error::Conflict {
             code: "email_taken",
@@ -490,7 +496,7 @@ async fn users_keys_and_memberships_cascade(db: TestDb) {
             .items,
         vec![k.clone()]
     );
-    let g = store.create_group(&actor(), "ops").await.unwrap();
+    let g = store.create_group(&actor(), &name("ops")).await.unwrap();
     store.add_member(&actor(), &g.id, &u.id).await.unwrap();
     assert_eq!(
         store
@@ -529,9 +535,12 @@ async fn users_keys_and_memberships_cascade(db: TestDb) {
 
 async fn a3_principal_carries_group_grants(db: TestDb) {
     let store = db.open().await;
-    let u = store.create_user(&actor(), "Ann", "ann@x").await.unwrap();
+    let u = store
+        .create_user(&actor(), &name("Ann"), "ann@x")
+        .await
+        .unwrap();
     store.create_api_key(&actor(), &u.id, "k").await.unwrap();
-    let g = store.create_group(&actor(), "ops").await.unwrap();
+    let g = store.create_group(&actor(), &name("ops")).await.unwrap();
     store.add_member(&actor(), &g.id, &u.id).await.unwrap();
     let s = new_server(&store, "web", &[]).await.unwrap();
     let other = new_server(&store, "api", &[]).await.unwrap();
@@ -584,7 +593,7 @@ async fn lists_page_newest_first_without_gaps(db: TestDb) {
     for i in 0..7 {
         made.push(
             store
-                .create_vault(&actor(), &format!("v{i}"), VaultType::UserCreated)
+                .create_vault(&actor(), &name(format!("v{i}")), VaultType::UserCreated)
                 .await
                 .unwrap()
                 .id,
@@ -608,13 +617,18 @@ async fn lists_page_newest_first_without_gaps(db: TestDb) {
 async fn a5_changes_and_denials_are_audited(db: TestDb) {
     let store = db.open().await;
     let v = store
-        .create_vault(&actor(), "Shared", VaultType::Everyone)
+        .create_vault(&actor(), &name("Shared"), VaultType::Everyone)
         .await
         .unwrap();
     let s = new_server(&store, "web", &[]).await.unwrap();
     store.grant_vault(&actor(), &s.id, &v.id).await.unwrap();
     store
-        .record_denial(&actor(), "vault.create", "vault", "")
+        .record_denial(
+            &actor(),
+            connect_manager_core::audit::AuditAction::VaultCreate,
+            connect_manager_core::audit::TargetType::Vault,
+            "",
+        )
         .await
         .unwrap();
     let events = store
@@ -693,12 +707,18 @@ fn new_token(server_id: &str, kid: &str, name: &str, vaults: &[(&str, i64)]) -> 
     NewToken {
         id: connect_manager_core::id::new_lower(),
         server_id: server_id.into(),
-        name: name.into(),
+        name: connect_manager_store::testing::name(name),
         issuer: "https://cm.test".into(),
         kid: kid.into(),
         created_at: Timestamp::now(),
         expires_at: None,
-        vaults: vaults.iter().map(|(v, a)| (v.to_string(), *a)).collect(),
+        vaults: connect_manager_core::scope::TokenScope::new(
+            vaults
+                .iter()
+                .map(|(v, a)| (v.to_string(), *a))
+                .collect::<Vec<_>>(),
+        )
+        .unwrap(),
     }
 }
 
@@ -723,7 +743,7 @@ async fn t3_signing_keys_newest_first_and_live_kids(db: TestDb) {
         .collect();
     assert_eq!(kids, vec![second.clone(), first.clone()]);
     let v = store
-        .create_vault(&actor(), "v", VaultType::Everyone)
+        .create_vault(&actor(), &name("v"), VaultType::Everyone)
         .await
         .unwrap();
     let s = new_server(&store, "web", &[&v.id]).await.unwrap();
@@ -752,11 +772,11 @@ async fn r7_tokens_need_granted_vaults_on_a_live_server(db: TestDb) {
     let store = db.open().await;
     let kid = signing_key(&store).await;
     let granted = store
-        .create_vault(&actor(), "granted", VaultType::Everyone)
+        .create_vault(&actor(), &name("granted"), VaultType::Everyone)
         .await
         .unwrap();
     let other = store
-        .create_vault(&actor(), "other", VaultType::Everyone)
+        .create_vault(&actor(), &name("other"), VaultType::Everyone)
         .await
         .unwrap();
     let s = new_server(&store, "web", &[&granted.id]).await.unwrap();
@@ -820,7 +840,7 @@ async fn r8_revoke_is_idempotent_and_announced(db: TestDb) {
     let store = db.open().await;
     let kid = signing_key(&store).await;
     let v = store
-        .create_vault(&actor(), "v", VaultType::Everyone)
+        .create_vault(&actor(), &name("v"), VaultType::Everyone)
         .await
         .unwrap();
     let s = new_server(&store, "web", &[&v.id]).await.unwrap();
@@ -844,7 +864,7 @@ async fn r8_revoke_is_idempotent_and_announced(db: TestDb) {
         "nothing changed, nothing announced"
     );
     store
-        .rename_token(&actor(), &t.id, "renamed")
+        .rename_token(&actor(), &t.id, &name("renamed"))
         .await
         .unwrap();
     recorder.expect(Change::Token(t.id.clone()));
@@ -872,7 +892,7 @@ async fn r4_server_delete_revokes_every_token(db: TestDb) {
     let store = db.open().await;
     let kid = signing_key(&store).await;
     let v = store
-        .create_vault(&actor(), "v", VaultType::Everyone)
+        .create_vault(&actor(), &name("v"), VaultType::Everyone)
         .await
         .unwrap();
     let s = new_server(&store, "web", &[&v.id]).await.unwrap();
@@ -924,7 +944,7 @@ async fn r10_token_lists_show_what_the_viewer_manages(db: TestDb) {
     let store = db.open().await;
     let kid = signing_key(&store).await;
     let v = store
-        .create_vault(&actor(), "v", VaultType::Everyone)
+        .create_vault(&actor(), &name("v"), VaultType::Everyone)
         .await
         .unwrap();
     let web = new_server(&store, "web", &[&v.id]).await.unwrap();
@@ -967,8 +987,11 @@ async fn r10_token_lists_show_what_the_viewer_manages(db: TestDb) {
             .is_empty()
     );
     // …and a real grantee sees web's tokens only.
-    let u = store.create_user(&actor(), "Ann", "ann@x").await.unwrap();
-    let g = store.create_group(&actor(), "ops").await.unwrap();
+    let u = store
+        .create_user(&actor(), &name("Ann"), "ann@x")
+        .await
+        .unwrap();
+    let g = store.create_group(&actor(), &name("ops")).await.unwrap();
     store.add_member(&actor(), &g.id, &u.id).await.unwrap();
     store
         .grant_group(
@@ -1008,10 +1031,17 @@ async fn r10_token_lists_show_what_the_viewer_manages(db: TestDb) {
 /// A user in a group granted `server_id` alone (A3), as the store sees them.
 async fn grantee_of(store: &DynStore, server_id: &str, name: &str) -> Principal {
     let u = store
-        .create_user(&actor(), name, &format!("{name}@example.test"))
+        .create_user(
+            &actor(),
+            &connect_manager_store::testing::name(name),
+            &format!("{name}@example.test"),
+        )
         .await
         .unwrap();
-    let g = store.create_group(&actor(), name).await.unwrap();
+    let g = store
+        .create_group(&actor(), &connect_manager_store::testing::name(name))
+        .await
+        .unwrap();
     store.add_member(&actor(), &g.id, &u.id).await.unwrap();
     store
         .grant_group(
@@ -1036,7 +1066,7 @@ async fn r1_exact_token_id_wins_over_150_tokens_named_with_it(db: TestDb) {
     let store = db.open().await;
     let kid = signing_key(&store).await;
     let v = store
-        .create_vault(&actor(), "v", VaultType::Everyone)
+        .create_vault(&actor(), &name("v"), VaultType::Everyone)
         .await
         .unwrap();
     let a = new_server(&store, "a", &[&v.id]).await.unwrap();
@@ -1119,11 +1149,11 @@ async fn r1_exact_token_id_wins_over_150_tokens_named_with_it(db: TestDb) {
 async fn r1_exact_id_wins_over_a_name_equal_to_it(db: TestDb) {
     let store = db.open().await;
     let v1 = store
-        .create_vault(&actor(), "one", VaultType::Everyone)
+        .create_vault(&actor(), &name("one"), VaultType::Everyone)
         .await
         .unwrap();
     let v2 = store
-        .create_vault(&actor(), &v1.id, VaultType::Everyone)
+        .create_vault(&actor(), &name(&v1.id), VaultType::Everyone)
         .await
         .unwrap();
     assert_eq!(store.find_vaults(&v1.id).await.unwrap(), Found::Id(v1));
@@ -1131,8 +1161,8 @@ async fn r1_exact_id_wins_over_a_name_equal_to_it(db: TestDb) {
         store.find_vaults(&v2.name.to_uppercase()).await.unwrap(),
         Found::Names(vec![v2])
     );
-    let g1 = store.create_group(&actor(), "one").await.unwrap();
-    let g2 = store.create_group(&actor(), &g1.id).await.unwrap();
+    let g1 = store.create_group(&actor(), &name("one")).await.unwrap();
+    let g2 = store.create_group(&actor(), &name(&g1.id)).await.unwrap();
     assert!(matches!(
         store.find_groups(&g1.id).await.unwrap(),
         Found::Id(g) if g.id == g1.id
@@ -1142,7 +1172,7 @@ async fn r1_exact_id_wins_over_a_name_equal_to_it(db: TestDb) {
         Found::Names(g) if g.len() == 1 && g[0].id == g2.id
     ));
     let u = store
-        .create_user(&actor(), "Ann", "ann@example.test")
+        .create_user(&actor(), &name("Ann"), "ann@example.test")
         .await
         .unwrap();
     assert_eq!(store.find_users(&u.id).await.unwrap(), Found::Id(u.clone()));

@@ -20,7 +20,7 @@ use support::{Proxy, Recorder, actor, through};
 fn new_server(name: &str) -> NewServer {
     NewServer {
         id: connect_manager_core::id::new_upper(),
-        name: name.into(),
+        name: connect_manager_store::testing::name(name),
         secret_verifier: "$argon2id$test".into(),
         vault_ids: vec![],
     }

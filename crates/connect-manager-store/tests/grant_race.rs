@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use connect_manager_core::Error;
 use connect_manager_core::model::{Actor, GrantScope, GroupGrant, ServerState, VaultType};
 use connect_manager_store::postgres::PostgresStore;
-use connect_manager_store::testing::TestDb;
+use connect_manager_store::testing::{TestDb, name};
 use connect_manager_store::{Backend, DynStore, NewServer, Store, backend_tests};
 use tokio::task::JoinHandle;
 
@@ -31,7 +31,7 @@ async fn new_server(store: &dyn Store, name: &str) -> String {
             &actor(),
             &NewServer {
                 id: connect_manager_core::id::new_upper(),
-                name: name.into(),
+                name: connect_manager_store::testing::name(name),
                 secret_verifier: "$argon2id$test".into(),
                 vault_ids: vec![],
             },
@@ -58,12 +58,16 @@ async fn fixture(store: &dyn Store, n: usize) -> Fixture {
     Fixture {
         server: new_server(store, &format!("doomed-{n}")).await,
         group: store
-            .create_group(&actor(), &format!("ops-{n}"))
+            .create_group(&actor(), &name(format!("ops-{n}")))
             .await
             .unwrap()
             .id,
         vault: store
-            .create_vault(&actor(), &format!("shared-{n}"), VaultType::UserCreated)
+            .create_vault(
+                &actor(),
+                &name(format!("shared-{n}")),
+                VaultType::UserCreated,
+            )
             .await
             .unwrap()
             .id,

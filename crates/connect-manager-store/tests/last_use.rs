@@ -6,7 +6,7 @@ use connect_manager_core::model::{Actor, VaultType};
 use connect_manager_core::secret::MasterKey;
 use connect_manager_core::token::generate_key;
 use connect_manager_core::wire::TokenUsage;
-use connect_manager_store::testing::TestDb;
+use connect_manager_store::testing::{TestDb, name};
 use connect_manager_store::{AuditFilter, DynStore, NewServer, NewToken, backend_tests};
 
 fn actor() -> Actor {
@@ -22,7 +22,7 @@ async fn two_servers_with_a_token_each(store: &DynStore) -> ((String, String), (
     let key = generate_key(&MasterKey::random());
     store.add_signing_key(&actor(), &key).await.unwrap();
     let v = store
-        .create_vault(&actor(), "v", VaultType::Everyone)
+        .create_vault(&actor(), &name("v"), VaultType::Everyone)
         .await
         .unwrap();
     let mut out = Vec::new();
@@ -32,7 +32,7 @@ async fn two_servers_with_a_token_each(store: &DynStore) -> ((String, String), (
                 &actor(),
                 &NewServer {
                     id: connect_manager_core::id::new_upper(),
-                    name: name.into(),
+                    name: connect_manager_store::testing::name(name),
                     secret_verifier: "$argon2id$test".into(),
                     vault_ids: vec![v.id.clone()],
                 },
@@ -45,12 +45,13 @@ async fn two_servers_with_a_token_each(store: &DynStore) -> ((String, String), (
                 &NewToken {
                     id: connect_manager_core::id::new_lower(),
                     server_id: s.id.clone(),
-                    name: "t".into(),
+                    name: connect_manager_store::testing::name("t"),
                     issuer: "https://cm.test".into(),
                     kid: key.kid.clone(),
                     created_at: Timestamp::now(),
                     expires_at: None,
-                    vaults: vec![(v.id.clone(), 48)],
+                    vaults: connect_manager_core::scope::TokenScope::new(vec![(v.id.clone(), 48)])
+                        .unwrap(),
                 },
             )
             .await

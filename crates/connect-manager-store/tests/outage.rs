@@ -88,7 +88,7 @@ async fn e1_postgres_outage_fails_fast_and_recovers_by_itself() {
             &actor(),
             &NewServer {
                 id: connect_manager_core::id::new_upper(),
-                name: "after-outage".into(),
+                name: connect_manager_store::testing::name("after-outage"),
                 secret_verifier: "$argon2id$test".into(),
                 vault_ids: vec![],
             },

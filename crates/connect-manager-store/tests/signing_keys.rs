@@ -9,7 +9,7 @@ use connect_manager_core::Timestamp;
 use connect_manager_core::model::{Actor, TokenState, VaultType};
 use connect_manager_core::secret::MasterKey;
 use connect_manager_core::token::{KeySet, SealedKey, generate_key, reseal_legacy_key};
-use connect_manager_store::testing::TestDb;
+use connect_manager_store::testing::{TestDb, name};
 use connect_manager_store::{Change, ChangeListener, DynStore, NewServer, NewToken, backend_tests};
 
 fn actor() -> Actor {
@@ -35,12 +35,13 @@ async fn token(store: &DynStore, server_id: &str, vault_id: &str, kid: &str) -> 
             &NewToken {
                 id: connect_manager_core::id::new_lower(),
                 server_id: server_id.into(),
-                name: "t".into(),
+                name: connect_manager_store::testing::name("t"),
                 issuer: "https://cm.test".into(),
                 kid: kid.into(),
                 created_at: Timestamp::now(),
                 expires_at: None,
-                vaults: vec![(vault_id.into(), 48)],
+                vaults: connect_manager_core::scope::TokenScope::new(vec![(vault_id.into(), 48)])
+                    .unwrap(),
             },
         )
         .await
@@ -63,7 +64,7 @@ async fn t3_retire_takes_a_key_out_and_revokes_its_tokens(db: TestDb) {
     let old = key(&store, &master).await;
     let newest = key(&store, &master).await;
     let v = store
-        .create_vault(&actor(), "v", VaultType::Everyone)
+        .create_vault(&actor(), &name("v"), VaultType::Everyone)
         .await
         .unwrap();
     let s = store
@@ -71,7 +72,7 @@ async fn t3_retire_takes_a_key_out_and_revokes_its_tokens(db: TestDb) {
             &actor(),
             &NewServer {
                 id: connect_manager_core::id::new_upper(),
-                name: "web".into(),
+                name: connect_manager_store::testing::name("web"),
                 secret_verifier: "$argon2id$test".into(),
                 vault_ids: vec![v.id.clone()],
             },

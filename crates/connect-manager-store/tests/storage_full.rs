@@ -50,7 +50,11 @@ macro_rules! fail_a_commit_on_every_connection {
 
 async fn write(store: &dyn Store, name: &str) -> Result<String, Error> {
     store
-        .create_vault(&actor(), name, VaultType::UserCreated)
+        .create_vault(
+            &actor(),
+            &connect_manager_store::testing::name(name),
+            VaultType::UserCreated,
+        )
         .await
         .map(|v| v.id)
 }

@@ -4,7 +4,7 @@
 
 use connect_manager_core::Error;
 use connect_manager_core::model::{Actor, VaultType};
-use connect_manager_store::testing::TestDb;
+use connect_manager_store::testing::{TestDb, name};
 use connect_manager_store::{Backend, backend_tests};
 use sqlx::Connection;
 
@@ -43,16 +43,16 @@ async fn raw(db: &TestDb, statements: &[&str]) {
 async fn g8_ids_of_vaults_deleted_before_the_upgrade_stay_taken(db: TestDb) {
     let store = db.open().await;
     let v = store
-        .create_vault(&actor(), "gone", VaultType::Everyone)
+        .create_vault(&actor(), &name("gone"), VaultType::Everyone)
         .await
         .unwrap();
     let kept = store
-        .create_vault(&actor(), "kept", VaultType::Everyone)
+        .create_vault(&actor(), &name("kept"), VaultType::Everyone)
         .await
         .unwrap();
     store.delete_vault(&actor(), &v.id).await.unwrap();
     let refused = store
-        .create_vault_with_id(&actor(), &v.id, "again", VaultType::Everyone)
+        .create_vault_with_id(&actor(), &v.id, &name("again"), VaultType::Everyone)
         .await;
     assert!(
         matches!(
@@ -77,7 +77,7 @@ async fn g8_ids_of_vaults_deleted_before_the_upgrade_stay_taken(db: TestDb) {
     .await;
     let store = db.open().await;
     let refused = store
-        .create_vault_with_id(&actor(), &v.id, "again", VaultType::Everyone)
+        .create_vault_with_id(&actor(), &v.id, &name("again"), VaultType::Everyone)
         .await;
     assert!(
         matches!(
@@ -92,7 +92,7 @@ async fn g8_ids_of_vaults_deleted_before_the_upgrade_stay_taken(db: TestDb) {
     // A live vault's ID, too; and a fresh one is taken.
     assert!(matches!(
         store
-            .create_vault_with_id(&actor(), &kept.id, "again", VaultType::Everyone)
+            .create_vault_with_id(&actor(), &kept.id, &name("again"), VaultType::Everyone)
             .await,
         Err(Error::Conflict {
             code: "vault_id_taken",
@@ -101,7 +101,7 @@ async fn g8_ids_of_vaults_deleted_before_the_upgrade_stay_taken(db: TestDb) {
     ));
     let fresh = "abcdefghijklmnopqrstuvwxy2";
     let made = store
-        .create_vault_with_id(&actor(), fresh, "again", VaultType::Everyone)
+        .create_vault_with_id(&actor(), fresh, &name("again"), VaultType::Everyone)
         .await
         .unwrap();
     assert_eq!(made.id, fresh);

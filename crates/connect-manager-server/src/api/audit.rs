@@ -2,6 +2,7 @@
 
 use axum::Json;
 use axum::extract::State;
+use connect_manager_core::audit::{AuditAction, TargetType};
 use connect_manager_core::model::AuditEvent;
 use connect_manager_core::page::{Page, PageRequest};
 use connect_manager_core::principal::Permission;
@@ -60,7 +61,13 @@ pub async fn list_events(
     ApiQuery(params): ApiQuery<AuditParams>,
 ) -> ApiResult<Json<Page<AuditEvent>>> {
     caller
-        .authorize(&state, Permission::Owner, "audit.list", "audit", "")
+        .authorize(
+            &state,
+            Permission::Owner,
+            AuditAction::AuditList,
+            TargetType::Audit,
+            "",
+        )
         .await?;
     let page = PageRequest::parse(params.limit, params.cursor.as_deref())?;
     let filter = AuditFilter {

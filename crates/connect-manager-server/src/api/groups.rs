@@ -3,6 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use connect_manager_core::audit::{AuditAction, TargetType};
 use connect_manager_core::model::{GrantScope, Group, GroupGrant};
 use connect_manager_core::name;
 use connect_manager_core::page::Page;
@@ -32,9 +33,15 @@ pub async fn create_group(
     ApiJson(body): ApiJson<CreateGroup>,
 ) -> ApiResult<(StatusCode, Json<Group>)> {
     caller
-        .authorize(&state, Permission::Owner, "group.create", "group", "")
+        .authorize(
+            &state,
+            Permission::Owner,
+            AuditAction::GroupCreate,
+            TargetType::Group,
+            "",
+        )
         .await?;
-    let name = name::validate("name", &body.name)?;
+    let name = name::Name::parse("name", &body.name)?;
     let group = state.store.create_group(&caller.actor, &name).await?;
     Ok((StatusCode::CREATED, Json(group)))
 }
@@ -49,7 +56,13 @@ pub async fn list_groups(
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> ApiResult<Json<Page<Group>>> {
     caller
-        .authorize(&state, Permission::Owner, "group.list", "group", "")
+        .authorize(
+            &state,
+            Permission::Owner,
+            AuditAction::GroupList,
+            TargetType::Group,
+            "",
+        )
         .await?;
     Ok(Json(state.store.list_groups(&params.page()?).await?))
 }
@@ -65,7 +78,13 @@ pub async fn get_group(
     ApiPath(group): ApiPath<String>,
 ) -> ApiResult<Json<Group>> {
     caller
-        .authorize(&state, Permission::Owner, "group.get", "group", &group)
+        .authorize(
+            &state,
+            Permission::Owner,
+            AuditAction::GroupGet,
+            TargetType::Group,
+            &group,
+        )
         .await?;
     Ok(Json(resolve_group(&state, &group).await?))
 }
@@ -81,7 +100,13 @@ pub async fn delete_group(
     ApiPath(group): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     caller
-        .authorize(&state, Permission::Owner, "group.delete", "group", &group)
+        .authorize(
+            &state,
+            Permission::Owner,
+            AuditAction::GroupDelete,
+            TargetType::Group,
+            &group,
+        )
         .await?;
     let group = resolve_group(&state, &group).await?;
     state.store.delete_group(&caller.actor, &group.id).await?;
@@ -105,8 +130,8 @@ pub async fn add_member(
         .authorize(
             &state,
             Permission::Owner,
-            "group.member.add",
-            "group",
+            AuditAction::GroupMemberAdd,
+            TargetType::Group,
             &group,
         )
         .await?;
@@ -137,8 +162,8 @@ pub async fn remove_member(
         .authorize(
             &state,
             Permission::Owner,
-            "group.member.remove",
-            "group",
+            AuditAction::GroupMemberRemove,
+            TargetType::Group,
             &group,
         )
         .await?;
@@ -161,9 +186,13 @@ async fn change_grant(
     server: Option<&str>,
     grant: bool,
 ) -> ApiResult<Json<Group>> {
-    let action = if grant { "group.grant" } else { "group.revoke" };
+    let action = if grant {
+        AuditAction::GroupGrant
+    } else {
+        AuditAction::GroupRevoke
+    };
     caller
-        .authorize(state, Permission::Owner, action, "group", group)
+        .authorize(state, Permission::Owner, action, TargetType::Group, group)
         .await?;
     let group = resolve_group(state, group).await?;
     let server_id = match server {

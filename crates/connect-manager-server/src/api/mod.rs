@@ -12,6 +12,7 @@ pub mod vaults;
 
 use axum::Json;
 use axum::http::{HeaderName, StatusCode, header};
+use connect_manager_core::audit::{AuditAction, TargetType};
 use connect_manager_core::lookup::{Found, Named, resolve};
 use connect_manager_core::model::{Group, Server, User, Vault};
 use connect_manager_core::page::PageRequest;
@@ -97,13 +98,13 @@ pub async fn resolve_server(
     state: &AppState,
     caller: &Caller,
     reference: &str,
-    action: &str,
+    action: AuditAction,
 ) -> ApiResult<Server> {
     let found = state
         .store
         .find_servers(&caller.principal, reference)
         .await?;
-    resolve_visible(state, caller, "server", reference, found, action).await
+    resolve_visible(state, caller, TargetType::Server, reference, found, action).await
 }
 
 /// R1 over what the store found among the objects the caller may see (A4): a match the caller
@@ -111,15 +112,15 @@ pub async fn resolve_server(
 pub async fn resolve_visible<T: Named>(
     state: &AppState,
     caller: &Caller,
-    kind: &'static str,
+    kind: TargetType,
     reference: &str,
     found: Found<T>,
-    action: &str,
+    action: AuditAction,
 ) -> ApiResult<T> {
     if let Some(hidden) = found.hidden() {
         caller.deny(state, action, kind, hidden).await?;
     }
-    Ok(resolve(kind, reference, found)?)
+    Ok(resolve(kind.as_str(), reference, found)?)
 }
 
 pub async fn resolve_vault(state: &AppState, reference: &str) -> ApiResult<Vault> {

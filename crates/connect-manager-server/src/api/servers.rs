@@ -3,6 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use connect_manager_core::audit::{AuditAction, TargetType};
 use connect_manager_core::credentials::{self, CredentialsFile, CredentialsPayload};
 use connect_manager_core::model::Server;
 use connect_manager_core::page::Page;
@@ -74,12 +75,12 @@ pub async fn create_server(
         .authorize(
             &state,
             Permission::CreateServers,
-            "server.create",
-            "server",
+            AuditAction::ServerCreate,
+            TargetType::Server,
             "",
         )
         .await?;
-    let name = name::validate("name", &body.name)?;
+    let name = name::Name::parse("name", &body.name)?;
     let mut vault_ids = Vec::with_capacity(body.vaults.len());
     for reference in &body.vaults {
         vault_ids.push(resolve_vault(&state, reference).await?.id);
@@ -134,7 +135,7 @@ pub async fn get_server(
     caller: Caller,
     ApiPath(server): ApiPath<String>,
 ) -> ApiResult<Json<Server>> {
-    let found = resolve_server(&state, &caller, &server, "server.get").await?;
+    let found = resolve_server(&state, &caller, &server, AuditAction::ServerGet).await?;
     // The lookup reads no vaults; the answer has them.
     let full = state.store.get_server(&found.id).await?;
     Ok(Json(
@@ -154,8 +155,8 @@ pub async fn rename_server(
     ApiPath(server): ApiPath<String>,
     ApiJson(body): ApiJson<RenameServer>,
 ) -> ApiResult<Json<Server>> {
-    let name = name::validate("name", &body.name)?;
-    let server = resolve_server(&state, &caller, &server, "server.rename").await?;
+    let name = name::Name::parse("name", &body.name)?;
+    let server = resolve_server(&state, &caller, &server, AuditAction::ServerRename).await?;
     Ok(Json(
         state
             .store
@@ -175,7 +176,7 @@ pub async fn delete_server(
     caller: Caller,
     ApiPath(server): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
-    let server = resolve_server(&state, &caller, &server, "server.delete").await?;
+    let server = resolve_server(&state, &caller, &server, AuditAction::ServerDelete).await?;
     let revoked = state.store.delete_server(&caller.actor, &server.id).await?;
     crate::metrics::add(&state.metrics.tokens_revoked, revoked);
     Ok(StatusCode::NO_CONTENT)
@@ -193,7 +194,13 @@ pub async fn rotate_credentials(
     caller: Caller,
     ApiPath(server): ApiPath<String>,
 ) -> ApiResult<WithSecret<ServerWithCredentials>> {
-    let server = resolve_server(&state, &caller, &server, "server.credentials.rotate").await?;
+    let server = resolve_server(
+        &state,
+        &caller,
+        &server,
+        AuditAction::ServerCredentialsRotate,
+    )
+    .await?;
     let (verifier, credentials) = issue_credentials(&state, &server.id).await?;
     let server = state
         .store
@@ -221,7 +228,7 @@ pub async fn grant_vault(
     caller: Caller,
     ApiPath((server, vault)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<Server>> {
-    let server = resolve_server(&state, &caller, &server, "vault.grant").await?;
+    let server = resolve_server(&state, &caller, &server, AuditAction::VaultGrant).await?;
     let vault = resolve_vault(&state, &vault).await?;
     Ok(Json(
         state
@@ -244,7 +251,7 @@ pub async fn revoke_vault(
     caller: Caller,
     ApiPath((server, vault)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<Server>> {
-    let server = resolve_server(&state, &caller, &server, "vault.revoke").await?;
+    let server = resolve_server(&state, &caller, &server, AuditAction::VaultRevoke).await?;
     let vault = resolve_vault(&state, &vault).await?;
     Ok(Json(
         state

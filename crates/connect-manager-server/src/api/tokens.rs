@@ -1,18 +1,18 @@
 //! Tokens: `op connect token create|delete|edit|list` (R7–R10, R12, T1–T2), introspection (T4),
 //! the JWKS and key rotation (T3).
 
-use std::collections::BTreeMap;
-
 use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
+use connect_manager_core::audit::{AuditAction, TargetType};
 use connect_manager_core::duration::parse_expires_in;
 use connect_manager_core::model::{
     Server, ServerState, Token, TokenRecord, VaultAccess, check_grantable,
 };
 use connect_manager_core::page::Page;
 use connect_manager_core::principal::Permission;
+use connect_manager_core::scope::TokenScope;
 use connect_manager_core::token::{
     AUDIENCE, Claims, FEATURE_VAULT_ACCESS, Jwks, VaultScope, random_token_value,
 };
@@ -95,7 +95,7 @@ async fn token_server(
     state: &AppState,
     caller: &Caller,
     reference: &str,
-    action: &str,
+    action: AuditAction,
 ) -> ApiResult<Server> {
     match resolve_server(state, caller, reference, action).await {
         Err(e) if e.status == StatusCode::NOT_FOUND && caller.principal.manages_all_servers() => {
@@ -115,7 +115,7 @@ async fn resolve_token(
     caller: &Caller,
     reference: &str,
     server: Option<&str>,
-    action: &str,
+    action: AuditAction,
 ) -> ApiResult<TokenRecord> {
     let server_id = match server {
         Some(s) => Some(token_server(state, caller, s, action).await?.id),
@@ -125,7 +125,7 @@ async fn resolve_token(
         .store
         .find_tokens(&caller.principal, reference, server_id.as_deref())
         .await?;
-    super::resolve_visible(state, caller, "token", reference, found, action).await
+    super::resolve_visible(state, caller, TargetType::Token, reference, found, action).await
 }
 
 /// `op connect token create <name> --server S --vault V[,r|,w] … [--expires-in 30d]` (R7). The
@@ -142,23 +142,21 @@ pub async fn create_token(
     ApiPath(server): ApiPath<String>,
     ApiJson(body): ApiJson<CreateToken>,
 ) -> ApiResult<WithSecret<CreatedToken>> {
-    let server = resolve_server(&state, &caller, &server, "token.create").await?;
-    let name = name::validate("name", &body.name)?;
+    let server = resolve_server(&state, &caller, &server, AuditAction::TokenCreate).await?;
+    let name = name::Name::parse("name", &body.name)?;
     let lifetime = body
         .expires_in
         .as_deref()
         .map(parse_expires_in)
         .transpose()?;
-    if body.vaults.is_empty() {
-        return Err(Error::invalid_field("vaults", "name at least one vault").into());
-    }
     // Vaults by ID, access bits merged when a vault is named twice.
-    let mut scope: BTreeMap<String, i64> = BTreeMap::new();
+    let mut vaults = Vec::with_capacity(body.vaults.len());
     for v in &body.vaults {
         let vault = resolve_vault(&state, &v.vault).await?;
         check_grantable(&vault)?;
-        *scope.entry(vault.id).or_default() |= v.access.unwrap_or(VaultAccess::ReadWrite).bits();
+        vaults.push((vault.id, v.access.unwrap_or(VaultAccess::ReadWrite).bits()));
     }
+    let scope = TokenScope::new(vaults)?;
     let keys = state.keys.for_signing(&state.store).await?;
     let kid = keys
         .signing_kid()
@@ -178,10 +176,7 @@ pub async fn create_token(
         features: vec![FEATURE_VAULT_ACCESS.into()],
         vaults: scope
             .iter()
-            .map(|(u, a)| VaultScope {
-                u: u.clone(),
-                a: *a,
-            })
+            .map(|(u, a)| VaultScope { u: u.to_owned(), a })
             .collect(),
     };
     let jwt = keys.sign(&claims)?;
@@ -197,7 +192,7 @@ pub async fn create_token(
                 kid,
                 created_at: now,
                 expires_at,
-                vaults: scope.into_iter().collect(),
+                vaults: scope,
             },
         )
         .await?;
@@ -226,7 +221,11 @@ pub async fn list_tokens(
     }
     .page()?;
     let server_id = match params.server.as_deref() {
-        Some(s) => Some(token_server(&state, &caller, s, "token.list").await?.id),
+        Some(s) => Some(
+            token_server(&state, &caller, s, AuditAction::TokenList)
+                .await?
+                .id,
+        ),
         None => None,
     };
     let records = state
@@ -253,13 +252,13 @@ pub async fn rename_token(
     ApiQuery(filter): ApiQuery<ServerFilter>,
     ApiJson(body): ApiJson<RenameToken>,
 ) -> ApiResult<Json<Token>> {
-    let name = name::validate("name", &body.name)?;
+    let name = name::Name::parse("name", &body.name)?;
     let token = resolve_token(
         &state,
         &caller,
         &token,
         filter.server.as_deref(),
-        "token.rename",
+        AuditAction::TokenRename,
     )
     .await?;
     let renamed = state
@@ -286,7 +285,7 @@ pub async fn revoke_token(
         &caller,
         &token,
         filter.server.as_deref(),
-        "token.revoke",
+        AuditAction::TokenRevoke,
     )
     .await?;
     let revoked = state.store.revoke_token(&caller.actor, &token.id).await?;
@@ -394,8 +393,8 @@ pub async fn rotate_key(
         .authorize(
             &state,
             Permission::Owner,
-            "signing_key.create",
-            "signing_key",
+            AuditAction::SigningKeyCreate,
+            TargetType::SigningKey,
             "",
         )
         .await?;
@@ -430,8 +429,8 @@ pub async fn retire_key(
         .authorize(
             &state,
             Permission::Owner,
-            "signing_key.retire",
-            "signing_key",
+            AuditAction::SigningKeyRetire,
+            TargetType::SigningKey,
             &kid,
         )
         .await?;

@@ -3,6 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use connect_manager_core::audit::{AuditAction, TargetType};
 use connect_manager_core::model::{ApiKeyInfo, User};
 use connect_manager_core::name;
 use connect_manager_core::page::Page;
@@ -42,9 +43,15 @@ pub async fn create_user(
     ApiJson(body): ApiJson<CreateUser>,
 ) -> ApiResult<(StatusCode, Json<User>)> {
     caller
-        .authorize(&state, Permission::Owner, "user.create", "user", "")
+        .authorize(
+            &state,
+            Permission::Owner,
+            AuditAction::UserCreate,
+            TargetType::User,
+            "",
+        )
         .await?;
-    let name = name::validate("name", &body.name)?;
+    let name = name::Name::parse("name", &body.name)?;
     let email = name::validate_email(&body.email)?;
     let user = state
         .store
@@ -63,7 +70,13 @@ pub async fn list_users(
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> ApiResult<Json<Page<User>>> {
     caller
-        .authorize(&state, Permission::Owner, "user.list", "user", "")
+        .authorize(
+            &state,
+            Permission::Owner,
+            AuditAction::UserList,
+            TargetType::User,
+            "",
+        )
         .await?;
     Ok(Json(state.store.list_users(&params.page()?).await?))
 }
@@ -79,7 +92,13 @@ pub async fn get_user(
     ApiPath(user): ApiPath<String>,
 ) -> ApiResult<Json<User>> {
     caller
-        .authorize(&state, Permission::Owner, "user.get", "user", &user)
+        .authorize(
+            &state,
+            Permission::Owner,
+            AuditAction::UserGet,
+            TargetType::User,
+            &user,
+        )
         .await?;
     Ok(Json(resolve_user(&state, &user).await?))
 }
@@ -95,7 +114,13 @@ pub async fn delete_user(
     ApiPath(user): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     caller
-        .authorize(&state, Permission::Owner, "user.delete", "user", &user)
+        .authorize(
+            &state,
+            Permission::Owner,
+            AuditAction::UserDelete,
+            TargetType::User,
+            &user,
+        )
         .await?;
     let user = resolve_user(&state, &user).await?;
     state.store.delete_user(&caller.actor, &user.id).await?;
@@ -114,7 +139,13 @@ pub async fn create_api_key(
     ApiPath(user): ApiPath<String>,
 ) -> ApiResult<WithSecret<CreatedApiKey>> {
     caller
-        .authorize(&state, Permission::Owner, "api_key.create", "user", &user)
+        .authorize(
+            &state,
+            Permission::Owner,
+            AuditAction::ApiKeyCreate,
+            TargetType::User,
+            &user,
+        )
         .await?;
     let user = resolve_user(&state, &user).await?;
     let key = new_api_key();
@@ -140,7 +171,13 @@ pub async fn list_api_keys(
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> ApiResult<Json<Page<ApiKeyInfo>>> {
     caller
-        .authorize(&state, Permission::Owner, "api_key.list", "user", &user)
+        .authorize(
+            &state,
+            Permission::Owner,
+            AuditAction::ApiKeyList,
+            TargetType::User,
+            &user,
+        )
         .await?;
     let user = resolve_user(&state, &user).await?;
     Ok(Json(
@@ -165,8 +202,8 @@ pub async fn delete_api_key(
         .authorize(
             &state,
             Permission::Owner,
-            "api_key.delete",
-            "api_key",
+            AuditAction::ApiKeyDelete,
+            TargetType::ApiKey,
             &key_id,
         )
         .await?;

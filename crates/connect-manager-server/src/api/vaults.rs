@@ -4,6 +4,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use connect_manager_core::audit::{AuditAction, TargetType};
 use connect_manager_core::model::{Vault, VaultType};
 use connect_manager_core::page::Page;
 use connect_manager_core::principal::Permission;
@@ -49,9 +50,15 @@ pub async fn create_vault(
     ApiJson(body): ApiJson<CreateVault>,
 ) -> ApiResult<(StatusCode, Json<Vault>)> {
     caller
-        .authorize(&state, Permission::Owner, "vault.create", "vault", "")
+        .authorize(
+            &state,
+            Permission::Owner,
+            AuditAction::VaultCreate,
+            TargetType::Vault,
+            "",
+        )
         .await?;
-    let name = name::validate("name", &body.name)?;
+    let name = name::Name::parse("name", &body.name)?;
     let vault = match &body.id {
         None => {
             state
@@ -113,9 +120,15 @@ pub async fn rename_vault(
     ApiJson(body): ApiJson<RenameVault>,
 ) -> ApiResult<Json<Vault>> {
     caller
-        .authorize(&state, Permission::Owner, "vault.rename", "vault", &vault)
+        .authorize(
+            &state,
+            Permission::Owner,
+            AuditAction::VaultRename,
+            TargetType::Vault,
+            &vault,
+        )
         .await?;
-    let name = name::validate("name", &body.name)?;
+    let name = name::Name::parse("name", &body.name)?;
     let vault = resolve_vault(&state, &vault).await?;
     Ok(Json(
         state
@@ -136,7 +149,13 @@ pub async fn delete_vault(
     ApiPath(vault): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     caller
-        .authorize(&state, Permission::Owner, "vault.delete", "vault", &vault)
+        .authorize(
+            &state,
+            Permission::Owner,
+            AuditAction::VaultDelete,
+            TargetType::Vault,
+            &vault,
+        )
         .await?;
     let vault = resolve_vault(&state, &vault).await?;
     state.store.delete_vault(&caller.actor, &vault.id).await?;
