@@ -6,12 +6,16 @@
 //!   authenticated as the server from the credentials file (G1, T4).
 //! - [`verify`]: G2. [`verify::Verifier::check`] turns a request's `Authorization` header into the
 //!   token's effective access, or a refusal. Local checks first, then the manager's answer,
-//!   cached at most max-staleness, one call in flight per token, failing closed.
+//!   cached at most max-staleness, one call in flight per token, failing closed (`verify/`:
+//!   `mod.rs` the order of the checks, `jwks.rs` the keys, `cache.rs` the answers).
+//! - [`proxy`]: G3–G6 on one decision per request (`proxy/`: `mod.rs` the decision and the log
+//!   event, `refused.rs` the refusals and header checks, `forward.rs` G4, `vault_list.rs` G4's
+//!   cut of the vault list, `forward_auth.rs` G5, `own.rs` G6's endpoints).
 //! - [`usage`]: G7. The proxy records each allowed request; reports go to the manager in
 //!   batches, at most once a minute per token.
 //! - [`metrics`]: G6 counters shared by all parts.
-//! - everything else (settings, the operation table, forwarding, forward-auth, the gateway's own
-//!   endpoints and logs: G1, G3–G6) is built on [`verify::Verifier`].
+//! - everything else (settings G1, the operation table G3, the accept loop, request metrics) is
+//!   built on [`verify::Verifier`].
 
 pub mod manager;
 pub mod metrics;

@@ -1,5 +1,13 @@
 //! The gateway's accept loop: HTTP/1.1 over hyper with the bounds the service uses (a header
 //! read timeout, a cap on the request head, a cap on connections), graceful shutdown.
+//!
+//! A sibling of the manager's loop (crates/connect-manager-server/src/serve.rs), kept apart on
+//! purpose: the gateway may not depend on the server crate, core does no I/O, and the two share
+//! only the slot-and-shutdown skeleton (about 30 lines). What each connection runs differs: here
+//! a `service_fn` straight into [`Gateway::handle`] with the connection's own upstream connection
+//! driven beside it in the same task (G1's hot path), there an axum `Router` with `ConnectInfo`.
+//! A crate for that skeleton alone would cost more than it saves. The bounds are the same
+//! numbers: change one, look at the other.
 
 use std::convert::Infallible;
 use std::future::Future;

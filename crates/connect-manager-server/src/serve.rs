@@ -1,6 +1,12 @@
 //! Serving connections: HTTP/1.1 over hyper, with bounds that a slow or hostile client cannot
 //! lift. `axum::serve` gives hyper no timer, so a client that never finishes its request head
 //! would hold a connection forever; this accept loop sets one, and caps the connections held.
+//!
+//! The gateway has a sibling loop (crates/connect-manager-gateway/src/serve.rs), kept apart on
+//! purpose: the gateway may not depend on this crate, core does no I/O, and the two share only
+//! the slot-and-shutdown skeleton; each connection there runs the gateway's handler with its own
+//! upstream connection driven beside it (its hot path). The bounds are the same numbers: change
+//! one, look at the other.
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -1,14 +1,14 @@
 //! The CLI's side of G7 (`token list` shows last use) and G8 (`vault import` from a Connect
 //! server: the Connect API stand-in, `tests/gateway/connect_standin.py`), on both backends.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use connect_manager_store::backend_tests;
 use connect_manager_store::testing::TestDb;
 use serde_json::{Value, json};
 
+use crate::common::standin::Standin;
 use crate::common::{BIN, Running, command, http};
 
 const OWNER: &str = "import-owner-key-0123456789abcdefghijk";
@@ -67,59 +67,6 @@ fn cli(app: &Running, work: &Path, args: &[&str], env: &[(&str, &str)]) -> Ran {
     }
 }
 
-/// The Connect API stand-in, killed when dropped.
-struct Standin {
-    child: Child,
-    url: String,
-    fixture: Value,
-}
-
-impl Standin {
-    fn start() -> Standin {
-        let script = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../tests/gateway/connect_standin.py"
-        );
-        let mut child = Command::new("python3")
-            .args([script, "--token", CONNECT_TOKEN, "--port", "0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 runs the Connect stand-in");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let fixture: Value = serde_json::from_str(&line).expect("the stand-in's JSON line");
-        Standin {
-            url: format!("http://127.0.0.1:{}", fixture["port"]),
-            child,
-            fixture,
-        }
-    }
-
-    /// (id, name) of the fixture's vaults: Production, Staging, Shared.
-    fn vault(&self, name: &str) -> String {
-        self.fixture["vaults"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|v| v["name"] == name)
-            .unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    }
-}
-
-impl Drop for Standin {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn rows(out: &str) -> Vec<Vec<String>> {
     out.lines()
         .skip(1)
@@ -173,7 +120,7 @@ async fn audit_count(app: &Running) -> usize {
 async fn g8_vault_import_creates_renames_and_is_idempotent(db: TestDb) {
     let dir = tempfile::tempdir().unwrap();
     let (app, work) = service(&db, dir.path()).await;
-    let connect = Standin::start();
+    let connect = Standin::start(CONNECT_TOKEN);
     let (prod, staging, shared) = (
         connect.vault("Production"),
         connect.vault("Staging"),
@@ -189,7 +136,7 @@ async fn g8_vault_import_creates_renames_and_is_idempotent(db: TestDb) {
     )
     .ok();
     cli(&app, &work, &["vault", "create", "Staging"], &[]).ok();
-    let host = connect.url.as_str();
+    let host = connect.base.as_str();
     let token_env = [("OP_CONNECT_TOKEN", CONNECT_TOKEN)];
 
     // First run: Production renamed, Shared created, Staging's name clash reported without

@@ -2,6 +2,8 @@
 //! the client commands against a live service, on both backends.
 
 mod cli;
+/// The support shared with tests/gateway (tests/support), under this target's old name.
+#[path = "../support/mod.rs"]
 mod common;
 mod database;
 mod hardening;

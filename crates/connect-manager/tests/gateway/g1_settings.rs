@@ -135,27 +135,8 @@ fn g1_flags_are_read_like_the_environment() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn g1_sigterm_lets_a_download_in_flight_finish_then_exits_0() {
     const SIZE: u64 = 32 * 1024 * 1024;
-    let size = SIZE.to_string();
-    let s = crate::support::gateway::Scene::start_with(
-        crate::support::manager::TestManager::start().await,
-        &["--big-file-bytes", &size],
-        "1s",
-    )
-    .await;
-    let p = s.production.clone();
-    let t = s.token(&[(&p, "read")]).await;
-    let item = s.standin.item(&p, "Database");
-    let file = s.standin.file_id(&p, "Database", "backup.tar");
-    let mut r = s
-        .client
-        .get(s.gateway.url(&format!(
-            "/v1/vaults/{p}/items/{}/files/{file}/content",
-            item["id"].as_str().unwrap()
-        )))
-        .bearer_auth(&t.jwt)
-        .send()
-        .await
-        .unwrap();
+    let s = Scene::with_big_file(SIZE).await;
+    let mut r = s.download_big_file().await;
     assert_eq!(r.status(), 200);
     let mut received = r.chunk().await.unwrap().map_or(0, |c| c.len() as u64);
     crate::support::sigterm(s.gateway.pid());

@@ -191,28 +191,9 @@ async fn g4_client_token_never_upstream_and_upstream_token_never_in_an_answer() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn g4_file_content_streams_through_without_being_held_whole() {
     const SIZE: u64 = 256 * 1024 * 1024;
-    let size = SIZE.to_string();
-    let s = Scene::start_with(
-        TestManager::start().await,
-        &["--big-file-bytes", &size],
-        "1s",
-    )
-    .await;
-    let p = s.production.clone();
-    let t = s.token(&[(&p, "read")]).await;
-    let item = s.standin.item(&p, "Database");
-    let big = s.standin.file_id(&p, "Database", "backup.tar");
+    let s = Scene::with_big_file(SIZE).await;
     let before = s.gateway.peak_rss();
-    let mut r = s
-        .client
-        .get(s.gateway.url(&format!(
-            "/v1/vaults/{p}/items/{}/files/{big}/content",
-            item["id"].as_str().unwrap()
-        )))
-        .bearer_auth(&t.jwt)
-        .send()
-        .await
-        .unwrap();
+    let mut r = s.download_big_file().await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.content_length(), Some(SIZE));
     let mut received = 0u64;

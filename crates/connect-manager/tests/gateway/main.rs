@@ -2,6 +2,8 @@
 //! manager, the real `connect-manager gateway`, and a Connect API stand-in
 //! (tests/gateway/connect_standin.py). One file per rule.
 
+/// The support shared with tests/binary (tests/support).
+#[path = "../support/mod.rs"]
 mod support;
 
 mod g1_settings;

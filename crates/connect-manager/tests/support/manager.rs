@@ -4,13 +4,11 @@
 //! port and data.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
 
 use connect_manager_store::testing::TestDb;
 use serde_json::{Value, json};
 
-use super::{command, free_port, http, sigterm};
+use super::{Running, command, free_port, http};
 
 pub const OWNER_KEY: &str = "cmk_gateway_tests_owner_key_0123456789abcdef";
 const MASTER_KEY: &str = "gateway-tests-master-key-0123456789abcdefgh";
@@ -21,7 +19,7 @@ pub struct TestManager {
     /// Its public URL (what tokens carry in `iss`), without a trailing `/`.
     pub base: String,
     port: u16,
-    child: Option<Child>,
+    running: Option<Running>,
     database_url: Option<String>,
     /// Kept for the manager's lifetime: dropping it drops the PostgreSQL database.
     _db: Option<TestDb>,
@@ -64,7 +62,7 @@ impl TestManager {
             dir: tempfile::tempdir().unwrap(),
             base: String::new(),
             port: free_port(),
-            child: None,
+            running: None,
             database_url: db.as_ref().map(|db| db.url.clone()),
             _db: db,
             starts: 0,
@@ -86,47 +84,24 @@ impl TestManager {
         cmd.arg("serve")
             .env("CONNECT_MANAGER_BIND", format!("127.0.0.1:{}", self.port))
             .env("CONNECT_MANAGER_BOOTSTRAP_KEY", OWNER_KEY)
-            .env("CONNECT_MANAGER_MASTER_KEY", MASTER_KEY)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(self.log_path()).unwrap());
+            .env("CONNECT_MANAGER_MASTER_KEY", MASTER_KEY);
         if let Some(url) = &self.database_url {
             cmd.env("DATABASE_URL", url);
         }
         if let Some(url) = &self.public_url {
             cmd.env("CONNECT_MANAGER_PUBLIC_URL", url);
         }
-        self.child = Some(cmd.spawn().unwrap());
-        self.wait_ready().await;
-    }
-
-    async fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(r) = self
-                .client
-                .get(format!("{}/readyz", self.base))
-                .send()
-                .await
-                && r.status() == 200
-            {
-                return;
-            }
-            if let Some(child) = self.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                panic!("the manager exited with {status}: {}", self.log());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("the manager did not become ready: {}", self.log());
+        let log = self.log_path();
+        let stderr = std::fs::File::create(&log).unwrap();
+        let mut running = Running::spawn(cmd, "the manager", self.base.clone(), log, stderr);
+        running.wait_until_ok("/readyz").await;
+        self.running = Some(running);
     }
 
     /// Stops the manager (SIGTERM); its data stays for [`Self::restart`].
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            sigterm(child.id());
-            let status = child.wait().unwrap();
-            assert!(status.success(), "the manager did not exit 0: {status}");
+        if let Some(running) = self.running.take() {
+            running.stop();
         }
     }
 
@@ -162,10 +137,7 @@ impl TestManager {
         if let Some(body) = body {
             req = req.json(&body);
         }
-        let r = req.send().await.unwrap();
-        let status = r.status().as_u16();
-        let text = r.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        super::status_and_json(req.send().await.unwrap()).await
     }
 
     async fn owner_ok(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
@@ -341,12 +313,10 @@ pub fn metric_value(text: &str, series: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// A test that fails before `stop` must not leave its manager running.
+/// A test that fails before `stop` must not leave its manager running (killed before its data
+/// directory and database go).
 impl Drop for TestManager {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        drop(self.running.take());
     }
 }

@@ -2,14 +2,14 @@
 //! and an upstream (the stand-in), its log in a file, stopped on drop.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::free_port;
 use super::manager::{Server, TestManager, Token};
 use super::standin::Standin;
+use super::{Running, free_port};
 
 /// `connect-manager gateway` with a clean environment, run in `dir`.
 pub fn command(dir: &Path) -> Command {
@@ -45,7 +45,7 @@ impl Settings {
 }
 
 pub struct Gateway {
-    child: Child,
+    running: Running,
     /// `http://127.0.0.1:PORT`
     pub base: String,
     pub port: u16,
@@ -81,43 +81,22 @@ impl Gateway {
             cmd.env("CONNECT_MANAGER_GATEWAY_UPSTREAM", url)
                 .env("CONNECT_MANAGER_GATEWAY_UPSTREAM_TOKEN", token);
         }
-        let child = cmd
-            .stdout(Stdio::null())
-            .stderr(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&log)
-                    .unwrap(),
-            )
-            .spawn()
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
             .unwrap();
-        let mut g = Gateway {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
+        let base = format!("http://127.0.0.1:{port}");
+        let mut running = Running::spawn(cmd, "the gateway", base.clone(), log.clone(), stderr);
+        running.wait_until_ok("/-/healthz").await;
+        Gateway {
+            running,
+            base,
             port,
             log,
             dir: dir.to_path_buf(),
             settings,
-        };
-        g.wait_healthy().await;
-        g
-    }
-
-    async fn wait_healthy(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(r) = reqwest::get(format!("{}/-/healthz", self.base)).await
-                && r.status() == 200
-            {
-                return;
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("the gateway exited with {status}: {}", self.log());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("the gateway did not start: {}", self.log());
     }
 
     /// Waits until `/-/readyz` answers 200 (JWKS loaded, manager and upstream reachable).
@@ -137,7 +116,7 @@ impl Gateway {
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.running.child.id()
     }
 
     /// The most resident memory the process has used, in bytes (Linux's VmHWM).
@@ -156,7 +135,7 @@ impl Gateway {
     }
 
     pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.running.stderr()
     }
 
     /// The log's JSON events about requests (one per request, G6).
@@ -170,39 +149,15 @@ impl Gateway {
 
     /// SIGTERM; the gateway must exit 0. Returns its log.
     pub fn stop(mut self) -> String {
-        self.terminate();
+        self.running.terminate();
         self.log()
-    }
-
-    fn terminate(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            Command::new("kill")
-                .arg("-TERM")
-                .arg(self.child.id().to_string())
-                .status()
-                .unwrap();
-        }
-        let status = self.child.wait().unwrap();
-        assert!(
-            status.success(),
-            "the gateway did not exit 0 on SIGTERM: {status}"
-        );
     }
 
     /// Stops it and starts it again on the same port with the same settings.
     pub async fn restart(&mut self) {
-        self.terminate();
+        self.running.terminate();
         let again = Gateway::start_on(&self.dir.clone(), self.settings.clone(), self.port).await;
         *self = again;
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
     }
 }
 
@@ -266,6 +221,36 @@ impl Scene {
         }
     }
 
+    /// A scene whose stand-in serves `size` bytes as the Production vault's Database item's
+    /// `backup.tar`.
+    pub async fn with_big_file(size: u64) -> Scene {
+        let size = size.to_string();
+        Scene::start_with(
+            TestManager::start().await,
+            &["--big-file-bytes", &size],
+            "1s",
+        )
+        .await
+    }
+
+    /// That file's content asked for through the gateway with a read token on Production: the
+    /// answer, its body not read yet.
+    pub async fn download_big_file(&self) -> reqwest::Response {
+        let p = &self.production;
+        let t = self.token(&[(p, "read")]).await;
+        let item = self.standin.item(p, "Database");
+        let file = self.standin.file_id(p, "Database", "backup.tar");
+        self.client
+            .get(self.gateway.url(&format!(
+                "/v1/vaults/{p}/items/{}/files/{file}/content",
+                item["id"].as_str().unwrap()
+            )))
+            .bearer_auth(&t.jwt)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// A token of the scene's server on `vaults` (vault ID, `read`/`write`/`read_write`).
     pub async fn token(&self, vaults: &[(&str, &str)]) -> Token {
         self.manager
@@ -291,10 +276,7 @@ impl Scene {
         if let Some(body) = body {
             req = req.json(&body);
         }
-        let r = req.send().await.unwrap();
-        let status = r.status().as_u16();
-        let text = r.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        super::status_and_json(req.send().await.unwrap()).await
     }
 
     /// The paths of the requests that reached the stand-in.
