@@ -1,7 +1,7 @@
 # shellcheck shell=bash disable=SC2154,SC2034  # me is the caller's; PG_PORT is read by the caller
-# Shared by scripts/test, scripts/bench and .ci/run (which uses find_pg_bin only): find PostgreSQL's server binaries and run a
-# throwaway cluster on a free 127.0.0.1 port. The caller defines `me`, `say` and `die`, and calls
-# `stop_cluster` on exit. PG_DURABLE=1 keeps fsync and synchronous commits on (benchmarks).
+# Shared by scripts/test, scripts/bench and .ci/run (find_pg_bin only): find PostgreSQL's server
+# binaries and run a throwaway cluster on a free 127.0.0.1 port. The caller defines `me`, `say`
+# and `die`, and calls `stop_cluster` on exit. PG_DURABLE=1 keeps fsync and synchronous commits on (benchmarks).
 # initdb/postgres refuse to run as root, so as root they run as the `postgres` system user
 # (created if missing).
 
