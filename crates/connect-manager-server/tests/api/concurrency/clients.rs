@@ -153,12 +153,7 @@ impl Fixture {
         }
     }
 
-    fn request(
-        &self,
-        op: &Op,
-        client: usize,
-        i: usize,
-    ) -> (Method, String, Option<Value>) {
+    fn request(&self, op: &Op, client: usize, i: usize) -> (Method, String, Option<Value>) {
         let access = ["read", "write", "read_write"];
         match op {
             Op::CreateToken { server, vaults } => (
