@@ -1,15 +1,22 @@
 # shellcheck shell=bash disable=SC2154,SC2034  # me is the caller's; PG_PORT is read by the caller
-# Shared by scripts/test and scripts/bench: find PostgreSQL's server binaries and run a
-# throwaway cluster on a free 127.0.0.1 port. The caller defines `me`, `say` and `die`, and calls
-# `stop_cluster` on exit. PG_DURABLE=1 keeps fsync and synchronous commits on (benchmarks).
+# Shared by scripts/test, scripts/bench and .ci/run (find_pg_bin only): find PostgreSQL's server
+# binaries and run a throwaway cluster on a free 127.0.0.1 port. The caller defines `me`, `say`
+# and `die`, and calls `stop_cluster` on exit; `pg_url` and `psql_q` then reach the cluster. PG_DURABLE=1 keeps fsync and synchronous commits on (benchmarks).
 # initdb/postgres refuse to run as root, so as root they run as the `postgres` system user
 # (created if missing).
+
+# shellcheck source=scripts/lib/port.sh
+source "${BASH_SOURCE[0]%/*}/port.sh"
 
 pg_tmp=""
 pg_data=""
 pg_bin=""
 pg_started=0
 
+# pg_url DATABASE: the throwaway cluster's URL for DATABASE.
+pg_url() { printf 'postgres://postgres@127.0.0.1:%s/%s' "$PG_PORT" "$1"; }
+# psql_q ARGS...: psql that stops at the first error and prints only what is asked for.
+psql_q() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 
 # Run a command as the user that owns the cluster.
 run_pg() {
@@ -39,31 +46,6 @@ find_pg_bin() {
     done
     [[ ${#candidates[@]} -gt 0 ]] || return 1
     printf '%s\n' "${candidates[@]}" | sort -V | tail -n 1
-}
-
-port_in_use() {
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-# Print a free TCP port on 127.0.0.1. $1: lowest port to consider when
-# python3 is not available.
-free_port() {
-    local p
-    if command -v python3 >/dev/null 2>&1 &&
-        p=$(python3 -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])' 2>/dev/null) && [[ $p =~ ^[0-9]+$ ]]; then
-        printf '%s\n' "$p"
-        return 0
-    fi
-    for ((p = $1; p < $1 + 1000; p++)); do
-        if ! port_in_use "$p"; then
-            printf '%s\n' "$p"
-            return 0
-        fi
-    done
-    return 1
 }
 
 start_cluster() {

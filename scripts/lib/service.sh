@@ -1,9 +1,13 @@
 # shellcheck shell=bash disable=SC2154  # me, say, die and root are the caller's
-# Shared by scripts/generated-client-check, scripts/fuzz and scripts/bench-ab: run the built
-# service on a free 127.0.0.1 port and stop it, and anything else started, on every exit path.
+# Shared by scripts/generated-client-check, scripts/fuzz, scripts/bench-ab and
+# scripts/gateway-check: run the built service on a free 127.0.0.1 port and stop it, and anything
+# else started, on every exit path.
 # The caller defines `me`, `say`, `die` and `root` (the repository), sources this file, then calls
 # `service_traps` once. `tmp` (a scratch directory, removed on exit) is made by `service_traps`;
 # a caller with more to clean up defines `cleanup_more`, which runs first.
+
+# shellcheck source=scripts/lib/port.sh
+source "${BASH_SOURCE[0]%/*}/port.sh"
 
 tmp=""
 service_pid=""
@@ -36,23 +40,29 @@ run_child() {
     return "$rc"
 }
 
-stop_service() {
-    [[ -n $service_pid ]] || return 0
-    local pid=$service_pid
-    service_pid=""
+# stop_pid PID [NAME]: SIGTERM, then SIGKILL (said, when NAME is given) if PID still runs 10 s
+# later; reaps it.
+stop_pid() {
+    local pid=$1 name=${2:-} i
     if kill -0 "$pid" 2>/dev/null; then
         kill -TERM "$pid" 2>/dev/null || true
-        local i
         for ((i = 0; i < 100; i++)); do
             kill -0 "$pid" 2>/dev/null || break
             sleep 0.1
         done
         if kill -0 "$pid" 2>/dev/null; then
-            say "service did not stop within 10 s of SIGTERM; killing it"
+            [[ -z $name ]] || say "$name did not stop within 10 s of SIGTERM; killing it"
             kill -KILL "$pid" 2>/dev/null || true
         fi
     fi
     wait "$pid" 2>/dev/null || true
+}
+
+stop_service() {
+    [[ -n $service_pid ]] || return 0
+    local pid=$service_pid
+    service_pid=""
+    stop_pid "$pid" service
 }
 
 # shellcheck disable=SC2317  # run by the EXIT trap
@@ -100,11 +110,7 @@ show_service_log() {
 start_service() {
     local data_dir=$1 owner_key=$2
     shift 2
-    port=$(python3 -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])
-s.close()')
+    port=$(free_port 20000) || die "no free TCP port found on 127.0.0.1"
     base_url="http://127.0.0.1:$port"
     mkdir -p "$data_dir"
     env -u DATABASE_URL -u DATABASE_PASSWORD_FILE \

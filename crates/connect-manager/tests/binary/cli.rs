@@ -1,144 +1,16 @@
 //! The client commands, run as a user runs them against a live service on each backend: every
 //! subcommand and flag, with stdout, stderr, exit codes and the credentials file checked.
-
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+//!
+//! Here: the end-to-end run and the help and completion scripts; `cli/runner.rs`: running a
+//! command as a user and reading what it printed.
 
 use connect_manager_store::backend_tests;
 use connect_manager_store::testing::TestDb;
-use serde_json::Value;
 
-use crate::common::{BIN, Running, command};
+use crate::common::{Running, command};
 
-const OWNER: &str = "cli-owner-key-0123456789abcdefghijklmn";
-
-struct Cli {
-    dir: PathBuf,
-    url: String,
-    key: String,
-}
-
-/// What a command did.
-struct Ran {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Ran {
-    #[track_caller]
-    fn ok(self) -> String {
-        assert_eq!(
-            self.code, 0,
-            "stderr: {}\nstdout: {}",
-            self.stderr, self.stdout
-        );
-        assert!(self.stderr.is_empty(), "unexpected stderr: {}", self.stderr);
-        self.stdout
-    }
-
-    #[track_caller]
-    fn json(self) -> Value {
-        serde_json::from_str(&self.ok()).expect("JSON on stdout")
-    }
-
-    /// Failed with exit code 1 and the API's message on stderr.
-    #[track_caller]
-    fn fails(self, message: &str) -> String {
-        assert_eq!(
-            self.code, 1,
-            "stdout: {}\nstderr: {}",
-            self.stdout, self.stderr
-        );
-        assert!(self.stdout.is_empty(), "stdout: {}", self.stdout);
-        assert!(self.stderr.starts_with("[ERROR] "), "{}", self.stderr);
-        assert!(
-            self.stderr.contains(message),
-            "{:?} lacks {message:?}",
-            self.stderr
-        );
-        self.stderr
-    }
-}
-
-impl Cli {
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
-        c.current_dir(&self.dir)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("CONNECT_MANAGER_URL", &self.url)
-            .env("CONNECT_MANAGER_TOKEN", &self.key)
-            .args(args)
-            .stdin(Stdio::null());
-        c
-    }
-
-    fn output(mut c: Command) -> Ran {
-        let out: Output = c.output().unwrap();
-        Ran {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8(out.stdout).unwrap(),
-            stderr: String::from_utf8(out.stderr).unwrap(),
-        }
-    }
-
-    fn run(&self, args: &[&str]) -> Ran {
-        Cli::output(self.cmd(args))
-    }
-
-    fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> Ran {
-        let mut c = self.cmd(args);
-        for (k, v) in env {
-            c.env(k, v);
-        }
-        Cli::output(c)
-    }
-
-    fn run_stdin(&self, args: &[&str], input: &str) -> Ran {
-        let mut c = self.cmd(args);
-        c.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = c.spawn().unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        Ran {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8(out.stdout).unwrap(),
-            stderr: String::from_utf8(out.stderr).unwrap(),
-        }
-    }
-
-    fn credentials(&self) -> PathBuf {
-        self.dir.join("1password-credentials.json")
-    }
-}
-
-fn table_rows(out: &str) -> Vec<Vec<String>> {
-    out.lines()
-        .skip(1)
-        .map(|l| {
-            l.split("    ")
-                .map(|c| c.trim().to_owned())
-                .filter(|c| !c.is_empty())
-                .collect()
-        })
-        .collect()
-}
-
-fn credentials_server_id(path: &Path) -> String {
-    let file = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    connect_manager_core::credentials::open(&file)
-        .unwrap()
-        .server_id
-}
+mod runner;
+use runner::{Cli, OWNER, credentials_server_id, table_rows};
 
 async fn cli_end_to_end(db: TestDb) {
     let dir = tempfile::tempdir().unwrap();
