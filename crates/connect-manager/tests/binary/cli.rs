@@ -7,7 +7,7 @@
 use connect_manager_store::backend_tests;
 use connect_manager_store::testing::TestDb;
 
-use crate::common::{Running, command};
+use crate::support::{Running, command};
 
 mod runner;
 use runner::{Cli, OWNER, credentials_server_id, table_rows};

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use connect_manager_store::testing::TestDb;
 use sqlx::Connection;
 
-use crate::common::{Running, command, http};
+use crate::support::{Running, command, http};
 
 const OWNER_KEY: &str = "cmk_statement_timeout_test_owner_key_0123456789";
 

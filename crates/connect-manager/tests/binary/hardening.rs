@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use crate::common::Running;
+use crate::support::Running;
 
 const OWNER_KEY: &str = "hardening-owner-key-0123456789abcdefghij";
 

@@ -8,8 +8,8 @@ use connect_manager_store::backend_tests;
 use connect_manager_store::testing::TestDb;
 use serde_json::{Value, json};
 
-use crate::common::standin::Standin;
-use crate::common::{BIN, Running, command, http};
+use crate::support::standin::Standin;
+use crate::support::{BIN, Running, command, http};
 
 const OWNER: &str = "import-owner-key-0123456789abcdefghijk";
 const CONNECT_TOKEN: &str = "connect-upstream-token-s3cret-0123456789";

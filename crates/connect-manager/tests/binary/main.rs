@@ -2,13 +2,13 @@
 //! the client commands against a live service, on both backends.
 
 mod cli;
-/// The support shared with tests/gateway (tests/support), under this target's old name.
-#[path = "../support/mod.rs"]
-mod common;
 mod database;
 mod hardening;
 mod import_and_last_use;
 mod ops;
 mod secrets_at_rest;
 mod serve;
+/// The support shared with tests/gateway (tests/support).
+#[path = "../support/mod.rs"]
+mod support;
 mod upgrade;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{BIN, Running, command, free_port, sigterm};
+use crate::support::{BIN, Running, command, free_port, sigterm};
 
 mod compose;
 mod logs;

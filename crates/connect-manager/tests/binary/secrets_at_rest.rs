@@ -11,7 +11,7 @@ use connect_manager_core::token::{generate_key, key_binding, seal_key};
 use connect_manager_store::testing::TestDb;
 use serde_json::{Value, json};
 
-use crate::common::{Running, command, http, run};
+use crate::support::{Running, command, http, run};
 
 /// SQLite in `dir`'s default data directory, and PostgreSQL when the tests have one.
 async fn backends(dir: &Path) -> Vec<(Option<TestDb>, std::process::Command)> {

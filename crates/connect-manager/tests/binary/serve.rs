@@ -5,7 +5,7 @@
 //! `serve/keys.rs`: the master key, the admin commands and `credentials show`;
 //! `serve/postgres.rs`: an outage's log and replicas starting together.
 
-use crate::common::{Running, command, run};
+use crate::support::{Running, command, run};
 
 mod keys;
 mod postgres;
@@ -29,7 +29,7 @@ async fn fresh_start_on_the_embedded_default() {
         .trim()
         .to_owned();
     assert!(key.starts_with("cmk_"));
-    let r = crate::common::http()
+    let r = crate::support::http()
         .get(format!("{}/v1/users", app.base))
         .bearer_auth(&key)
         .send()
@@ -170,7 +170,7 @@ async fn second_serve_on_one_sqlite_data_dir_exits_2_naming_the_holder() {
         first.child.id(),
         first.base.trim_start_matches("http://")
     );
-    let port = crate::common::free_port();
+    let port = crate::support::free_port();
     let mut second = Running::start_on(
         command(dir.path()),
         dir.path(),
@@ -202,7 +202,7 @@ async fn second_serve_on_one_sqlite_data_dir_exits_2_naming_the_holder() {
         String::from_utf8_lossy(&out.stderr)
     );
     // The first one served on, undisturbed.
-    let r = crate::common::http()
+    let r = crate::support::http()
         .get(format!("{}/v1/users", first.base))
         .bearer_auth(key)
         .send()

@@ -10,7 +10,7 @@ use connect_manager_core::credentials::{CredentialsFile, open as open_credential
 use connect_manager_store::testing::TestDb;
 use serde_json::{Value, json};
 
-use crate::common::{Running, command, http, run};
+use crate::support::{Running, command, http, run};
 
 const FIXTURES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),

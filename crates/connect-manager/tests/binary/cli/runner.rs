@@ -8,7 +8,7 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
-use crate::common::BIN;
+use crate::support::BIN;
 
 pub(super) const OWNER: &str = "cli-owner-key-0123456789abcdefghijklmn";
 

@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use super::{read, serve_help};
-use crate::common::command;
+use crate::support::command;
 
 /// Issue 13, item 4: the compose `connect` profile puts 1Password's connect-api behind the
 /// gateway. connect-api is not published on the host; the gateway is, on loopback 8081, with

@@ -4,7 +4,7 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
 
-use crate::common::{Running, command, http};
+use crate::support::{Running, command, http};
 
 /// Every secret a full scenario handles, searched for in a trace-level log.
 #[tokio::test]

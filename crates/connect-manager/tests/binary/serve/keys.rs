@@ -1,7 +1,7 @@
 //! The keys an operator holds: the master key (a different one is refused), `admin owner-key`,
 //! `admin rotate-key` beside a running service, and `credentials show`.
 
-use crate::common::{Running, command, run};
+use crate::support::{Running, command, run};
 
 #[tokio::test]
 async fn a_different_master_key_is_refused() {
@@ -44,7 +44,7 @@ async fn a1_admin_owner_key_mints_a_working_key() {
     );
     let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     assert!(key.starts_with("cmk_"));
-    let r = crate::common::http()
+    let r = crate::support::http()
         .get(format!("{}/v1/audit/events", app.base))
         .bearer_auth(&key)
         .send()
@@ -63,7 +63,7 @@ async fn t3_admin_rotate_key_takes_effect_on_a_running_service() {
     let dir = tempfile::tempdir().unwrap();
     let key = "rotate-test-key-rotate-test-key-0123";
     let app = Running::ready_with_owner(dir.path(), key).await;
-    let client = crate::common::http();
+    let client = crate::support::http();
     let post = |path: &str, body: serde_json::Value| {
         client
             .post(format!("{}{path}", app.base))

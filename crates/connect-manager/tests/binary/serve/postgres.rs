@@ -2,7 +2,7 @@
 
 use connect_manager_store::testing::TestDb;
 
-use crate::common::{Running, command};
+use crate::support::{Running, command};
 
 /// Issue 12, item 14: during a database outage the log says so once, then counts the 503s once
 /// per interval, instead of an ERROR line per request (hundreds a second under load). The
@@ -25,7 +25,7 @@ async fn postgres_outage_logs_a_count_per_interval_not_an_error_per_503() {
         .env("NO_COLOR", "1");
     let mut app = Running::start(cmd, dir.path());
     app.wait_ready().await;
-    let client = crate::common::http();
+    let client = crate::support::http();
     let get = move |url: String| {
         let client = client.clone();
         async move {
