@@ -26,8 +26,15 @@ impl Principal {
         self.owner || self.manager || self.all_servers
     }
 
+    /// A4: sees (and manages) this live server. What the caller may not see is 404, never 403.
     pub fn may_manage_server(&self, server_id: &str) -> bool {
         self.manages_all_servers() || self.servers.contains(server_id)
+    }
+
+    /// R4, A4: sees a deleted server, by its exact ID, so that its tokens stay listed: callers
+    /// who manage every server.
+    pub fn sees_deleted_servers(&self) -> bool {
+        self.manages_all_servers()
     }
 }
 
