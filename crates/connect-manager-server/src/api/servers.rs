@@ -250,21 +250,7 @@ pub async fn grant_vault(
     caller: Caller,
     ApiPath((server, vault)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<Server>> {
-    let server = resolve_server(
-        &state,
-        &caller,
-        &server,
-        AuditAction::VaultGrant,
-        Deleted::Hidden,
-    )
-    .await?;
-    let vault = resolve_vault(&state, &vault).await?;
-    Ok(Json(
-        state
-            .store
-            .grant_vault(&caller.actor, &server.id, &vault.id)
-            .await?,
-    ))
+    change_vault_grant(&state, &caller, &server, &vault, true).await
 }
 
 /// `op connect vault revoke --server S --vault V` (R6): 404 when there was no grant.
@@ -280,21 +266,34 @@ pub async fn revoke_vault(
     caller: Caller,
     ApiPath((server, vault)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<Server>> {
-    let server = resolve_server(
-        &state,
-        &caller,
-        &server,
-        AuditAction::VaultRevoke,
-        Deleted::Hidden,
-    )
-    .await?;
-    let vault = resolve_vault(&state, &vault).await?;
-    Ok(Json(
-        state
-            .store
+    change_vault_grant(&state, &caller, &server, &vault, false).await
+}
+
+/// A vault granted to (R5) or revoked from (R6) a server: the two routes differ only in that.
+async fn change_vault_grant(
+    state: &AppState,
+    caller: &Caller,
+    server: &str,
+    vault: &str,
+    grant: bool,
+) -> ApiResult<Json<Server>> {
+    let action = if grant {
+        AuditAction::VaultGrant
+    } else {
+        AuditAction::VaultRevoke
+    };
+    let server = resolve_server(state, caller, server, action, Deleted::Hidden).await?;
+    let vault = resolve_vault(state, vault).await?;
+    let store = &state.store;
+    Ok(Json(if grant {
+        store
+            .grant_vault(&caller.actor, &server.id, &vault.id)
+            .await?
+    } else {
+        store
             .revoke_vault(&caller.actor, &server.id, &vault.id)
-            .await?,
-    ))
+            .await?
+    }))
 }
 
 /// The calling server's own record and live vault grants. Authenticate as the server: HTTP Basic,
