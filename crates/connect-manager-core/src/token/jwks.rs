@@ -45,7 +45,7 @@ impl SealedKey {
 }
 
 /// Public keys that verify tokens, by `kid`: the manager's own (from its private halves, in
-/// [`KeySet`]) or a published JWKS (the gateway, which has only public keys). One verification
+/// [`KeySet`](super::KeySet)) or a published JWKS (the gateway, which has only public keys). One verification
 /// for both.
 #[derive(Default, Clone)]
 pub struct PublicKeys {
