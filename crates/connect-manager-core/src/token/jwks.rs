@@ -45,8 +45,8 @@ impl SealedKey {
 }
 
 /// Public keys that verify tokens, by `kid`: the manager's own (from its private halves, in
-/// [`KeySet`](super::KeySet)) or a published JWKS (the gateway, which has only public keys). One verification
-/// for both.
+/// [`KeySet`](super::KeySet)) or a published JWKS (the gateway, which has only public keys).
+/// One verification for both.
 #[derive(Default, Clone)]
 pub struct PublicKeys {
     keys: HashMap<String, DecodingKey>,
