@@ -1,8 +1,15 @@
 //! The audit trail's vocabulary (A5), spelled once: what was done ([`AuditAction`]) to what kind
 //! of thing ([`TargetType`]). Authorisation (a denied attempt) and the store (a change) write the
-//! same values, and `GET /v1/audit/events?action=` filters by the same strings.
+//! same values, and `GET /v1/audit/events?action=` filters by the same strings. An event as the
+//! trail holds it ([`AuditEvent`], its [`Outcome`]) and the bound on a target ([`audit_target`])
+//! live here too.
 
 use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::timestamp::Timestamp;
 
 macro_rules! vocabulary {
     ($(#[$doc:meta])* $ty:ident { $($(#[$vdoc:meta])* $variant:ident = $text:literal,)* }) => {
@@ -100,6 +107,76 @@ vocabulary! {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Success,
+    Denied,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Denied => "denied",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AuditEvent {
+    pub id: String,
+    pub at: Timestamp,
+    pub actor_id: String,
+    /// What was done, as `resource.verb` (`server.create`, `vault.grant`, …).
+    pub action: String,
+    pub target_type: String,
+    pub target_id: String,
+    pub request_id: String,
+    pub client_ip: String,
+    pub outcome: String,
+}
+
+/// The most characters of an audit event's `target_id`.
+pub const MAX_AUDIT_TARGET_CHARS: usize = 255;
+
+/// An audit event's target as stored (A5): IDs pass unchanged; a reference the caller typed (an
+/// owner-only endpoint refuses before resolving it) has its control and format characters
+/// escaped as `\u{…}` and is cut to [`MAX_AUDIT_TARGET_CHARS`] characters (the last one `…`), so
+/// that what a caller sends can neither bloat the trail nor garble whoever reads it.
+pub fn audit_target(raw: &str) -> std::borrow::Cow<'_, str> {
+    let plain = |c: char| !c.is_control() && !crate::name::is_format(c);
+    if raw.chars().all(plain) && raw.chars().count() <= MAX_AUDIT_TARGET_CHARS {
+        return std::borrow::Cow::Borrowed(raw);
+    }
+    let pieces: Vec<String> = raw
+        .chars()
+        .map(|c| {
+            if plain(c) {
+                c.to_string()
+            } else {
+                format!("\\u{{{:x}}}", c as u32)
+            }
+        })
+        .collect();
+    let total: usize = pieces.iter().map(|p| p.chars().count()).sum();
+    if total <= MAX_AUDIT_TARGET_CHARS {
+        return std::borrow::Cow::Owned(pieces.concat());
+    }
+    let mut out = String::new();
+    let mut chars = 0;
+    for piece in &pieces {
+        let n = piece.chars().count();
+        if chars + n > MAX_AUDIT_TARGET_CHARS - 1 {
+            break;
+        }
+        out.push_str(piece);
+        chars += n;
+    }
+    out.push('…');
+    std::borrow::Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,5 +190,21 @@ mod tests {
             assert_eq!(TargetType::parse(t.as_str()), Some(*t));
         }
         assert_eq!(AuditAction::parse("server.list"), None);
+    }
+
+    #[test]
+    fn a5_audit_targets_are_bounded_and_escaped() {
+        assert_eq!(
+            audit_target("ABCDEFGHJKMNPQRSTVWXYZ0123"),
+            "ABCDEFGHJKMNPQRSTVWXYZ0123"
+        );
+        assert_eq!(audit_target("a\u{1}b\u{202E}c"), "a\\u{1}b\\u{202e}c");
+        let raw = "x\n".repeat(30_000);
+        let long = audit_target(&raw);
+        assert!(long.chars().count() <= MAX_AUDIT_TARGET_CHARS);
+        assert!(long.ends_with('…') && !long.contains('\n'));
+        assert!(long.starts_with("x\\u{a}x"));
+        assert_eq!(audit_target(&"é".repeat(255)).chars().count(), 255);
+        assert!(audit_target(&"é".repeat(256)).ends_with('…'));
     }
 }

@@ -7,6 +7,7 @@
 //! never answered with a cut list), or else that only objects the viewer may not see matched.
 //! [`resolve`] decides.
 
+use crate::model::User;
 use crate::{Error, Result};
 
 /// The most objects a name may match and still be listed as the candidates of an ambiguous
@@ -85,6 +86,15 @@ pub fn resolve<T: Named>(kind: &'static str, reference: &str, found: Found<T>) -
     }
 }
 
+/// R1 for users, the one way to resolve a user reference: a user is named by ID or by email. The
+/// user whose ID is the reference wins; else the one whose email matches it case-insensitively
+/// (the store compares the trimmed, lower-cased reference with the lower-cased email); emails are
+/// unique, so never several. The API and `connect-manager admin owner-key` both resolve users
+/// with what `Store::find_users` found, here.
+pub fn resolve_user(reference: &str, found: Found<User>) -> Result<User> {
+    resolve(crate::audit::TargetType::User.as_str(), reference, found)
+}
+
 macro_rules! named {
     ($($t:ty),*) => {$(
         impl Named for $t {
@@ -137,6 +147,33 @@ mod tests {
             resolve::<T>("token", "x", Found::Hidden("h".into())),
             Err(Error::NotFound { kind: "token", .. })
         ));
+    }
+
+    fn user(id: &str, email: &str) -> User {
+        User {
+            id: id.into(),
+            name: "Same Name".into(),
+            email: email.into(),
+            created_at: crate::Timestamp::now(),
+        }
+    }
+
+    #[test]
+    fn r1_users_by_exact_id_then_by_email_never_by_name() {
+        let by_id = resolve_user("U1", Found::Id(user("U1", "ops@example.com"))).unwrap();
+        assert_eq!(by_id.id, "U1");
+        let by_email = resolve_user(
+            "OPS@example.com",
+            Found::Names(vec![user("U2", "ops@example.com")]),
+        )
+        .unwrap();
+        assert_eq!(by_email.id, "U2");
+        for found in [Found::Names(vec![]), Found::Hidden("U3".into())] {
+            assert!(matches!(
+                resolve_user("Same Name", found),
+                Err(Error::NotFound { kind: "user", .. })
+            ));
+        }
     }
 
     #[test]

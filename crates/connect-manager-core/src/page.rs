@@ -121,7 +121,7 @@ keyed!(
     crate::model::Vault => created_at,
     crate::model::Server => created_at,
     crate::model::TokenRecord => created_at,
-    crate::model::AuditEvent => at,
+    crate::audit::AuditEvent => at,
 );
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

@@ -26,28 +26,34 @@ impl Principal {
         self.owner || self.manager || self.all_servers
     }
 
+    /// A4: sees (and manages) this live server. What the caller may not see is 404, never 403.
     pub fn may_manage_server(&self, server_id: &str) -> bool {
         self.manages_all_servers() || self.servers.contains(server_id)
     }
+
+    /// R4, A4: sees a deleted server, by its exact ID, so that its tokens stay listed: callers
+    /// who manage every server.
+    pub fn sees_deleted_servers(&self) -> bool {
+        self.manages_all_servers()
+    }
 }
 
-/// What an action needs (A2–A3). Every handler states one; `Principal::allows` decides.
+/// What an action on no particular server needs (A2–A3); `Principal::allows` decides. An action
+/// on a server needs no permission of its own: seeing the server is managing it
+/// ([`Principal::may_manage_server`], A4), so one the caller may not manage is not found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Permission<'a> {
+pub enum Permission {
     /// Owners only: users, groups, memberships, group grants, the vault registry, audit.
     Owner,
     /// Owners and MANAGER groups.
     CreateServers,
-    /// Owners, MANAGER, ALL_SERVERS, and groups granted this server.
-    ManageServer(&'a str),
 }
 
 impl Principal {
-    pub fn allows(&self, permission: Permission<'_>) -> bool {
+    pub fn allows(&self, permission: Permission) -> bool {
         match permission {
             Permission::Owner => self.owner,
             Permission::CreateServers => self.may_create_servers(),
-            Permission::ManageServer(id) => self.may_manage_server(id),
         }
     }
 }
@@ -84,8 +90,8 @@ mod tests {
         ] {
             assert_eq!(p.allows(Permission::Owner), owner_ok);
             assert_eq!(p.allows(Permission::CreateServers), create_ok);
-            assert_eq!(p.allows(Permission::ManageServer("X")), x_ok);
-            assert_eq!(p.allows(Permission::ManageServer("Y")), y_ok);
+            assert_eq!(p.may_manage_server("X"), x_ok);
+            assert_eq!(p.may_manage_server("Y"), y_ok);
         }
     }
 }

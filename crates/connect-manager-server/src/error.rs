@@ -60,7 +60,7 @@ impl ApiError {
         }
     }
 
-    /// The limiter's refusal (limiter.rs).
+    /// The limiter's refusal (limiter/).
     pub fn refused(r: crate::limiter::Refused) -> Self {
         if r.server_budget {
             ApiError::too_many_because(

@@ -108,7 +108,7 @@ impl Caller {
     pub async fn authorize(
         &self,
         state: &AppState,
-        permission: Permission<'_>,
+        permission: Permission,
         action: AuditAction,
         target_type: TargetType,
         target_id: &str,
@@ -122,7 +122,6 @@ impl Caller {
             Permission::CreateServers => {
                 "only owners and Secrets Automation managers may create servers"
             }
-            Permission::ManageServer(_) => "you may not manage this server",
         };
         Err(ApiError::new(
             axum::http::StatusCode::FORBIDDEN,

@@ -17,6 +17,7 @@ pub mod serve;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
+pub mod tokens;
 pub mod unavailable_log;
 
 pub use config::{Config, ConfigError, ServeArgs};

@@ -2,8 +2,8 @@
 
 use axum::Json;
 use axum::extract::State;
+use connect_manager_core::audit::AuditEvent;
 use connect_manager_core::audit::{AuditAction, TargetType};
-use connect_manager_core::model::AuditEvent;
 use connect_manager_core::page::{Page, PageRequest};
 use connect_manager_core::principal::Permission;
 use connect_manager_core::{Error, Timestamp};

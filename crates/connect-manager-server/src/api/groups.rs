@@ -197,7 +197,7 @@ async fn change_grant(
     let group = resolve_group(state, group).await?;
     let server_id = match server {
         Some(reference) => Some(
-            super::resolve_server(state, caller, reference, action)
+            super::resolve_server(state, caller, reference, action, super::Deleted::Hidden)
                 .await?
                 .id,
         ),

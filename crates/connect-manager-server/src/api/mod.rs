@@ -1,27 +1,28 @@
-//! The HTTP API. Handlers are short: extract, authorise, resolve references (R1), call the store,
-//! map. Rules live in core and in the store, never here.
+//! The HTTP API. Handlers are short: extract, authorise, resolve references (R1, A4: the
+//! resolvers are in `resolve.rs`), call the store, map. Rules live in core and in the store,
+//! never here; one module per resource, as the routes are.
 
 pub mod audit;
 pub mod groups;
 pub mod health;
+mod resolve;
 pub mod servers;
 pub mod tokens;
 pub mod usage;
 pub mod users;
 pub mod vaults;
 
+pub use resolve::{
+    Deleted, resolve_group, resolve_server, resolve_user, resolve_vault, resolve_visible,
+};
+
 use axum::Json;
 use axum::http::{HeaderName, StatusCode, header};
-use connect_manager_core::audit::{AuditAction, TargetType};
-use connect_manager_core::lookup::{Found, Named, resolve};
-use connect_manager_core::model::{Group, Server, User, Vault};
 use connect_manager_core::page::PageRequest;
 use serde::Deserialize;
 use utoipa::{IntoParams, IntoResponses};
 
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::Caller;
-use crate::state::AppState;
 
 /// The error responses every authenticated operation may give (E1).
 #[derive(IntoResponses)]
@@ -88,66 +89,5 @@ pub struct ListParams {
 impl ListParams {
     pub fn page(&self) -> ApiResult<PageRequest> {
         Ok(PageRequest::parse(self.limit, self.cursor.as_deref())?)
-    }
-}
-
-/// R1 and A4: a live server the caller may manage, by ID or name. One the caller may not manage
-/// is not a candidate, so it is 404 exactly like one that does not exist; the attempt on it is
-/// audited as denied (`action`), once, since the caller was refused something that exists.
-pub async fn resolve_server(
-    state: &AppState,
-    caller: &Caller,
-    reference: &str,
-    action: AuditAction,
-) -> ApiResult<Server> {
-    let found = state
-        .store
-        .find_servers(&caller.principal, reference)
-        .await?;
-    resolve_visible(state, caller, TargetType::Server, reference, found, action).await
-}
-
-/// R1 over what the store found among the objects the caller may see (A4): a match the caller
-/// may not see is 404, and its one denied event (A5) names the hidden object's ID.
-pub async fn resolve_visible<T: Named>(
-    state: &AppState,
-    caller: &Caller,
-    kind: TargetType,
-    reference: &str,
-    found: Found<T>,
-    action: AuditAction,
-) -> ApiResult<T> {
-    if let Some(hidden) = found.hidden() {
-        caller.deny(state, action, kind, hidden).await?;
-    }
-    Ok(resolve(kind.as_str(), reference, found)?)
-}
-
-pub async fn resolve_vault(state: &AppState, reference: &str) -> ApiResult<Vault> {
-    Ok(resolve(
-        "vault",
-        reference,
-        state.store.find_vaults(reference).await?,
-    )?)
-}
-
-pub async fn resolve_group(state: &AppState, reference: &str) -> ApiResult<Group> {
-    Ok(resolve(
-        "group",
-        reference,
-        state.store.find_groups(reference).await?,
-    )?)
-}
-
-/// Users are named by ID or email.
-pub async fn resolve_user(state: &AppState, reference: &str) -> ApiResult<User> {
-    let found = state.store.find_users(reference).await?;
-    match found {
-        Found::Id(u) => Ok(u),
-        // Emails are unique: one match at most.
-        other => other
-            .into_vec()
-            .pop()
-            .ok_or_else(|| connect_manager_core::Error::not_found("user", reference).into()),
     }
 }

@@ -14,7 +14,7 @@ use connect_manager_store::NewServer;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{Errors, ListParams, WithSecret, resolve_server, resolve_vault, with_secret};
+use super::{Deleted, Errors, ListParams, WithSecret, resolve_server, resolve_vault, with_secret};
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller, ServerCaller};
 use crate::state::AppState;
@@ -135,12 +135,19 @@ pub async fn get_server(
     caller: Caller,
     ApiPath(server): ApiPath<String>,
 ) -> ApiResult<Json<Server>> {
-    let found = resolve_server(&state, &caller, &server, AuditAction::ServerGet).await?;
+    let found = resolve_server(
+        &state,
+        &caller,
+        &server,
+        AuditAction::ServerGet,
+        Deleted::Hidden,
+    )
+    .await?;
     // The lookup reads no vaults; the answer has them.
     let full = state.store.get_server(&found.id).await?;
-    Ok(Json(
-        full.ok_or_else(|| Error::not_found("server", &server))?,
-    ))
+    Ok(Json(full.ok_or_else(|| {
+        Error::not_found(TargetType::Server.as_str(), &server)
+    })?))
 }
 
 /// `op connect server edit <server> --name N`.
@@ -156,7 +163,14 @@ pub async fn rename_server(
     ApiJson(body): ApiJson<RenameServer>,
 ) -> ApiResult<Json<Server>> {
     let name = name::Name::parse("name", &body.name)?;
-    let server = resolve_server(&state, &caller, &server, AuditAction::ServerRename).await?;
+    let server = resolve_server(
+        &state,
+        &caller,
+        &server,
+        AuditAction::ServerRename,
+        Deleted::Hidden,
+    )
+    .await?;
     Ok(Json(
         state
             .store
@@ -176,7 +190,14 @@ pub async fn delete_server(
     caller: Caller,
     ApiPath(server): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
-    let server = resolve_server(&state, &caller, &server, AuditAction::ServerDelete).await?;
+    let server = resolve_server(
+        &state,
+        &caller,
+        &server,
+        AuditAction::ServerDelete,
+        Deleted::Hidden,
+    )
+    .await?;
     let revoked = state.store.delete_server(&caller.actor, &server.id).await?;
     crate::metrics::add(&state.metrics.tokens_revoked, revoked);
     Ok(StatusCode::NO_CONTENT)
@@ -199,6 +220,7 @@ pub async fn rotate_credentials(
         &caller,
         &server,
         AuditAction::ServerCredentialsRotate,
+        Deleted::Hidden,
     )
     .await?;
     let (verifier, credentials) = issue_credentials(&state, &server.id).await?;
@@ -228,14 +250,7 @@ pub async fn grant_vault(
     caller: Caller,
     ApiPath((server, vault)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<Server>> {
-    let server = resolve_server(&state, &caller, &server, AuditAction::VaultGrant).await?;
-    let vault = resolve_vault(&state, &vault).await?;
-    Ok(Json(
-        state
-            .store
-            .grant_vault(&caller.actor, &server.id, &vault.id)
-            .await?,
-    ))
+    change_vault_grant(&state, &caller, &server, &vault, true).await
 }
 
 /// `op connect vault revoke --server S --vault V` (R6): 404 when there was no grant.
@@ -251,14 +266,34 @@ pub async fn revoke_vault(
     caller: Caller,
     ApiPath((server, vault)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<Server>> {
-    let server = resolve_server(&state, &caller, &server, AuditAction::VaultRevoke).await?;
-    let vault = resolve_vault(&state, &vault).await?;
-    Ok(Json(
-        state
-            .store
+    change_vault_grant(&state, &caller, &server, &vault, false).await
+}
+
+/// A vault granted to (R5) or revoked from (R6) a server: the two routes differ only in that.
+async fn change_vault_grant(
+    state: &AppState,
+    caller: &Caller,
+    server: &str,
+    vault: &str,
+    grant: bool,
+) -> ApiResult<Json<Server>> {
+    let action = if grant {
+        AuditAction::VaultGrant
+    } else {
+        AuditAction::VaultRevoke
+    };
+    let server = resolve_server(state, caller, server, action, Deleted::Hidden).await?;
+    let vault = resolve_vault(state, vault).await?;
+    let store = &state.store;
+    Ok(Json(if grant {
+        store
+            .grant_vault(&caller.actor, &server.id, &vault.id)
+            .await?
+    } else {
+        store
             .revoke_vault(&caller.actor, &server.id, &vault.id)
-            .await?,
-    ))
+            .await?
+    }))
 }
 
 /// The calling server's own record and live vault grants. Authenticate as the server: HTTP Basic,
@@ -279,6 +314,6 @@ pub async fn connect_self(
 ) -> ApiResult<Json<Server>> {
     let found = state.store.get_server(&server.server_id).await?;
     Ok(Json(found.ok_or_else(|| {
-        Error::not_found("server", &server.server_id)
+        Error::not_found(TargetType::Server.as_str(), &server.server_id)
     })?))
 }

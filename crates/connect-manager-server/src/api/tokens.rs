@@ -7,22 +7,17 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use connect_manager_core::audit::{AuditAction, TargetType};
 use connect_manager_core::duration::parse_expires_in;
-use connect_manager_core::model::{
-    Server, ServerState, Token, TokenRecord, VaultAccess, check_grantable,
-};
+use connect_manager_core::model::{Token, TokenRecord, VaultAccess, check_grantable};
 use connect_manager_core::page::Page;
 use connect_manager_core::principal::Permission;
 use connect_manager_core::scope::TokenScope;
-use connect_manager_core::token::{
-    AUDIENCE, Claims, FEATURE_VAULT_ACCESS, Jwks, VaultScope, random_token_value,
-};
+use connect_manager_core::token::Jwks;
 pub use connect_manager_core::wire::{IntrospectRequest, Introspection};
-use connect_manager_core::{Error, Timestamp, id, name};
-use connect_manager_store::NewToken;
+use connect_manager_core::{Timestamp, name};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{Errors, WithSecret, resolve_server, resolve_vault, with_secret};
+use super::{Deleted, Errors, WithSecret, resolve_server, resolve_vault, with_secret};
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller, ServerCaller};
 use crate::state::AppState;
@@ -89,25 +84,6 @@ pub struct ServerFilter {
     pub server: Option<String>,
 }
 
-/// A server whose tokens the caller may read: a live one by ID or name (R1, A4), or, for callers
-/// who manage every server, a deleted one by its exact ID (its tokens stay listed, R4).
-async fn token_server(
-    state: &AppState,
-    caller: &Caller,
-    reference: &str,
-    action: AuditAction,
-) -> ApiResult<Server> {
-    match resolve_server(state, caller, reference, action).await {
-        Err(e) if e.status == StatusCode::NOT_FOUND && caller.principal.manages_all_servers() => {
-            match state.store.get_server(reference).await? {
-                Some(s) if s.state == ServerState::Deleted => Ok(s),
-                _ => Err(e),
-            }
-        }
-        other => other,
-    }
-}
-
 /// R1 for tokens: by ID or name among the tokens of servers the caller may manage, narrowed to
 /// one server with `?server=`. Names need not be unique: several matches are 409 `ambiguous`.
 async fn resolve_token(
@@ -118,7 +94,11 @@ async fn resolve_token(
     action: AuditAction,
 ) -> ApiResult<TokenRecord> {
     let server_id = match server {
-        Some(s) => Some(token_server(state, caller, s, action).await?.id),
+        Some(s) => Some(
+            resolve_server(state, caller, s, action, Deleted::ByIdToAllServerManagers)
+                .await?
+                .id,
+        ),
         None => None,
     };
     let found = state
@@ -142,68 +122,42 @@ pub async fn create_token(
     ApiPath(server): ApiPath<String>,
     ApiJson(body): ApiJson<CreateToken>,
 ) -> ApiResult<WithSecret<CreatedToken>> {
-    let server = resolve_server(&state, &caller, &server, AuditAction::TokenCreate).await?;
+    let server = resolve_server(
+        &state,
+        &caller,
+        &server,
+        AuditAction::TokenCreate,
+        Deleted::Hidden,
+    )
+    .await?;
     let name = name::Name::parse("name", &body.name)?;
     let lifetime = body
         .expires_in
         .as_deref()
         .map(parse_expires_in)
         .transpose()?;
-    // Vaults by ID, access bits merged when a vault is named twice.
-    let mut vaults = Vec::with_capacity(body.vaults.len());
-    for v in &body.vaults {
-        let vault = resolve_vault(&state, &v.vault).await?;
-        check_grantable(&vault)?;
-        vaults.push((vault.id, v.access.unwrap_or(VaultAccess::ReadWrite).bits()));
-    }
-    let scope = TokenScope::new(vaults)?;
-    let keys = state.keys.for_signing(&state.store).await?;
-    let kid = keys
-        .signing_kid()
-        .ok_or_else(|| Error::internal("no signing key"))?
-        .to_owned();
-    let now = Timestamp::now();
-    let expires_at = lifetime.map(|s| now.plus_seconds(s));
-    let claims = Claims {
-        iss: state.public_url.to_string(),
-        aud: vec![AUDIENCE.into()],
-        sub: server.id.clone(),
-        jti: id::new_lower(),
-        iat: now.unix_seconds(),
-        exp: expires_at.map(Timestamp::unix_seconds),
-        account_uuid: state.account_id.to_string(),
-        token: random_token_value(),
-        features: vec![FEATURE_VAULT_ACCESS.into()],
-        vaults: scope
-            .iter()
-            .map(|(u, a)| VaultScope { u: u.to_owned(), a })
-            .collect(),
-    };
-    let jwt = keys.sign(&claims)?;
-    let record = state
-        .store
-        .create_token(
-            &caller.actor,
-            &NewToken {
-                id: claims.jti.clone(),
-                server_id: server.id,
-                name,
-                issuer: claims.iss.clone(),
-                kid,
-                created_at: now,
-                expires_at,
-                vaults: scope,
-            },
-        )
-        .await?;
-    crate::metrics::inc(&state.metrics.tokens_issued);
+    let scope = token_scope(&state, &body.vaults).await?;
+    let (record, jwt) =
+        crate::tokens::issue(&state, &caller.actor, &server, name, scope, lifetime).await?;
     Ok(with_secret(
         StatusCode::CREATED,
         CreatedToken {
-            token: record.view(now),
+            token: record.view(record.created_at),
             jwt,
         },
     ))
+}
+
+/// R7: the vaults a token request names, by ID (each must pass R5), with their access bits
+/// (omitted: read and write).
+async fn token_scope(state: &AppState, vaults: &[TokenVault]) -> ApiResult<TokenScope> {
+    let mut scope = Vec::with_capacity(vaults.len());
+    for v in vaults {
+        let vault = resolve_vault(state, &v.vault).await?;
+        check_grantable(&vault)?;
+        scope.push((vault.id, v.access.unwrap_or(VaultAccess::ReadWrite).bits()));
+    }
+    Ok(TokenScope::new(scope)?)
 }
 
 /// `op connect token list [--server S]` (R10): active and revoked, newest first.
@@ -222,9 +176,15 @@ pub async fn list_tokens(
     .page()?;
     let server_id = match params.server.as_deref() {
         Some(s) => Some(
-            token_server(&state, &caller, s, AuditAction::TokenList)
-                .await?
-                .id,
+            resolve_server(
+                &state,
+                &caller,
+                s,
+                AuditAction::TokenList,
+                Deleted::ByIdToAllServerManagers,
+            )
+            .await?
+            .id,
         ),
         None => None,
     };

@@ -1,56 +1,16 @@
-//! T1, T3: tokens are ES256 JWTs, claims mirroring Connect's, signed by P-256 keys that are kept
-//! encrypted under the master key. This module signs and verifies; it knows nothing of storage.
-
-use std::collections::HashMap;
+//! T3: signing keys. Stored sealed under the master key ([`SealedKey`]), opened into a
+//! [`KeySet`] whose newest key signs and every key verifies.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use p256::pkcs8::EncodePrivateKey;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
+use super::claims::Claims;
+use super::jwks::{Jwk, PublicKeys};
 use crate::id::random_bytes;
 use crate::secret::MasterKey;
 use crate::{Error, Result};
-
-pub const AUDIENCE: &str = "com.1password.connect";
-pub const FEATURE_VAULT_ACCESS: &str = "vaultaccess";
-
-/// One vault in a token's scope: `u` the vault ID, `a` the access bits (T2).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VaultScope {
-    pub u: String,
-    pub a: i64,
-}
-
-/// T1: the claims of a token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Claims {
-    pub iss: String,
-    pub aud: Vec<String>,
-    /// The server's ID.
-    pub sub: String,
-    /// The token's ID.
-    pub jti: String,
-    pub iat: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub exp: Option<i64>,
-    #[serde(rename = "1password.com/auuid")]
-    pub account_uuid: String,
-    /// 32 random URL-safe characters; in the JWT only, never stored.
-    #[serde(rename = "1password.com/token")]
-    pub token: String,
-    #[serde(rename = "1password.com/fts")]
-    pub features: Vec<String>,
-    #[serde(rename = "1password.com/vts")]
-    pub vaults: Vec<VaultScope>,
-}
-
-/// 32 random URL-safe characters for the `1password.com/token` claim.
-pub fn random_token_value() -> String {
-    URL_SAFE_NO_PAD.encode(random_bytes::<24>())
-}
 
 /// A P-256 signing key as stored: its private half sealed under the master key, bound (AES-GCM
 /// associated data) to its `kid` and its public half, which is kept beside it as JWK coordinates.
@@ -129,119 +89,6 @@ pub fn reseal_legacy_key(old: &MasterKey, new: &MasterKey, key: &SealedKey) -> R
         ))
     })?;
     seal_key(new, &key.kid, &der)
-}
-
-/// A public key as JWKS publishes it (T3).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct Jwk {
-    pub kty: String,
-    pub crv: String,
-    pub x: String,
-    pub y: String,
-    pub kid: String,
-    pub alg: String,
-    #[serde(rename = "use")]
-    pub key_use: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct Jwks {
-    pub keys: Vec<Jwk>,
-}
-
-impl SealedKey {
-    pub fn jwk(&self) -> Jwk {
-        Jwk {
-            kty: "EC".into(),
-            crv: "P-256".into(),
-            x: self.x.clone(),
-            y: self.y.clone(),
-            kid: self.kid.clone(),
-            alg: "ES256".into(),
-            key_use: "sig".into(),
-        }
-    }
-}
-
-/// Public keys that verify tokens, by `kid`: the manager's own (from its private halves, in
-/// [`KeySet`]) or a published JWKS (the gateway, which has only public keys). One verification
-/// for both.
-#[derive(Default, Clone)]
-pub struct PublicKeys {
-    keys: HashMap<String, DecodingKey>,
-}
-
-impl std::fmt::Debug for PublicKeys {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut kids: Vec<&String> = self.keys.keys().collect();
-        kids.sort();
-        f.debug_struct("PublicKeys").field("kids", &kids).finish()
-    }
-}
-
-impl PublicKeys {
-    /// The ES256 P-256 signature keys of a published JWKS; any other entry (another key type,
-    /// curve, algorithm or use, bad coordinates) is left out, so it verifies nothing.
-    pub fn from_jwks(jwks: &Jwks) -> Self {
-        let mut set = PublicKeys::default();
-        for jwk in &jwks.keys {
-            if jwk.kty != "EC" || jwk.crv != "P-256" || jwk.alg != "ES256" || jwk.key_use != "sig" {
-                continue;
-            }
-            let _ = set.insert(jwk);
-        }
-        set
-    }
-
-    fn insert(&mut self, jwk: &Jwk) -> std::result::Result<(), ()> {
-        // The point must be on the curve: DecodingKey alone would take any bytes.
-        let mut sec1 = vec![4u8];
-        sec1.extend_from_slice(&decode_coordinate(&jwk.x).ok_or(())?);
-        sec1.extend_from_slice(&decode_coordinate(&jwk.y).ok_or(())?);
-        p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1).map_err(|_| ())?;
-        let key = DecodingKey::from_ec_components(&jwk.x, &jwk.y).map_err(|_| ())?;
-        self.keys.insert(jwk.kid.clone(), key);
-        Ok(())
-    }
-
-    pub fn knows(&self, kid: &str) -> bool {
-        self.keys.contains_key(kid)
-    }
-
-    pub fn len(&self) -> usize {
-        self.keys.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
-    }
-
-    /// Verifies an ES256 token signed by one of these keys for our audience. Expiry is *not*
-    /// checked here (the caller compares with the stored token or the clock). `None` for
-    /// anything else: garbage, another algorithm (`none`, HS*, RS* included), a header without
-    /// a `kid` or with an unknown one, a bad signature, a missing `aud`, `sub` or `iss`.
-    pub fn verify(&self, token: &str) -> Option<Claims> {
-        let header = jsonwebtoken::decode_header(token).ok()?;
-        if header.alg != Algorithm::ES256 {
-            return None;
-        }
-        let key = self.keys.get(header.kid.as_deref()?)?;
-        let mut validation = Validation::new(Algorithm::ES256);
-        validation.set_audience(&[AUDIENCE]);
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.required_spec_claims = ["aud", "sub", "iss"]
-            .into_iter()
-            .map(String::from)
-            .collect();
-        jsonwebtoken::decode::<Claims>(token, key, &validation)
-            .ok()
-            .map(|d| d.claims)
-    }
-}
-
-fn decode_coordinate(c: &str) -> Option<[u8; 32]> {
-    URL_SAFE_NO_PAD.decode(c).ok()?.try_into().ok()
 }
 
 /// The keys in memory: the newest signs, every one verifies.
@@ -375,24 +222,7 @@ fn open_one(master: &MasterKey, key: &SealedKey) -> Result<(p256::ecdsa::Signing
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn claims() -> Claims {
-        Claims {
-            iss: "https://cm.example".into(),
-            aud: vec![AUDIENCE.into()],
-            sub: crate::id::new_upper(),
-            jti: crate::id::new_lower(),
-            iat: 1_700_000_000,
-            exp: None,
-            account_uuid: crate::id::new_upper(),
-            token: random_token_value(),
-            features: vec![FEATURE_VAULT_ACCESS.into()],
-            vaults: vec![VaultScope {
-                u: crate::id::new_lower(),
-                a: 48,
-            }],
-        }
-    }
+    use crate::token::fixtures::{claims, forge, private_der};
 
     #[test]
     fn t1_tokens_sign_and_verify_with_es256() {
@@ -426,22 +256,6 @@ mod tests {
             set.verify(&parts.join(".")).is_none(),
             "a changed claim breaks the signature"
         );
-    }
-
-    /// Signs `claims` with a key the attacker made (not sealed by this service), naming `kid`.
-    fn forge(kid: &str, claims: &Claims) -> (String, SealedKey) {
-        let attacker_master = MasterKey::random();
-        let made = generate_key(&attacker_master);
-        let der = private_der(&attacker_master, &made);
-        let attacker = seal_key(&attacker_master, kid, &der).unwrap();
-        let set = KeySet::open(&attacker_master, std::slice::from_ref(&attacker)).unwrap();
-        (set.sign(claims).unwrap(), attacker)
-    }
-
-    fn private_der(master: &MasterKey, key: &SealedKey) -> Vec<u8> {
-        master
-            .open(&key_binding(&key.kid, &key.x, &key.y), &key.sealed_private)
-            .unwrap()
     }
 
     #[test]
@@ -533,121 +347,6 @@ mod tests {
         assert!(
             reseal_legacy_key(&new, &new, &legacy).is_err(),
             "wrong key: refused"
-        );
-    }
-
-    fn jwt_with(header: &str, payload: &serde_json::Value, signature: &str) -> String {
-        format!(
-            "{}.{}.{signature}",
-            URL_SAFE_NO_PAD.encode(header),
-            URL_SAFE_NO_PAD.encode(payload.to_string())
-        )
-    }
-
-    #[test]
-    fn g2_public_keys_from_a_jwks_verify_exactly_what_the_key_set_verifies() {
-        let master = MasterKey::random();
-        let key = generate_key(&master);
-        let set = KeySet::open(&master, std::slice::from_ref(&key)).unwrap();
-        let jwks = Jwks {
-            keys: set.public_keys().to_vec(),
-        };
-        let public = PublicKeys::from_jwks(&jwks);
-        assert!(public.knows(&key.kid));
-        assert_eq!(public.len(), 1);
-        let c = claims();
-        let jwt = set.sign(&c).unwrap();
-        assert_eq!(public.verify(&jwt).unwrap(), c);
-
-        // Another key under the same kid (a foreign issuer), or the right key under another kid.
-        let (forged, _) = forge(&key.kid, &c);
-        assert!(public.verify(&forged).is_none(), "forged signature");
-        assert!(set.verify(&forged).is_none());
-        let other = generate_key(&master);
-        let other_set = KeySet::open(&master, std::slice::from_ref(&other)).unwrap();
-        assert!(
-            public.verify(&other_set.sign(&c).unwrap()).is_none(),
-            "unknown kid"
-        );
-
-        // alg none, HS256 keyed with the public key's coordinates, RS256: refused before any key.
-        let payload: serde_json::Value = serde_json::to_value(&c).unwrap();
-        let kid = &key.kid;
-        for alg in ["none", "HS256", "HS512", "RS256", "ES384", "PS256"] {
-            let header = format!(r#"{{"alg":"{alg}","typ":"JWT","kid":"{kid}"}}"#);
-            let hs = jsonwebtoken::encode(
-                &Header {
-                    kid: Some(kid.clone()),
-                    ..Header::new(Algorithm::HS256)
-                },
-                &c,
-                &EncodingKey::from_secret(key.x.as_bytes()).unwrap(),
-            )
-            .unwrap();
-            assert!(public.verify(&hs).is_none(), "HS256 with a public value");
-            let forged = jwt_with(&header, &payload, "c2ln");
-            assert!(public.verify(&forged).is_none(), "{alg}");
-            assert!(set.verify(&forged).is_none(), "{alg}");
-        }
-        // No kid at all.
-        let no_kid = jwt_with(
-            r#"{"alg":"ES256","typ":"JWT"}"#,
-            &payload,
-            jwt.rsplit('.').next().unwrap(),
-        );
-        assert!(public.verify(&no_kid).is_none());
-        // Wrong audience, even well signed.
-        let foreign_aud = Claims {
-            aud: vec!["com.example.other".into()],
-            ..c.clone()
-        };
-        assert!(public.verify(&set.sign(&foreign_aud).unwrap()).is_none());
-    }
-
-    #[test]
-    fn g2_jwks_entries_that_are_not_es256_p256_signature_keys_verify_nothing() {
-        let master = MasterKey::random();
-        let key = generate_key(&master);
-        let good = key.jwk();
-        let variants = [
-            Jwk {
-                kty: "RSA".into(),
-                ..good.clone()
-            },
-            Jwk {
-                crv: "P-384".into(),
-                ..good.clone()
-            },
-            Jwk {
-                alg: "HS256".into(),
-                ..good.clone()
-            },
-            Jwk {
-                key_use: "enc".into(),
-                ..good.clone()
-            },
-            // Not a point on the curve.
-            Jwk {
-                y: good.x.clone(),
-                ..good.clone()
-            },
-            Jwk {
-                x: "AAAA".into(),
-                ..good.clone()
-            },
-        ];
-        for bad in variants {
-            let public = PublicKeys::from_jwks(&Jwks {
-                keys: vec![bad.clone()],
-            });
-            assert!(!public.knows(&good.kid), "{bad:?}");
-            assert!(public.is_empty());
-        }
-        assert!(
-            PublicKeys::from_jwks(&Jwks {
-                keys: vec![good.clone()]
-            })
-            .knows(&good.kid)
         );
     }
 }
