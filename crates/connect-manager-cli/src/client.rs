@@ -2,7 +2,7 @@
 //! It only talks HTTP: it never opens the database.
 
 use anyhow::{Context, bail};
-use connect_manager_core::wire::ErrorBody;
+use connect_manager_core::api::error::ErrorBody;
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;

@@ -7,15 +7,15 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
+use connect_manager_core::api::groups::CreateGroup;
+use connect_manager_core::api::servers::{CreateServer, RenameServer, ServerWithCredentials};
+use connect_manager_core::api::tokens::{CreateToken, CreatedToken, RenameToken, TokenVault};
+use connect_manager_core::api::users::{CreateUser, CreatedApiKey};
+use connect_manager_core::api::vaults::{CreateVault, RenameVault};
 use connect_manager_core::model::{
     ApiKeyInfo, GrantScope, Group, Server, Token, User, Vault, VaultAccess, VaultType,
 };
 use connect_manager_core::page::Page;
-use connect_manager_server::api::groups::CreateGroup;
-use connect_manager_server::api::servers::{CreateServer, RenameServer, ServerWithCredentials};
-use connect_manager_server::api::tokens::{CreateToken, CreatedToken, RenameToken, TokenVault};
-use connect_manager_server::api::users::{CreateUser, CreatedApiKey};
-use connect_manager_server::api::vaults::{CreateVault, RenameVault};
 use serde_json::Value;
 
 use crate::client::{Client, enc};

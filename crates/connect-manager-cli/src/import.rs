@@ -8,10 +8,10 @@
 //! to the Connect server only, and never printed.
 
 use anyhow::{Context, anyhow, bail};
+use connect_manager_core::api::vaults::{CreateVault, RenameVault};
 use connect_manager_core::id;
 use connect_manager_core::model::{Vault, VaultType};
 use connect_manager_core::name;
-use connect_manager_server::api::vaults::{CreateVault, RenameVault};
 use serde::{Deserialize, Serialize};
 
 use crate::client::{Client, enc};

@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use connect_manager_core::access::PERMISSIONS;
+use connect_manager_core::api::tokens::Introspection;
 use connect_manager_core::token::{KeySet, PublicKeys};
-use connect_manager_core::wire::Introspection;
 
 use crate::manager::{Manager, ManagerError};
 use crate::metrics::{Metrics, inc};
