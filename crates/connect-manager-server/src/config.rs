@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use connect_manager_core::secret::MIN_BOOTSTRAP_KEY_CHARS;
+use connect_manager_core::secret::{MIN_BOOTSTRAP_KEY_CHARS, redacted};
 use connect_manager_store::ConnectionSettings;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -212,14 +212,6 @@ pub struct ServeArgs {
         default_value = "x-forwarded-for"
     )]
     pub forwarded_header: crate::client::ForwardedHeader,
-}
-
-/// How a secret setting shows in `Debug`: whether it is set, never its value.
-pub fn redacted(secret: &Option<String>) -> &'static str {
-    match secret {
-        Some(_) => "Some(<redacted>)",
-        None => "None",
-    }
 }
 
 impl std::fmt::Debug for StorageArgs {

@@ -4,9 +4,12 @@
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
+mod admin;
+
+use admin::AdminCommand;
 use connect_manager_cli::{
-    AdminCommand, ClientArgs, ClientCommand, CredentialsCommand, GroupCommand, ServerCommand,
-    TokenCommand, UserCommand, VaultCommand,
+    ClientArgs, ClientCommand, CredentialsCommand, GroupCommand, ServerCommand, TokenCommand,
+    UserCommand, VaultCommand,
 };
 use connect_manager_server::ServeArgs;
 
@@ -116,9 +119,7 @@ fn main() -> ExitCode {
         Command::User(c) => client(c.client, ClientCommand::User(c.command)),
         Command::Serve(args) => runtime.block_on(serve(*args)),
         Command::Gateway(args) => runtime.block_on(gateway(*args)),
-        Command::Admin(command) => {
-            report(runtime.block_on(connect_manager_cli::run_admin(command)))
-        }
+        Command::Admin(command) => report(runtime.block_on(admin::run(command))),
         Command::Credentials(command) => report(connect_manager_cli::run_credentials(command)),
         Command::Completion { shell } => {
             clap_complete::generate(
