@@ -84,17 +84,6 @@ enum Command {
     /// Print the OpenAPI description this build serves.
     #[command(hide = true)]
     Openapi,
-    /// Measure raw ES256 verifications per second (the baseline of scripts/bench): distinct
-    /// tokens signed with one P-256 key, verified round-robin on several threads.
-    #[command(hide = true)]
-    BenchEs256 {
-        #[arg(long, default_value_t = 10_000)]
-        tokens: usize,
-        #[arg(long, default_value_t = 2)]
-        threads: usize,
-        #[arg(long, default_value_t = 5.0)]
-        seconds: f64,
-    },
 }
 
 fn main() -> ExitCode {
@@ -131,11 +120,6 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Healthcheck { bind, path } => report(runtime.block_on(healthcheck(bind, &path))),
-        Command::BenchEs256 {
-            tokens,
-            threads,
-            seconds,
-        } => report(bench_es256(tokens, threads, seconds)),
         Command::Openapi => {
             print!("{}", connect_manager_server::openapi::generate_yaml());
             ExitCode::SUCCESS
@@ -173,54 +157,6 @@ async fn healthcheck(mut bind: std::net::SocketAddr, path: &str) -> anyhow::Resu
         "{path} answered {}",
         response.status()
     );
-    Ok(())
-}
-
-fn bench_es256(tokens: usize, threads: usize, seconds: f64) -> anyhow::Result<()> {
-    use connect_manager_core::token::{
-        Claims, KeySet, VaultScope, generate_key, random_token_value,
-    };
-    let master = connect_manager_core::secret::MasterKey::random();
-    let keys = KeySet::open(&master, &[generate_key(&master)])?;
-    let jwts: Vec<String> = (0..tokens.max(1))
-        .map(|_| {
-            keys.sign(&Claims {
-                iss: "https://bench".into(),
-                aud: vec![connect_manager_core::token::AUDIENCE.into()],
-                sub: connect_manager_core::id::new_upper(),
-                jti: connect_manager_core::id::new_lower(),
-                iat: 1_700_000_000,
-                exp: None,
-                account_uuid: connect_manager_core::id::new_upper(),
-                token: random_token_value(),
-                features: vec!["vaultaccess".into()],
-                vaults: vec![VaultScope {
-                    u: connect_manager_core::id::new_lower(),
-                    a: 1008,
-                }],
-            })
-        })
-        .collect::<Result<_, _>>()?;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs_f64(seconds);
-    let total: usize = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads.max(1))
-            .map(|t| {
-                let (keys, jwts) = (&keys, &jwts);
-                scope.spawn(move || {
-                    let mut n = 0;
-                    let mut i = t;
-                    while std::time::Instant::now() < deadline {
-                        assert!(keys.verify(&jwts[i % jwts.len()]).is_some());
-                        i += threads;
-                        n += 1;
-                    }
-                    n
-                })
-            })
-            .collect();
-        workers.into_iter().map(|w| w.join().unwrap_or(0)).sum()
-    });
-    println!("{:.0}", total as f64 / seconds);
     Ok(())
 }
 
