@@ -147,3 +147,14 @@ impl Client {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::enc;
+
+    #[test]
+    fn path_segments_are_encoded() {
+        assert_eq!(enc("Prod Secrets/x"), "Prod%20Secrets%2Fx");
+        assert_eq!(enc("plain-id_1"), "plain-id_1");
+    }
+}

@@ -15,7 +15,7 @@ use connect_manager_core::name;
 use serde::{Deserialize, Serialize};
 
 use crate::client::{Client, enc};
-use crate::output::{Format, json, table};
+use crate::output::{Output, Render, print_table};
 
 /// A vault as Connect's API shows it (the fields the import reads).
 #[derive(Debug, Deserialize)]
@@ -59,6 +59,24 @@ pub struct Outcome {
     /// Why a vault failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+impl Render for Outcome {
+    const COLUMNS: &'static [&'static str] = &["ID", "Name", "Action", "Detail"];
+
+    fn row(&self) -> Vec<String> {
+        let detail = match (&self.previous_name, &self.error) {
+            (_, Some(e)) => e.clone(),
+            (Some(old), None) => format!("was '{old}'"),
+            (None, None) => String::new(),
+        };
+        vec![
+            self.id.clone(),
+            self.name.clone(),
+            self.action.as_str().to_owned(),
+            detail,
+        ]
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -122,7 +140,7 @@ async fn connect_vaults(host: &str, token: &str) -> anyhow::Result<Vec<ConnectVa
 /// Imports the vaults of the Connect server at `host` into the registry behind `client`.
 pub async fn import(
     client: &Client,
-    format: Format,
+    out: Output,
     host: &str,
     token: Option<String>,
 ) -> anyhow::Result<()> {
@@ -144,42 +162,20 @@ pub async fn import(
         failed: count(Action::Failed),
         vaults: outcomes,
     };
-    match format {
-        Format::Json => json(&report)?,
-        Format::HumanReadable => {
-            table(
-                &["ID", "Name", "Action", "Detail"],
-                report
-                    .vaults
-                    .iter()
-                    .map(|o| {
-                        let detail = match (&o.previous_name, &o.error) {
-                            (_, Some(e)) => e.clone(),
-                            (Some(old), None) => format!("was '{old}'"),
-                            (None, None) => String::new(),
-                        };
-                        vec![
-                            o.id.clone(),
-                            o.name.clone(),
-                            o.action.as_str().to_owned(),
-                            detail,
-                        ]
-                    })
-                    .collect(),
+    out.custom(&report, || {
+        print_table(&report.vaults);
+        if report.created + report.renamed == 0 && report.failed == 0 {
+            println!(
+                "Nothing changed: the registry already holds all {} vaults.",
+                report.unchanged
             );
-            if report.created + report.renamed == 0 && report.failed == 0 {
-                println!(
-                    "Nothing changed: the registry already holds all {} vaults.",
-                    report.unchanged
-                );
-            } else {
-                println!(
-                    "{} created, {} renamed, {} unchanged, {} failed.",
-                    report.created, report.renamed, report.unchanged, report.failed
-                );
-            }
+        } else {
+            println!(
+                "{} created, {} renamed, {} unchanged, {} failed.",
+                report.created, report.renamed, report.unchanged, report.failed
+            );
         }
-    }
+    })?;
     if report.failed > 0 {
         bail!(
             "{} of {} vaults could not be imported (see above)",
