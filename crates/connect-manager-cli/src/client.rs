@@ -1,4 +1,4 @@
-//! A small typed HTTP client for the API, on the request and response types the server defines.
+//! A small typed HTTP client for the API, on its request and response types (`core::api`).
 //! It only talks HTTP: it never opens the database.
 
 use anyhow::{Context, bail};
@@ -47,19 +47,25 @@ pub fn enc(s: &str) -> String {
     out
 }
 
+/// An HTTP client for `url` (the service, or a Connect server for `vault import`), once `url`
+/// is an http(s) URL; `setting` names where the URL came from, for the error.
+pub fn http_client(setting: &str, url: &str) -> anyhow::Result<reqwest::Client> {
+    // One TLS stack for the whole binary: rustls with ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        bail!("{setting}: '{url}' is not an http:// or https:// URL");
+    }
+    reqwest::Client::builder()
+        .user_agent(concat!("connect-manager-cli/", env!("CARGO_PKG_VERSION")))
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+        .context("cannot set up the HTTP client")
+}
+
 impl Client {
     pub fn new(base: &str, token: Option<String>) -> anyhow::Result<Self> {
-        // One TLS stack for the whole binary: rustls with ring.
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let base = base.trim_end_matches('/').to_owned();
-        if !(base.starts_with("http://") || base.starts_with("https://")) {
-            bail!("--url / CONNECT_MANAGER_URL: '{base}' is not an http:// or https:// URL");
-        }
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("connect-manager-cli/", env!("CARGO_PKG_VERSION")))
-            .timeout(std::time::Duration::from_secs(60))
-            .build()
-            .context("cannot set up the HTTP client")?;
+        let http = http_client("--url / CONNECT_MANAGER_URL", &base)?;
         Ok(Client { base, token, http })
     }
 

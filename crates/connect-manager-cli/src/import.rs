@@ -14,7 +14,7 @@ use connect_manager_core::model::{Vault, VaultType};
 use connect_manager_core::name;
 use serde::{Deserialize, Serialize};
 
-use crate::client::{Client, enc};
+use crate::client::{Client, enc, http_client};
 use crate::output::{Output, Render, print_table};
 
 /// A vault as Connect's API shows it (the fields the import reads).
@@ -103,14 +103,7 @@ pub fn registry_type(connect_type: Option<&str>) -> Result<VaultType, String> {
 /// Connect's `GET /v1/vaults`.
 async fn connect_vaults(host: &str, token: &str) -> anyhow::Result<Vec<ConnectVault>> {
     let host = host.trim_end_matches('/');
-    if !(host.starts_with("http://") || host.starts_with("https://")) {
-        bail!("--connect-host: '{host}' is not an http:// or https:// URL");
-    }
-    let http = reqwest::Client::builder()
-        .user_agent(concat!("connect-manager-cli/", env!("CARGO_PKG_VERSION")))
-        .timeout(std::time::Duration::from_secs(60))
-        .build()
-        .context("cannot set up the HTTP client")?;
+    let http = http_client("--connect-host", host)?;
     let response = http
         .get(format!("{host}/v1/vaults"))
         .bearer_auth(token)
