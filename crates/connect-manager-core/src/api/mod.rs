@@ -5,10 +5,11 @@
 //!
 //! One module per resource, named like the server's: [`servers`], [`tokens`] (with
 //! introspection and signing keys), [`vaults`], [`groups`], [`users`] (with API keys), [`usage`]
-//! (G7), [`health`]; [`error`] is the envelope every failure answers with (E1). The resources
+//! (G7), [`health`], [`audit`] (A5); [`ListParams`] pages every list; [`error`] is the envelope every failure answers with (E1). The resources
 //! themselves (`Server`, `Token`, …) are in [`crate::model`], the page of a list in
 //! [`crate::page`], the JWKS in [`crate::token`].
 
+pub mod audit;
 pub mod error;
 pub mod groups;
 pub mod health;
@@ -17,3 +18,26 @@ pub mod tokens;
 pub mod usage;
 pub mod users;
 pub mod vaults;
+
+use serde::{Deserialize, Serialize};
+use utoipa::IntoParams;
+
+use crate::page::PageRequest;
+
+/// Paging of every list: newest first.
+#[derive(Debug, Default, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// Items per page, 1–1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl ListParams {
+    /// The page asked for, or `invalid_field` for a bad limit or cursor.
+    pub fn page(&self) -> crate::Result<PageRequest> {
+        PageRequest::parse(self.limit, self.cursor.as_deref())
+    }
+}

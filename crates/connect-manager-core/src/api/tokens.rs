@@ -1,7 +1,7 @@
 //! Tokens (R7–R10, T1–T2): `/v1/connect/…/tokens…`; introspection (T4); signing keys (T3).
 
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::Timestamp;
 use crate::access::VaultAcl;
@@ -48,6 +48,25 @@ pub struct CreatedToken {
     /// The JWT. It is never stored and cannot be shown again.
     #[serde(rename = "token")]
     pub jwt: String,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TokenParams {
+    /// Only this server's tokens (ID or name; a deleted server by ID).
+    pub server: Option<String>,
+    /// Items per page, 1–1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ServerFilter {
+    /// The token's server (ID or name), to tell tokens of the same name apart.
+    pub server: Option<String>,
 }
 
 /// The body of `POST /v1/introspect` (T4).

@@ -7,7 +7,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use connect_manager_core::api::tokens::{
     CreateToken, CreatedToken, IntrospectRequest, Introspection, RenameToken, RetiredKeyView,
-    RotatedKey,
+    RotatedKey, ServerFilter, TokenParams,
 };
 use connect_manager_core::audit::{AuditAction, TargetType};
 use connect_manager_core::duration::parse_expires_in;
@@ -22,32 +22,11 @@ use connect_manager_core::token::{
 };
 use connect_manager_core::{Error, Timestamp, id, name};
 use connect_manager_store::NewToken;
-use serde::Deserialize;
-use utoipa::IntoParams;
 
 use super::{Errors, WithSecret, resolve_server, resolve_vault, with_secret};
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller, ServerCaller};
 use crate::state::AppState;
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct TokenParams {
-    /// Only this server's tokens (ID or name; a deleted server by ID).
-    pub server: Option<String>,
-    /// Items per page, 1–1000 (default 100).
-    #[param(minimum = 1, maximum = 1000)]
-    pub limit: Option<u32>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ServerFilter {
-    /// The token's server (ID or name), to tell tokens of the same name apart.
-    pub server: Option<String>,
-}
 
 /// A server whose tokens the caller may read: a live one by ID or name (R1, A4), or, for callers
 /// who manage every server, a deleted one by its exact ID (its tokens stay listed, R4).
