@@ -1,8 +1,8 @@
-//! A small typed HTTP client for the API, on the request and response types the server defines.
+//! A small typed HTTP client for the API, on its request and response types (`core::api`).
 //! It only talks HTTP: it never opens the database.
 
 use anyhow::{Context, bail};
-use connect_manager_core::wire::ErrorBody;
+use connect_manager_core::api::error::ErrorBody;
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -47,19 +47,25 @@ pub fn enc(s: &str) -> String {
     out
 }
 
+/// An HTTP client for `url` (the service, or a Connect server for `vault import`), once `url`
+/// is an http(s) URL; `setting` names where the URL came from, for the error.
+pub fn http_client(setting: &str, url: &str) -> anyhow::Result<reqwest::Client> {
+    // One TLS stack for the whole binary: rustls with ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        bail!("{setting}: '{url}' is not an http:// or https:// URL");
+    }
+    reqwest::Client::builder()
+        .user_agent(concat!("connect-manager-cli/", env!("CARGO_PKG_VERSION")))
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+        .context("cannot set up the HTTP client")
+}
+
 impl Client {
     pub fn new(base: &str, token: Option<String>) -> anyhow::Result<Self> {
-        // One TLS stack for the whole binary: rustls with ring.
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let base = base.trim_end_matches('/').to_owned();
-        if !(base.starts_with("http://") || base.starts_with("https://")) {
-            bail!("--url / CONNECT_MANAGER_URL: '{base}' is not an http:// or https:// URL");
-        }
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("connect-manager-cli/", env!("CARGO_PKG_VERSION")))
-            .timeout(std::time::Duration::from_secs(60))
-            .build()
-            .context("cannot set up the HTTP client")?;
+        let http = http_client("--url / CONNECT_MANAGER_URL", &base)?;
         Ok(Client { base, token, http })
     }
 
@@ -145,5 +151,16 @@ impl Client {
                 None => return Ok(items),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::enc;
+
+    #[test]
+    fn path_segments_are_encoded() {
+        assert_eq!(enc("Prod Secrets/x"), "Prod%20Secrets%2Fx");
+        assert_eq!(enc("plain-id_1"), "plain-id_1");
     }
 }

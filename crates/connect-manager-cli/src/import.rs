@@ -8,14 +8,14 @@
 //! to the Connect server only, and never printed.
 
 use anyhow::{Context, anyhow, bail};
+use connect_manager_core::api::vaults::{CreateVault, RenameVault};
 use connect_manager_core::id;
 use connect_manager_core::model::{Vault, VaultType};
 use connect_manager_core::name;
-use connect_manager_server::api::vaults::{CreateVault, RenameVault};
 use serde::{Deserialize, Serialize};
 
-use crate::client::{Client, enc};
-use crate::output::{Format, json, table};
+use crate::client::{Client, enc, http_client};
+use crate::output::{Output, Render, print_table};
 
 /// A vault as Connect's API shows it (the fields the import reads).
 #[derive(Debug, Deserialize)]
@@ -61,6 +61,24 @@ pub struct Outcome {
     pub error: Option<String>,
 }
 
+impl Render for Outcome {
+    const COLUMNS: &'static [&'static str] = &["ID", "Name", "Action", "Detail"];
+
+    fn row(&self) -> Vec<String> {
+        let detail = match (&self.previous_name, &self.error) {
+            (_, Some(e)) => e.clone(),
+            (Some(old), None) => format!("was '{old}'"),
+            (None, None) => String::new(),
+        };
+        vec![
+            self.id.clone(),
+            self.name.clone(),
+            self.action.as_str().to_owned(),
+            detail,
+        ]
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub vaults: Vec<Outcome>,
@@ -85,14 +103,7 @@ pub fn registry_type(connect_type: Option<&str>) -> Result<VaultType, String> {
 /// Connect's `GET /v1/vaults`.
 async fn connect_vaults(host: &str, token: &str) -> anyhow::Result<Vec<ConnectVault>> {
     let host = host.trim_end_matches('/');
-    if !(host.starts_with("http://") || host.starts_with("https://")) {
-        bail!("--connect-host: '{host}' is not an http:// or https:// URL");
-    }
-    let http = reqwest::Client::builder()
-        .user_agent(concat!("connect-manager-cli/", env!("CARGO_PKG_VERSION")))
-        .timeout(std::time::Duration::from_secs(60))
-        .build()
-        .context("cannot set up the HTTP client")?;
+    let http = http_client("--connect-host", host)?;
     let response = http
         .get(format!("{host}/v1/vaults"))
         .bearer_auth(token)
@@ -122,7 +133,7 @@ async fn connect_vaults(host: &str, token: &str) -> anyhow::Result<Vec<ConnectVa
 /// Imports the vaults of the Connect server at `host` into the registry behind `client`.
 pub async fn import(
     client: &Client,
-    format: Format,
+    out: Output,
     host: &str,
     token: Option<String>,
 ) -> anyhow::Result<()> {
@@ -144,42 +155,20 @@ pub async fn import(
         failed: count(Action::Failed),
         vaults: outcomes,
     };
-    match format {
-        Format::Json => json(&report)?,
-        Format::HumanReadable => {
-            table(
-                &["ID", "Name", "Action", "Detail"],
-                report
-                    .vaults
-                    .iter()
-                    .map(|o| {
-                        let detail = match (&o.previous_name, &o.error) {
-                            (_, Some(e)) => e.clone(),
-                            (Some(old), None) => format!("was '{old}'"),
-                            (None, None) => String::new(),
-                        };
-                        vec![
-                            o.id.clone(),
-                            o.name.clone(),
-                            o.action.as_str().to_owned(),
-                            detail,
-                        ]
-                    })
-                    .collect(),
+    out.custom(&report, || {
+        print_table(&report.vaults);
+        if report.created + report.renamed == 0 && report.failed == 0 {
+            println!(
+                "Nothing changed: the registry already holds all {} vaults.",
+                report.unchanged
             );
-            if report.created + report.renamed == 0 && report.failed == 0 {
-                println!(
-                    "Nothing changed: the registry already holds all {} vaults.",
-                    report.unchanged
-                );
-            } else {
-                println!(
-                    "{} created, {} renamed, {} unchanged, {} failed.",
-                    report.created, report.renamed, report.unchanged, report.failed
-                );
-            }
+        } else {
+            println!(
+                "{} created, {} renamed, {} unchanged, {} failed.",
+                report.created, report.renamed, report.unchanged, report.failed
+            );
         }
-    }
+    })?;
     if report.failed > 0 {
         bail!(
             "{} of {} vaults could not be imported (see above)",

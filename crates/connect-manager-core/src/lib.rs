@@ -2,6 +2,7 @@
 //! rules of `SPEC.md` as plain functions and types. Nothing here does I/O.
 
 pub mod access;
+pub mod api;
 pub mod audit;
 pub mod credentials;
 pub mod duration;
@@ -16,7 +17,6 @@ pub mod scope;
 pub mod secret;
 pub mod timestamp;
 pub mod token;
-pub mod wire;
 
 pub use error::{Error, Result};
 pub use timestamp::Timestamp;

@@ -69,6 +69,14 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// How a secret setting shows in `Debug`: whether it is set, never its value.
+pub fn redacted(secret: &Option<String>) -> &'static str {
+    match secret {
+        Some(_) => "Some(<redacted>)",
+        None => "None",
+    }
+}
+
 /// The key that encrypts secrets at rest (signing keys), 256 bits.
 ///
 /// Given (`CONNECT_MANAGER_MASTER_KEY` or `_FILE`) or made on first start into the key file, as

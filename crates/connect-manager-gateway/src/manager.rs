@@ -5,9 +5,10 @@
 use std::path::Path;
 use std::time::Duration;
 
+use connect_manager_core::api::tokens::{IntrospectRequest, Introspection};
+use connect_manager_core::api::usage::UsageReport;
 use connect_manager_core::credentials::{self, CredentialsFile, CredentialsPayload};
 use connect_manager_core::token::Jwks;
-use connect_manager_core::wire::{IntrospectRequest, Introspection, UsageReport};
 
 /// How long connecting to the manager may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use connect_manager_core::Timestamp;
-use connect_manager_core::wire::{TokenUsage, UsageReport};
+use connect_manager_core::api::usage::{TokenUsage, UsageReport};
 
 use crate::manager::Manager;
 use crate::metrics::{Metrics, inc};

@@ -22,7 +22,7 @@ pub struct ApiError {
     pub retry_after: Option<u64>,
 }
 
-pub use connect_manager_core::wire::{ErrorBody, ErrorDetail};
+pub use connect_manager_core::api::error::{ErrorBody, ErrorDetail};
 
 /// Marks a response whose body is already the envelope.
 #[derive(Clone, Copy)]

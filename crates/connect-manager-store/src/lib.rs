@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use connect_manager_core::Timestamp;
+use connect_manager_core::api::usage::TokenUsage;
 use connect_manager_core::audit::{AuditAction, TargetType};
 use connect_manager_core::lookup::Found;
 use connect_manager_core::model::{
@@ -21,7 +22,6 @@ use connect_manager_core::page::{Page, PageRequest};
 use connect_manager_core::principal::Principal;
 use connect_manager_core::scope::TokenScope;
 use connect_manager_core::token::SealedKey;
-use connect_manager_core::wire::TokenUsage;
 use connect_manager_core::{Error, Result};
 
 mod availability;

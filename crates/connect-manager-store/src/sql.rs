@@ -8,6 +8,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use async_trait::async_trait;
+use connect_manager_core::api::usage::{LAST_USE_RESOLUTION_SECONDS, TokenUsage};
 use connect_manager_core::audit::{AuditAction, TargetType};
 use connect_manager_core::id::new_lower;
 use connect_manager_core::lookup::{Found, MAX_NAME_MATCHES};
@@ -22,7 +23,6 @@ use connect_manager_core::page::{Page, PageRequest};
 use connect_manager_core::principal::Principal;
 use connect_manager_core::secret::ct_eq;
 use connect_manager_core::token::SealedKey;
-use connect_manager_core::wire::{LAST_USE_RESOLUTION_SECONDS, TokenUsage};
 use connect_manager_core::{Error, Result, Timestamp};
 use sqlx::AssertSqlSafe;
 

@@ -2,10 +2,10 @@
 //! the store keeps the latest, to the minute, and only for that server's own tokens.
 
 use connect_manager_core::Timestamp;
+use connect_manager_core::api::usage::TokenUsage;
 use connect_manager_core::model::{Actor, VaultType};
 use connect_manager_core::secret::MasterKey;
 use connect_manager_core::token::generate_key;
-use connect_manager_core::wire::TokenUsage;
 use connect_manager_store::testing::{TestDb, name};
 use connect_manager_store::{AuditFilter, DynStore, NewServer, NewToken, backend_tests};
 

@@ -4,9 +4,12 @@
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
+mod admin;
+
+use admin::AdminCommand;
 use connect_manager_cli::{
-    AdminCommand, ClientArgs, ClientCommand, CredentialsCommand, GroupCommand, ServerCommand,
-    TokenCommand, UserCommand, VaultCommand,
+    ClientArgs, ClientCommand, CredentialsCommand, GroupCommand, ServerCommand, TokenCommand,
+    UserCommand, VaultCommand,
 };
 use connect_manager_server::ServeArgs;
 
@@ -81,17 +84,6 @@ enum Command {
     /// Print the OpenAPI description this build serves.
     #[command(hide = true)]
     Openapi,
-    /// Measure raw ES256 verifications per second (the baseline of scripts/bench): distinct
-    /// tokens signed with one P-256 key, verified round-robin on several threads.
-    #[command(hide = true)]
-    BenchEs256 {
-        #[arg(long, default_value_t = 10_000)]
-        tokens: usize,
-        #[arg(long, default_value_t = 2)]
-        threads: usize,
-        #[arg(long, default_value_t = 5.0)]
-        seconds: f64,
-    },
 }
 
 fn main() -> ExitCode {
@@ -116,9 +108,7 @@ fn main() -> ExitCode {
         Command::User(c) => client(c.client, ClientCommand::User(c.command)),
         Command::Serve(args) => runtime.block_on(serve(*args)),
         Command::Gateway(args) => runtime.block_on(gateway(*args)),
-        Command::Admin(command) => {
-            report(runtime.block_on(connect_manager_cli::run_admin(command)))
-        }
+        Command::Admin(command) => report(runtime.block_on(admin::run(command))),
         Command::Credentials(command) => report(connect_manager_cli::run_credentials(command)),
         Command::Completion { shell } => {
             clap_complete::generate(
@@ -130,11 +120,6 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Healthcheck { bind, path } => report(runtime.block_on(healthcheck(bind, &path))),
-        Command::BenchEs256 {
-            tokens,
-            threads,
-            seconds,
-        } => report(bench_es256(tokens, threads, seconds)),
         Command::Openapi => {
             print!("{}", connect_manager_server::openapi::generate_yaml());
             ExitCode::SUCCESS
@@ -172,54 +157,6 @@ async fn healthcheck(mut bind: std::net::SocketAddr, path: &str) -> anyhow::Resu
         "{path} answered {}",
         response.status()
     );
-    Ok(())
-}
-
-fn bench_es256(tokens: usize, threads: usize, seconds: f64) -> anyhow::Result<()> {
-    use connect_manager_core::token::{
-        Claims, KeySet, VaultScope, generate_key, random_token_value,
-    };
-    let master = connect_manager_core::secret::MasterKey::random();
-    let keys = KeySet::open(&master, &[generate_key(&master)])?;
-    let jwts: Vec<String> = (0..tokens.max(1))
-        .map(|_| {
-            keys.sign(&Claims {
-                iss: "https://bench".into(),
-                aud: vec![connect_manager_core::token::AUDIENCE.into()],
-                sub: connect_manager_core::id::new_upper(),
-                jti: connect_manager_core::id::new_lower(),
-                iat: 1_700_000_000,
-                exp: None,
-                account_uuid: connect_manager_core::id::new_upper(),
-                token: random_token_value(),
-                features: vec!["vaultaccess".into()],
-                vaults: vec![VaultScope {
-                    u: connect_manager_core::id::new_lower(),
-                    a: 1008,
-                }],
-            })
-        })
-        .collect::<Result<_, _>>()?;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs_f64(seconds);
-    let total: usize = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads.max(1))
-            .map(|t| {
-                let (keys, jwts) = (&keys, &jwts);
-                scope.spawn(move || {
-                    let mut n = 0;
-                    let mut i = t;
-                    while std::time::Instant::now() < deadline {
-                        assert!(keys.verify(&jwts[i % jwts.len()]).is_some());
-                        i += threads;
-                        n += 1;
-                    }
-                    n
-                })
-            })
-            .collect();
-        workers.into_iter().map(|w| w.join().unwrap_or(0)).sum()
-    });
-    println!("{:.0}", total as f64 / seconds);
     Ok(())
 }
 

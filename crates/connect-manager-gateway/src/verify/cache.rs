@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use connect_manager_core::access::PERMISSIONS;
-use connect_manager_core::wire::Introspection;
+use connect_manager_core::api::tokens::Introspection;
 
 use super::{Access, Refusal, Verifier};
 use crate::metrics::inc;

@@ -5,10 +5,10 @@
 use std::sync::atomic::{AtomicU16, AtomicU64};
 
 use connect_manager_core::access::VaultAcl;
+use connect_manager_core::api::tokens::Introspection;
 use connect_manager_core::credentials::CredentialsPayload;
 use connect_manager_core::secret::MasterKey;
 use connect_manager_core::token::{AUDIENCE, Claims, Jwks, generate_key, random_token_value};
-use connect_manager_core::wire::Introspection;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::cache::Slot;

@@ -2,41 +2,18 @@
 
 use axum::Json;
 use axum::extract::State;
+use connect_manager_core::api::audit::AuditParams;
 use connect_manager_core::audit::AuditEvent;
 use connect_manager_core::audit::{AuditAction, TargetType};
 use connect_manager_core::page::{Page, PageRequest};
 use connect_manager_core::principal::Permission;
 use connect_manager_core::{Error, Timestamp};
 use connect_manager_store::AuditFilter;
-use serde::Deserialize;
-use utoipa::IntoParams;
 
 use super::Errors;
 use crate::error::ApiResult;
 use crate::extract::{ApiQuery, Caller};
 use crate::state::AppState;
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct AuditParams {
-    /// Items per page, 1–1000 (default 100).
-    #[param(minimum = 1, maximum = 1000)]
-    pub limit: Option<u32>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-    /// Only this action (`server.create`, `vault.grant`, …).
-    pub action: Option<String>,
-    /// Only events of this actor (a user ID).
-    pub actor: Option<String>,
-    /// Only events about this target ID.
-    pub target: Option<String>,
-    /// Only events at or after this time (RFC 3339).
-    #[param(format = DateTime)]
-    pub since: Option<String>,
-    /// Only events before this time (RFC 3339).
-    #[param(format = DateTime)]
-    pub until: Option<String>,
-}
 
 fn time_param(name: &str, value: Option<&str>) -> ApiResult<Option<i64>> {
     value

@@ -3,25 +3,17 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use connect_manager_core::api::groups::CreateGroup;
 use connect_manager_core::audit::{AuditAction, TargetType};
 use connect_manager_core::model::{GrantScope, Group, GroupGrant};
 use connect_manager_core::name;
 use connect_manager_core::page::Page;
 use connect_manager_core::principal::Permission;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use super::{Errors, ListParams, resolve_group, resolve_user};
 use crate::error::ApiResult;
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller};
 use crate::state::AppState;
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateGroup {
-    #[schema(value_type = connect_manager_core::name::Name)]
-    pub name: String,
-}
 
 /// Create a group (owners).
 #[utoipa::path(post, path = "/v1/groups", tag = "groups", request_body = CreateGroup,

@@ -3,17 +3,10 @@
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use serde::Serialize;
-use utoipa::ToSchema;
+use connect_manager_core::api::health::Health;
 
 use crate::error::{ApiResult, ErrorBody};
 use crate::state::AppState;
-
-#[derive(Serialize, ToSchema)]
-pub struct Health {
-    /// "ok"
-    pub status: String,
-}
 
 /// Alive: the process answers.
 #[utoipa::path(get, path = "/healthz", tag = "health",

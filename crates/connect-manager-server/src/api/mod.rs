@@ -18,11 +18,9 @@ pub use resolve::{
 
 use axum::Json;
 use axum::http::{HeaderName, StatusCode, header};
-use connect_manager_core::page::PageRequest;
-use serde::Deserialize;
-use utoipa::{IntoParams, IntoResponses};
+use utoipa::IntoResponses;
 
-use crate::error::{ApiResult, ErrorBody};
+use crate::error::ErrorBody;
 
 /// The error responses every authenticated operation may give (E1).
 #[derive(IntoResponses)]
@@ -75,19 +73,5 @@ pub fn with_secret<T>(status: StatusCode, body: T) -> WithSecret<T> {
 /// The `Cache-Control` of a response carrying a secret.
 pub const NO_STORE: &str = "no-store";
 
-/// Paging of every list: newest first.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ListParams {
-    /// Items per page, 1–1000 (default 100).
-    #[param(minimum = 1, maximum = 1000)]
-    pub limit: Option<u32>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-}
-
-impl ListParams {
-    pub fn page(&self) -> ApiResult<PageRequest> {
-        Ok(PageRequest::parse(self.limit, self.cursor.as_deref())?)
-    }
-}
+/// The paging query of every list, defined in core with the other request types.
+pub use connect_manager_core::api::ListParams;

@@ -3,6 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use connect_manager_core::api::servers::{CreateServer, RenameServer, ServerWithCredentials};
 use connect_manager_core::audit::{AuditAction, TargetType};
 use connect_manager_core::credentials::{self, CredentialsFile, CredentialsPayload};
 use connect_manager_core::model::Server;
@@ -11,38 +12,11 @@ use connect_manager_core::principal::Permission;
 use connect_manager_core::secret::new_server_secret;
 use connect_manager_core::{Error, id, name};
 use connect_manager_store::NewServer;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use super::{Deleted, Errors, ListParams, WithSecret, resolve_server, resolve_vault, with_secret};
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller, ServerCaller};
 use crate::state::AppState;
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateServer {
-    #[schema(value_type = connect_manager_core::name::Name)]
-    pub name: String,
-    /// Vaults to grant at once, by ID or name (each must pass R5; all or nothing).
-    #[serde(default)]
-    pub vaults: Vec<String>,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RenameServer {
-    #[schema(value_type = connect_manager_core::name::Name)]
-    pub name: String,
-}
-
-/// A server with its credentials file: returned once, never stored.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct ServerWithCredentials {
-    pub server: Server,
-    /// The content of `1password-credentials.json`.
-    pub credentials: CredentialsFile,
-}
 
 /// A new secret, its verifier (argon2id, off the runtime) and the file that carries it.
 async fn issue_credentials(

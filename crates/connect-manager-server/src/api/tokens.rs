@@ -5,6 +5,10 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
+use connect_manager_core::api::tokens::{
+    CreateToken, CreatedToken, IntrospectRequest, Introspection, RenameToken, RetiredKeyView,
+    RotatedKey, ServerFilter, TokenParams, TokenVault,
+};
 use connect_manager_core::audit::{AuditAction, TargetType};
 use connect_manager_core::duration::parse_expires_in;
 use connect_manager_core::model::{Token, TokenRecord, VaultAccess, check_grantable};
@@ -12,77 +16,12 @@ use connect_manager_core::page::Page;
 use connect_manager_core::principal::Permission;
 use connect_manager_core::scope::TokenScope;
 use connect_manager_core::token::Jwks;
-pub use connect_manager_core::wire::{IntrospectRequest, Introspection};
 use connect_manager_core::{Timestamp, name};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
 
 use super::{Deleted, Errors, WithSecret, resolve_server, resolve_vault, with_secret};
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller, ServerCaller};
 use crate::state::AppState;
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TokenVault {
-    /// Vault ID or name; it must be granted to the server.
-    pub vault: String,
-    /// Omitted: the server's access (read and write).
-    pub access: Option<VaultAccess>,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateToken {
-    #[schema(value_type = connect_manager_core::name::Name)]
-    pub name: String,
-    /// At least one.
-    #[schema(min_items = 1)]
-    pub vaults: Vec<TokenVault>,
-    /// A sum of `<n>s|m|h|d|w` terms (`90m`, `1w2d`), more than zero and at most 10 years (R7);
-    /// omitted: the token does not expire. The pattern gives the shape; the total is checked
-    /// when the token is made.
-    #[schema(
-        pattern = r"^[\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*(?:[0-9]{1,12}[smhdw])+[\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
-    )]
-    pub expires_in: Option<String>,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RenameToken {
-    #[schema(value_type = connect_manager_core::name::Name)]
-    pub name: String,
-}
-
-/// A new token: the token object plus the JWT, shown this once.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct CreatedToken {
-    #[serde(flatten)]
-    pub token: Token,
-    /// The JWT. It is never stored and cannot be shown again.
-    #[serde(rename = "token")]
-    pub jwt: String,
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct TokenParams {
-    /// Only this server's tokens (ID or name; a deleted server by ID).
-    pub server: Option<String>,
-    /// Items per page, 1–1000 (default 100).
-    #[param(minimum = 1, maximum = 1000)]
-    pub limit: Option<u32>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ServerFilter {
-    /// The token's server (ID or name), to tell tokens of the same name apart.
-    pub server: Option<String>,
-}
 
 /// R1 for tokens: by ID or name among the tokens of servers the caller may manage, narrowed to
 /// one server with `?server=`. Names need not be unique: several matches are 409 `ambiguous`.
@@ -334,12 +273,6 @@ pub async fn jwks(State(state): State<AppState>) -> ApiResult<impl IntoResponse>
     ))
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct RotatedKey {
-    /// The new signing key's ID.
-    pub kid: String,
-}
-
 /// Make a new signing key (owners, T3). New tokens are signed with it at once on every replica;
 /// older keys stay published while they verify a live token.
 #[utoipa::path(post, path = "/v1/keys/rotate", tag = "connect tokens",
@@ -360,16 +293,6 @@ pub async fn rotate_key(
         .await?;
     let kid = state.keys.rotate(&state.store, &caller.actor).await?;
     Ok((StatusCode::CREATED, Json(RotatedKey { kid })))
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct RetiredKeyView {
-    /// The retired key's ID.
-    pub kid: String,
-    /// When it was retired.
-    pub retired_at: Timestamp,
-    /// Active tokens it had signed, revoked with it (0 if it was retired already).
-    pub tokens_revoked: u64,
 }
 
 /// Retire a signing key (owners, T3): it leaves the JWKS and the tokens it signed stop

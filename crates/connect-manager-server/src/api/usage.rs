@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use connect_manager_core::wire::{MAX_USAGE_BATCH, TokenUsage, UsageReport};
+use connect_manager_core::api::usage::{MAX_USAGE_BATCH, TokenUsage, UsageReport};
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ServerCaller};

@@ -3,35 +3,18 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use connect_manager_core::api::users::{CreateUser, CreatedApiKey};
 use connect_manager_core::audit::{AuditAction, TargetType};
 use connect_manager_core::model::{ApiKeyInfo, User};
 use connect_manager_core::name;
 use connect_manager_core::page::Page;
 use connect_manager_core::principal::Permission;
 use connect_manager_core::secret::{api_key_hash, new_api_key};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use super::{Errors, ListParams, WithSecret, resolve_user, with_secret};
 use crate::error::ApiResult;
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller};
 use crate::state::AppState;
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateUser {
-    #[schema(value_type = connect_manager_core::name::Name)]
-    pub name: String,
-    #[schema(value_type = connect_manager_core::name::Email)]
-    pub email: String,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct CreatedApiKey {
-    pub id: String,
-    /// The API key: shown this once, never again.
-    pub key: String,
-}
 
 /// Create a user (owners).
 #[utoipa::path(post, path = "/v1/users", tag = "users", request_body = CreateUser,

@@ -4,41 +4,17 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use connect_manager_core::api::vaults::{CreateVault, RenameVault};
 use connect_manager_core::audit::{AuditAction, TargetType};
-use connect_manager_core::model::{Vault, VaultType};
+use connect_manager_core::model::Vault;
 use connect_manager_core::page::Page;
 use connect_manager_core::principal::Permission;
 use connect_manager_core::{Error, id, name};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use super::{Errors, ListParams, resolve_vault};
 use crate::error::ApiResult;
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller};
 use crate::state::AppState;
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateVault {
-    #[schema(value_type = connect_manager_core::name::Name)]
-    pub name: String,
-    #[serde(rename = "type")]
-    pub vault_type: VaultType,
-    /// The vault's ID, when it must be a given one (G8: a Connect vault's real ID, so that the
-    /// registry and Connect name the vault alike). Omitted: a new ID. An ID a vault has or had
-    /// (deleted) is refused (409 `vault_id_taken`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(pattern = "^[0-9a-z]{26}$")]
-    pub id: Option<String>,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RenameVault {
-    /// The new name. A vault's type never changes.
-    #[schema(value_type = connect_manager_core::name::Name)]
-    pub name: String,
-}
 
 /// Add a vault to the registry (owners).
 #[utoipa::path(post, path = "/v1/vaults", tag = "vaults", request_body = CreateVault,

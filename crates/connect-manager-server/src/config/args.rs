@@ -1,6 +1,7 @@
 //! The flags and environment variables of `serve` and the `admin` commands, as clap reads them
 //! (SPEC "Running"). `Debug` shows no secret.
 
+use connect_manager_core::secret::redacted;
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
@@ -14,7 +15,7 @@ pub enum LogFormat {
 }
 
 /// Where the data lives: the database and the master key. `serve` and the `admin` commands
-/// read the same settings. `Debug` shows no secret (see [`redacted`]).
+/// read the same settings. `Debug` shows no secret (see `core::secret::redacted`).
 #[derive(Clone, Args)]
 pub struct StorageArgs {
     /// Directory for the SQLite database and the master key file (created if missing).
@@ -48,7 +49,7 @@ pub struct StorageArgs {
     pub connection: ConnectionArgs,
 }
 
-/// `connect-manager serve`'s settings. `Debug` shows no secret (see [`redacted`]).
+/// `connect-manager serve`'s settings. `Debug` shows no secret (see `core::secret::redacted`).
 #[derive(Clone, Args)]
 pub struct ServeArgs {
     /// Address to listen on.
@@ -99,14 +100,6 @@ pub struct ServeArgs {
         default_value = "x-forwarded-for"
     )]
     pub forwarded_header: crate::client::ForwardedHeader,
-}
-
-/// How a secret setting shows in `Debug`: whether it is set, never its value.
-pub fn redacted(secret: &Option<String>) -> &'static str {
-    match secret {
-        Some(_) => "Some(<redacted>)",
-        None => "None",
-    }
 }
 
 impl std::fmt::Debug for StorageArgs {

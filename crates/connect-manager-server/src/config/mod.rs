@@ -15,7 +15,8 @@ use std::path::{Path, PathBuf};
 use connect_manager_core::secret::MIN_BOOTSTRAP_KEY_CHARS;
 use connect_manager_store::ConnectionSettings;
 
-pub use args::{LogFormat, ServeArgs, StorageArgs, redacted};
+pub use args::{LogFormat, ServeArgs, StorageArgs};
+use connect_manager_core::secret::redacted;
 pub use database::{ConnectionArgs, SQLITE_FILE, resolve_database_url, with_password};
 
 /// A validated configuration.

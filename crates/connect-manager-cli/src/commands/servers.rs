@@ -1,0 +1,166 @@
+//! `server …` (`op connect server`): Connect servers and their credentials files.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+use connect_manager_core::api::servers::{CreateServer, RenameServer, ServerWithCredentials};
+use connect_manager_core::model::Server;
+use serde_json::Value;
+
+use super::{arg, args};
+use crate::client::{Client, enc};
+use crate::output::{Output, Render, time};
+
+#[derive(Debug, Subcommand)]
+pub enum ServerCommand {
+    /// Set up a Connect server and write its credentials file, 1password-credentials.json, in the
+    /// current directory.
+    Create {
+        /// The server's name.
+        name: String,
+        /// Vaults the server may reach, by name or ID, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        vaults: Vec<String>,
+        /// Overwrite an existing 1password-credentials.json without asking.
+        #[arg(short = 'f', long)]
+        force: bool,
+    },
+    /// Remove a Connect server: its tokens are revoked, its credentials stop working.
+    #[command(visible_aliases = ["remove", "rm"])]
+    Delete {
+        /// Servers by name or ID; `-` reads them from standard input, one per line.
+        #[arg(required = true)]
+        servers: Vec<String>,
+    },
+    /// Rename a Connect server.
+    Edit {
+        /// The server, by name or ID (`-`: standard input).
+        server: String,
+        /// The new name.
+        #[arg(long)]
+        name: String,
+    },
+    /// Get a Connect server's details.
+    Get {
+        /// The server, by name or ID (`-`: standard input).
+        server: String,
+    },
+    /// List the Connect servers you may manage.
+    #[command(visible_alias = "ls")]
+    List,
+}
+
+impl Render for Server {
+    const COLUMNS: &'static [&'static str] = &["ID", "Name", "State"];
+
+    fn row(&self) -> Vec<String> {
+        vec![
+            self.id.clone(),
+            self.name.clone(),
+            self.state.as_str().to_owned(),
+        ]
+    }
+
+    fn fields(&self) -> Vec<(&'static str, String)> {
+        let vaults: Vec<String> = self
+            .vaults
+            .iter()
+            .map(|v| format!("{} ({})", v.name, v.id))
+            .collect();
+        vec![
+            ("ID", self.id.clone()),
+            ("Name", self.name.clone()),
+            ("State", self.state.as_str().to_owned()),
+            ("Created", time(self.created_at)),
+            ("Updated", time(self.updated_at)),
+            ("Creator", self.creator_id.clone()),
+            ("Tokens version", self.tokens_version.to_string()),
+            ("Vaults", vaults.join(", ")),
+        ]
+    }
+}
+
+pub async fn run(client: &Client, out: Output, command: ServerCommand) -> anyhow::Result<()> {
+    match command {
+        ServerCommand::Create {
+            name,
+            vaults,
+            force,
+        } => {
+            let name = arg(name)?;
+            let path = PathBuf::from(CREDENTIALS_FILE);
+            may_write_credentials(&path, force)?;
+            let created: ServerWithCredentials = client
+                .post("/v1/connect/servers", &CreateServer { name, vaults })
+                .await?;
+            write_private(&path, &serde_json::to_string_pretty(&created.credentials)?)?;
+            let shown = std::fs::canonicalize(&path).unwrap_or(path);
+            out.custom(&created, || {
+                println!("Set up a Connect server.");
+                println!("UUID: {}", created.server.id);
+                println!("Credentials file: {}", shown.display());
+            })
+        }
+        ServerCommand::Delete { servers } => {
+            for s in args(servers)? {
+                let _: Value = client.delete(&server_path(&s)).await?;
+            }
+            Ok(())
+        }
+        ServerCommand::Edit { server, name } => {
+            let path = server_path(&arg(server)?);
+            let s: Server = client.patch(&path, &RenameServer { name }).await?;
+            out.changed(&s)
+        }
+        ServerCommand::Get { server } => {
+            let s: Server = client.get(&server_path(&arg(server)?)).await?;
+            out.show(&s)
+        }
+        ServerCommand::List => out.list(client.list_all::<Server>("/v1/connect/servers").await?),
+    }
+}
+
+fn server_path(server: &str) -> String {
+    format!("/v1/connect/servers/{}", enc(server))
+}
+
+const CREDENTIALS_FILE: &str = "1password-credentials.json";
+
+/// op asks before overwriting the credentials file; without a terminal to ask on, it refuses.
+fn may_write_credentials(path: &Path, force: bool) -> anyhow::Result<()> {
+    if force || !path.exists() {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!("{} already exists; pass -f to overwrite it", path.display());
+    }
+    eprint!(
+        "File {} already exists, overwrite it? [y/N] ",
+        path.display()
+    );
+    std::io::stderr().flush().ok();
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    if matches!(answer.trim(), "y" | "Y" | "yes" | "Yes") {
+        Ok(())
+    } else {
+        bail!("not overwriting {}; nothing was created", path.display())
+    }
+}
+
+fn write_private(path: &Path, content: &str) -> anyhow::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    #[cfg(unix)]
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    file.write_all(content.as_bytes())?;
+    file.sync_all()?;
+    Ok(())
+}

@@ -1,0 +1,181 @@
+//! `token …` (`op connect token`): a server's tokens. A new token's JWT is shown once.
+
+use clap::Subcommand;
+use connect_manager_core::api::tokens::{CreateToken, CreatedToken, RenameToken, TokenVault};
+use connect_manager_core::model::{Token, VaultAccess};
+
+use super::arg;
+use crate::client::{Client, enc};
+use crate::output::{Output, Render, time};
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Issue a token for a Connect server. Prints the token (a JWT): it is shown this once.
+    Create {
+        /// The token's name.
+        name: String,
+        /// The server, by name or ID.
+        #[arg(long)]
+        server: String,
+        /// A vault the token may reach: `vault` (the server's access), `vault,r` (read),
+        /// `vault,w` (write) or `vault,rw`. Repeat for more vaults.
+        #[arg(long = "vault", value_name = "VAULT[,r|,w|,rw]")]
+        vault: Vec<String>,
+        /// Vaults with the server's access, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        vaults: Vec<String>,
+        /// How long the token lives: a sum of <n>s, m, h, d or w (`90m`, `1w2d`). Default: it
+        /// does not expire.
+        #[arg(long)]
+        expires_in: Option<String>,
+    },
+    /// Revoke a token. It stays listed, REVOKED.
+    #[command(visible_aliases = ["remove", "rm"])]
+    Delete {
+        /// The token, by name or ID (`-`: standard input).
+        #[arg(value_name = "TOKEN")]
+        token_ref: String,
+        /// The token's server, to tell tokens of the same name apart.
+        #[arg(long)]
+        server: Option<String>,
+    },
+    /// Rename a token. Its vaults and expiry never change: issue a new token instead.
+    Edit {
+        /// The token, by name or ID (`-`: standard input).
+        #[arg(value_name = "TOKEN")]
+        token_ref: String,
+        /// The new name.
+        #[arg(long)]
+        name: String,
+        /// The token's server, to tell tokens of the same name apart.
+        #[arg(long)]
+        server: Option<String>,
+    },
+    /// List tokens, active and revoked, newest first.
+    #[command(visible_alias = "ls")]
+    List {
+        /// Only this server's tokens (a deleted server by its ID).
+        #[arg(long)]
+        server: Option<String>,
+    },
+}
+
+impl Render for Token {
+    const COLUMNS: &'static [&'static str] =
+        &["ID", "Name", "State", "Server", "Expires", "Last used"];
+
+    fn row(&self) -> Vec<String> {
+        let state = if self.expired {
+            format!("{} (expired)", self.state.as_str())
+        } else {
+            self.state.as_str().to_owned()
+        };
+        // When and from where it was last used (G7, accurate to a minute).
+        let last_used = match (self.last_used_at, &self.last_used_ip) {
+            (Some(at), Some(ip)) => format!("{} from {ip}", time(at)),
+            (at, _) => time(at),
+        };
+        vec![
+            self.id.clone(),
+            self.name.clone(),
+            state,
+            self.integration_id.clone(),
+            time(self.expires_at),
+            last_used,
+        ]
+    }
+}
+
+pub async fn run(client: &Client, out: Output, command: TokenCommand) -> anyhow::Result<()> {
+    match command {
+        TokenCommand::Create {
+            name,
+            server,
+            vault,
+            vaults,
+            expires_in,
+        } => {
+            let mut scope: Vec<TokenVault> = vault.iter().map(|v| parse_vault_access(v)).collect();
+            scope.extend(vaults.into_iter().map(|v| TokenVault {
+                vault: v,
+                access: None,
+            }));
+            let created: CreatedToken = client
+                .post(
+                    &format!("/v1/connect/servers/{}/tokens", enc(&server)),
+                    &CreateToken {
+                        name: arg(name)?,
+                        vaults: scope,
+                        expires_in,
+                    },
+                )
+                .await?;
+            out.custom(&created, || println!("{}", created.jwt))
+        }
+        TokenCommand::Delete { token_ref, server } => {
+            let path = token_path(&arg(token_ref)?, &server);
+            let t: Token = client.delete(&path).await?;
+            out.changed(&t)
+        }
+        TokenCommand::Edit {
+            token_ref,
+            name,
+            server,
+        } => {
+            let path = token_path(&arg(token_ref)?, &server);
+            let t: Token = client.patch(&path, &RenameToken { name }).await?;
+            out.changed(&t)
+        }
+        TokenCommand::List { server } => {
+            let path = format!("/v1/connect/tokens{}", server_query(&server));
+            out.list(client.list_all::<Token>(&path).await?)
+        }
+    }
+}
+
+/// `vault[,r|,w|,rw]`: the suffix after the last comma, when it is one of these, is the access.
+pub fn parse_vault_access(value: &str) -> TokenVault {
+    let (vault, access) = match value.rsplit_once(',') {
+        Some((v, "r")) => (v, Some(VaultAccess::Read)),
+        Some((v, "w")) => (v, Some(VaultAccess::Write)),
+        Some((v, "rw")) => (v, Some(VaultAccess::ReadWrite)),
+        _ => (value, None),
+    };
+    TokenVault {
+        vault: vault.to_owned(),
+        access,
+    }
+}
+
+fn token_path(token: &str, server: &Option<String>) -> String {
+    format!("/v1/connect/tokens/{}{}", enc(token), server_query(server))
+}
+
+fn server_query(server: &Option<String>) -> String {
+    server
+        .as_ref()
+        .map(|s| format!("?server={}", enc(s)))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vault_access_suffixes_follow_op() {
+        let v = parse_vault_access("prod,r");
+        assert_eq!(
+            (v.vault.as_str(), v.access),
+            ("prod", Some(VaultAccess::Read))
+        );
+        let v = parse_vault_access("prod,w");
+        assert_eq!(v.access, Some(VaultAccess::Write));
+        let v = parse_vault_access("prod,rw");
+        assert_eq!(v.access, Some(VaultAccess::ReadWrite));
+        let v = parse_vault_access("prod");
+        assert_eq!((v.vault.as_str(), v.access), ("prod", None));
+        let v = parse_vault_access("a,b vault");
+        assert_eq!((v.vault.as_str(), v.access), ("a,b vault", None));
+    }
+}
