@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 
 use connect_manager_core::Error;
 use connect_manager_store::postgres::PostgresStore;
+use connect_manager_store::prelude::*;
 use connect_manager_store::testing::TestDb;
-use connect_manager_store::{Change, ConnectionSettings, NewServer, Store};
+use connect_manager_store::{Change, ConnectionSettings, NewServer};
 use sqlx::Connection;
 
 mod support;

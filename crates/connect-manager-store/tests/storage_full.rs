@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 use connect_manager_core::Error;
 use connect_manager_core::model::{Actor, VaultType};
 use connect_manager_store::postgres::PostgresStore;
+use connect_manager_store::prelude::*;
 use connect_manager_store::sqlite::SqliteStore;
 use connect_manager_store::testing::TestDb;
-use connect_manager_store::{Backend, Store, backend_tests};
+use connect_manager_store::{Backend, backend_tests};
 
 fn actor() -> Actor {
     Actor {
