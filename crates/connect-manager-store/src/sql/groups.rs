@@ -16,8 +16,7 @@ use sqlx::AssertSqlSafe;
 use super::rows::{GROUP_COLS, GroupRow};
 use super::servers::lock_live_server;
 use super::{
-    Conn, ThisStore, Tx, audit, commit, matchable, name_match_limit, name_taken, placeholders,
-    require_changed,
+    Conn, ThisStore, Tx, audit, commit, find_rows, name_taken, page_rows, require_changed, rows_for,
 };
 use crate::sql_backend::SqlBackend;
 use crate::{DbResult, GroupStore};
@@ -26,36 +25,32 @@ use crate::{DbResult, GroupStore};
 async fn hydrate_groups(conn: &mut Conn, rows: Vec<GroupRow>) -> Result<Vec<Group>> {
     let mut members: HashMap<String, Vec<String>> = HashMap::new();
     let mut grants: HashMap<String, Vec<GroupGrant>> = HashMap::new();
-    if !rows.is_empty() {
-        let ids = placeholders(1, rows.len());
-        let sql = format!(
+    let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+    let member_rows: Vec<(String, String)> = rows_for(conn, &ids, |ids| {
+        format!(
             "SELECT group_id, user_id FROM group_members WHERE group_id IN ({ids}) \
              ORDER BY user_id"
-        );
-        let mut q = sqlx::query_as::<_, (String, String)>(AssertSqlSafe(sql));
-        for r in &rows {
-            q = q.bind(r.id.clone());
-        }
-        for (group_id, user_id) in q.fetch_all(&mut *conn).await.db()? {
-            members.entry(group_id).or_default().push(user_id);
-        }
-        let sql = format!(
+        )
+    })
+    .await?;
+    for (group_id, user_id) in member_rows {
+        members.entry(group_id).or_default().push(user_id);
+    }
+    let grant_rows: Vec<(String, String, String)> = rows_for(conn, &ids, |ids| {
+        format!(
             "SELECT group_id, role, '' FROM group_roles WHERE group_id IN ({ids}) \
              UNION ALL \
              SELECT group_id, 'SERVER', server_id FROM group_servers WHERE group_id IN ({ids})"
-        );
-        let mut q = sqlx::query_as::<_, (String, String, String)>(AssertSqlSafe(sql));
-        for r in &rows {
-            q = q.bind(r.id.clone());
-        }
-        for (group_id, scope, server_id) in q.fetch_all(&mut *conn).await.db()? {
-            let scope = GrantScope::parse(&scope)
-                .ok_or_else(|| Error::internal(format!("unknown grant scope {scope}")))?;
-            grants.entry(group_id).or_default().push(GroupGrant {
-                scope,
-                server_id: (scope == GrantScope::Server).then_some(server_id),
-            });
-        }
+        )
+    })
+    .await?;
+    for (group_id, scope, server_id) in grant_rows {
+        let scope = GrantScope::parse(&scope)
+            .ok_or_else(|| Error::internal(format!("unknown grant scope {scope}")))?;
+        grants.entry(group_id).or_default().push(GroupGrant {
+            scope,
+            server_id: (scope == GrantScope::Server).then_some(server_id),
+        });
     }
     Ok(rows
         .into_iter()
@@ -156,50 +151,25 @@ impl GroupStore for ThisStore {
     }
 
     async fn list_groups(&self, page: &PageRequest) -> Result<Page<Group>> {
-        let (at, id) = page.bounds();
         let mut conn = self.conn().await?;
-        let rows: Vec<GroupRow> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT {GROUP_COLS} FROM groups WHERE (created_at, id) < ($1, $2) \
-             ORDER BY created_at DESC, id DESC LIMIT $3"
-        )))
-        .bind(at)
-        .bind(id)
-        .bind(page.fetch())
-        .fetch_all(&mut *conn)
-        .await
-        .db()?;
-        let groups = hydrate_groups(&mut conn, rows).await?;
-        Ok(page.finish(groups))
+        let select = format!("SELECT {GROUP_COLS} FROM groups");
+        let rows = page_rows(&mut conn, &select, page).await?;
+        Ok(page.finish(hydrate_groups(&mut conn, rows).await?))
     }
 
     async fn find_groups(&self, reference: &str) -> Result<Found<Group>> {
-        if !matchable(reference) {
-            return Ok(Found::Names(Vec::new()));
-        }
         let mut conn = self.conn().await?;
-        let cols = format!("SELECT {GROUP_COLS} FROM groups");
-        let by_id: Option<GroupRow> =
-            sqlx::query_as(AssertSqlSafe(format!("{cols} WHERE id = $1")))
-                .bind(reference)
-                .fetch_optional(&mut *conn)
-                .await
-                .db()?;
-        if let Some(row) = by_id {
-            let mut groups = hydrate_groups(&mut conn, vec![row]).await?;
-            return groups
+        let select = format!("SELECT {GROUP_COLS} FROM groups");
+        let key = name_key(reference);
+        match find_rows(&mut conn, &select, reference, "name_key", key).await? {
+            Found::Id(row) => hydrate_groups(&mut conn, vec![row])
+                .await?
                 .pop()
                 .map(Found::Id)
-                .ok_or_else(|| Error::internal("a group vanished while it was read"));
+                .ok_or_else(|| Error::internal("a group vanished while it was read")),
+            Found::Names(rows) => Ok(Found::Names(hydrate_groups(&mut conn, rows).await?)),
+            Found::Hidden(id) => Ok(Found::Hidden(id)),
         }
-        let rows: Vec<GroupRow> = sqlx::query_as(AssertSqlSafe(format!(
-            "{cols} WHERE name_key = $1 ORDER BY created_at DESC, id DESC LIMIT $2"
-        )))
-        .bind(name_key(reference))
-        .bind(name_match_limit())
-        .fetch_all(&mut *conn)
-        .await
-        .db()?;
-        Ok(Found::Names(hydrate_groups(&mut conn, rows).await?))
     }
 
     async fn delete_group(&self, actor: &Actor, group_id: &str) -> Result<()> {

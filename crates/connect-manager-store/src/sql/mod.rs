@@ -23,9 +23,11 @@ mod vaults;
 use async_trait::async_trait;
 use connect_manager_core::audit::{AuditAction, TargetType};
 use connect_manager_core::id::new_lower;
-use connect_manager_core::lookup::MAX_NAME_MATCHES;
+use connect_manager_core::lookup::{Found, MAX_NAME_MATCHES};
 use connect_manager_core::model::{Actor, Outcome, audit_target};
+use connect_manager_core::page::PageRequest;
 use connect_manager_core::{Error, Result, Timestamp};
+use sqlx::AssertSqlSafe;
 
 use super::ThisStore;
 use crate::sql_backend::SqlBackend;
@@ -125,6 +127,73 @@ fn managed(column: &str) -> String {
         "($1 OR {column} IN (SELECT gs.server_id FROM group_servers gs \
          JOIN group_members m ON m.group_id = gs.group_id WHERE m.user_id = $2))"
     )
+}
+
+/// A row type the shared SQL reads (`rows.rs`).
+trait Row: for<'r> sqlx::FromRow<'r, <Db as sqlx::Database>::Row> + Send + Unpin {}
+impl<R: for<'r> sqlx::FromRow<'r, <Db as sqlx::Database>::Row> + Send + Unpin> Row for R {}
+
+/// One page of `select` (`SELECT <cols> FROM <table>`), newest first: the lists without a filter.
+async fn page_rows<R: Row>(conn: &mut Conn, select: &str, page: &PageRequest) -> Result<Vec<R>> {
+    let (at, id) = page.bounds();
+    sqlx::query_as(AssertSqlSafe(format!(
+        "{select} WHERE (created_at, id) < ($1, $2) ORDER BY created_at DESC, id DESC LIMIT $3"
+    )))
+    .bind(at)
+    .bind(id)
+    .bind(page.fetch())
+    .fetch_all(&mut *conn)
+    .await
+    .db()
+}
+
+/// R1 in SQL, for what every owner sees (vaults, groups, users; servers and tokens add A4):
+/// the row of `select` whose ID is `reference`, else those whose `key_column` equals `key`
+/// (newest first, at most [`name_match_limit`]).
+async fn find_rows<R: Row>(
+    conn: &mut Conn,
+    select: &str,
+    reference: &str,
+    key_column: &str,
+    key: String,
+) -> Result<Found<R>> {
+    if !matchable(reference) {
+        return Ok(Found::Names(Vec::new()));
+    }
+    let by_id: Option<R> = sqlx::query_as(AssertSqlSafe(format!("{select} WHERE id = $1")))
+        .bind(reference)
+        .fetch_optional(&mut *conn)
+        .await
+        .db()?;
+    if let Some(row) = by_id {
+        return Ok(Found::Id(row));
+    }
+    let rows = sqlx::query_as(AssertSqlSafe(format!(
+        "{select} WHERE {key_column} = $1 ORDER BY created_at DESC, id DESC LIMIT $2"
+    )))
+    .bind(key)
+    .bind(name_match_limit())
+    .fetch_all(&mut *conn)
+    .await
+    .db()?;
+    Ok(Found::Names(rows))
+}
+
+/// The rows `sql(ids)` reads, `ids` being the placeholders `$1, …` of `keys` (bound in order):
+/// what belongs to several rows (a server's vaults, a token's scope), in one round trip.
+async fn rows_for<R: Row>(
+    conn: &mut Conn,
+    keys: &[&str],
+    sql: impl FnOnce(&str) -> String,
+) -> Result<Vec<R>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut q = sqlx::query_as(AssertSqlSafe(sql(&placeholders(1, keys.len()))));
+    for key in keys {
+        q = q.bind(*key);
+    }
+    q.fetch_all(&mut *conn).await.db()
 }
 
 fn name_taken(kind: &str, name: &str) -> Error {

@@ -18,7 +18,7 @@ use super::rows::{SERVER_COLS, ServerRow};
 use super::vaults::load_grantable_vault;
 use super::{
     Conn, ThisStore, Tx, audit, commit, managed, matchable, name_match_limit, name_taken,
-    placeholders, require_changed,
+    require_changed, rows_for,
 };
 use crate::sql_backend::{NameTable, SqlBackend};
 use crate::{Change, DbResult, NewServer, ServerAccess, ServerCredentials, ServerStore};
@@ -26,24 +26,21 @@ use crate::{Change, DbResult, NewServer, ServerAccess, ServerCredentials, Server
 /// Loads the servers' vault grants and builds the servers, in the rows' order.
 async fn hydrate_servers(conn: &mut Conn, rows: Vec<ServerRow>) -> Result<Vec<Server>> {
     let mut vaults: HashMap<String, Vec<ServerVault>> = HashMap::new();
-    if !rows.is_empty() {
-        let sql = format!(
+    let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+    let grants: Vec<(String, String, String)> = rows_for(conn, &ids, |ids| {
+        format!(
             "SELECT sv.server_id, v.id, v.name FROM server_vaults sv \
              JOIN vaults v ON v.id = sv.vault_id \
-             WHERE sv.server_id IN ({}) ORDER BY v.name_key, v.id",
-            placeholders(1, rows.len())
-        );
-        let mut q = sqlx::query_as::<_, (String, String, String)>(AssertSqlSafe(sql));
-        for r in &rows {
-            q = q.bind(r.id.clone());
-        }
-        for (server_id, id, name) in q.fetch_all(&mut *conn).await.db()? {
-            vaults.entry(server_id).or_default().push(ServerVault {
-                id,
-                name,
-                access: VaultAccess::ReadWrite,
-            });
-        }
+             WHERE sv.server_id IN ({ids}) ORDER BY v.name_key, v.id"
+        )
+    })
+    .await?;
+    for (server_id, id, name) in grants {
+        vaults.entry(server_id).or_default().push(ServerVault {
+            id,
+            name,
+            access: VaultAccess::ReadWrite,
+        });
     }
     rows.into_iter()
         .map(|r| {

@@ -18,7 +18,7 @@ use super::rows::{TOKEN_COLS, TokenRow};
 use super::servers::load_live_server;
 use super::{
     Conn, ThisStore, audit, commit, managed, matchable, name_match_limit, placeholders,
-    require_changed,
+    require_changed, rows_for,
 };
 use crate::sql_backend::SqlBackend;
 use crate::{Change, DbResult, NewToken, TokenStore};
@@ -26,19 +26,16 @@ use crate::{Change, DbResult, NewToken, TokenStore};
 /// Loads the tokens' scopes and builds the records, in the rows' order.
 async fn hydrate_tokens(conn: &mut Conn, rows: Vec<TokenRow>) -> Result<Vec<TokenRecord>> {
     let mut scopes: HashMap<String, Vec<(String, i64)>> = HashMap::new();
-    if !rows.is_empty() {
-        let sql = format!(
-            "SELECT token_id, vault_id, access FROM token_vaults WHERE token_id IN ({}) \
-             ORDER BY vault_id",
-            placeholders(1, rows.len())
-        );
-        let mut q = sqlx::query_as::<_, (String, String, i64)>(AssertSqlSafe(sql));
-        for r in &rows {
-            q = q.bind(r.id.clone());
-        }
-        for (token_id, vault_id, access) in q.fetch_all(&mut *conn).await.db()? {
-            scopes.entry(token_id).or_default().push((vault_id, access));
-        }
+    let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+    let scope_rows: Vec<(String, String, i64)> = rows_for(conn, &ids, |ids| {
+        format!(
+            "SELECT token_id, vault_id, access FROM token_vaults WHERE token_id IN ({ids}) \
+             ORDER BY vault_id"
+        )
+    })
+    .await?;
+    for (token_id, vault_id, access) in scope_rows {
+        scopes.entry(token_id).or_default().push((vault_id, access));
     }
     rows.into_iter()
         .map(|r| {

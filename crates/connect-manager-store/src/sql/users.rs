@@ -8,11 +8,10 @@ use connect_manager_core::model::{Actor, ApiKeyInfo, User};
 use connect_manager_core::name::Name;
 use connect_manager_core::page::{Page, PageRequest};
 use connect_manager_core::{Error, Result, Timestamp};
-use sqlx::AssertSqlSafe;
 
 use super::groups::ensure_not_last_owner;
 use super::rows::{ApiKeyRow, USER_COLS, UserRow};
-use super::{ThisStore, audit, commit, matchable, name_match_limit, require_changed};
+use super::{ThisStore, audit, commit, find_rows, matchable, page_rows, require_changed};
 use crate::sql_backend::SqlBackend;
 use crate::{DbResult, UserStore};
 
@@ -50,44 +49,24 @@ impl UserStore for ThisStore {
     }
 
     async fn list_users(&self, page: &PageRequest) -> Result<Page<User>> {
-        let (at, id) = page.bounds();
-        let rows: Vec<UserRow> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT {USER_COLS} FROM users WHERE (created_at, id) < ($1, $2) \
-             ORDER BY created_at DESC, id DESC LIMIT $3"
-        )))
-        .bind(at)
-        .bind(id)
-        .bind(page.fetch())
-        .fetch_all(&mut *self.conn().await?)
-        .await
-        .db()?;
+        let select = format!("SELECT {USER_COLS} FROM users");
+        let rows: Vec<UserRow> = page_rows(&mut *self.conn().await?, &select, page).await?;
         Ok(page.finish(rows.into_iter().map(User::from).collect()))
     }
 
     async fn find_users(&self, reference: &str) -> Result<Found<User>> {
-        if !matchable(reference) {
-            return Ok(Found::Names(Vec::new()));
-        }
-        let mut conn = self.conn().await?;
-        let cols = format!("SELECT {USER_COLS} FROM users");
-        let by_id: Option<UserRow> = sqlx::query_as(AssertSqlSafe(format!("{cols} WHERE id = $1")))
-            .bind(reference)
-            .fetch_optional(&mut *conn)
-            .await
-            .db()?;
-        if let Some(row) = by_id {
-            return Ok(Found::Id(row.into()));
-        }
-        // Emails are unique: at most one.
-        let rows: Vec<UserRow> = sqlx::query_as(AssertSqlSafe(format!(
-            "{cols} WHERE email_key = $1 LIMIT $2"
-        )))
-        .bind(reference.trim().to_lowercase())
-        .bind(name_match_limit())
-        .fetch_all(&mut *conn)
-        .await
-        .db()?;
-        Ok(Found::Names(rows.into_iter().map(User::from).collect()))
+        let select = format!("SELECT {USER_COLS} FROM users");
+        // By email (unique: at most one), case-insensitively.
+        let key = reference.trim().to_lowercase();
+        let found: Found<UserRow> = find_rows(
+            &mut *self.conn().await?,
+            &select,
+            reference,
+            "email_key",
+            key,
+        )
+        .await?;
+        Ok(found.map(User::from))
     }
 
     async fn owners(&self) -> Result<Vec<User>> {

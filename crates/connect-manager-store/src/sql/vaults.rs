@@ -12,9 +12,7 @@ use connect_manager_core::{Error, Result, Timestamp};
 use sqlx::AssertSqlSafe;
 
 use super::rows::{VAULT_COLS, VaultRow};
-use super::{
-    Conn, ThisStore, audit, commit, matchable, name_match_limit, name_taken, require_changed,
-};
+use super::{Conn, ThisStore, audit, commit, find_rows, name_taken, page_rows, require_changed};
 use crate::sql_backend::{NameTable, SqlBackend};
 use crate::{Change, DbResult, VaultStore};
 
@@ -121,52 +119,35 @@ impl VaultStore for ThisStore {
     }
 
     async fn list_vaults(&self, page: &PageRequest) -> Result<Page<Vault>> {
-        let (at, id) = page.bounds();
-        let rows: Vec<VaultRow> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT {VAULT_COLS} FROM vaults WHERE (created_at, id) < ($1, $2) \
-             ORDER BY created_at DESC, id DESC LIMIT $3"
-        )))
-        .bind(at)
-        .bind(id)
-        .bind(page.fetch())
-        .fetch_all(&mut *self.conn().await?)
-        .await
-        .db()?;
+        let select = format!("SELECT {VAULT_COLS} FROM vaults");
+        let rows: Vec<VaultRow> = page_rows(&mut *self.conn().await?, &select, page).await?;
         let vaults = rows
             .into_iter()
             .map(VaultRow::into_vault)
-            .collect::<Result<Vec<_>>>()?;
+            .collect::<Result<_>>()?;
         Ok(page.finish(vaults))
     }
 
     async fn find_vaults(&self, reference: &str) -> Result<Found<Vault>> {
-        if !matchable(reference) {
-            return Ok(Found::Names(Vec::new()));
+        let select = format!("SELECT {VAULT_COLS} FROM vaults");
+        let key = name_key(reference);
+        match find_rows(
+            &mut *self.conn().await?,
+            &select,
+            reference,
+            "name_key",
+            key,
+        )
+        .await?
+        {
+            Found::Id(row) => Ok(Found::Id(VaultRow::into_vault(row)?)),
+            Found::Names(rows) => Ok(Found::Names(
+                rows.into_iter()
+                    .map(VaultRow::into_vault)
+                    .collect::<Result<_>>()?,
+            )),
+            Found::Hidden(id) => Ok(Found::Hidden(id)),
         }
-        let mut conn = self.conn().await?;
-        let cols = format!("SELECT {VAULT_COLS} FROM vaults");
-        let by_id: Option<VaultRow> =
-            sqlx::query_as(AssertSqlSafe(format!("{cols} WHERE id = $1")))
-                .bind(reference)
-                .fetch_optional(&mut *conn)
-                .await
-                .db()?;
-        if let Some(row) = by_id {
-            return Ok(Found::Id(row.into_vault()?));
-        }
-        let rows: Vec<VaultRow> = sqlx::query_as(AssertSqlSafe(format!(
-            "{cols} WHERE name_key = $1 ORDER BY created_at DESC, id DESC LIMIT $2"
-        )))
-        .bind(name_key(reference))
-        .bind(name_match_limit())
-        .fetch_all(&mut *conn)
-        .await
-        .db()?;
-        Ok(Found::Names(
-            rows.into_iter()
-                .map(VaultRow::into_vault)
-                .collect::<Result<_>>()?,
-        ))
     }
 
     async fn rename_vault(&self, actor: &Actor, vault_id: &str, name: &Name) -> Result<Vault> {
