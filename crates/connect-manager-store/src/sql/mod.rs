@@ -39,12 +39,19 @@ type Conn = <Db as sqlx::Database>::Connection;
 
 /// `$first, $first+1, …` for `n` values.
 ///
-/// What is formatted into SQL text in this folder, and nothing else: these `$n` placeholders (and
-/// the multi-row `VALUES ($1, $2, $3), …` lists built the same way from numbers); the `*_COLS`
-/// column lists of `rows.rs`; [`managed`]'s column name; the backend's `LOCK_*` row-lock clauses;
-/// and fixed SQL fragments chosen by a `match`. All are constants of this crate or numbers, so
-/// the text of a statement never depends on a value a caller passed: every value is bound to a
-/// placeholder. That is what makes each `AssertSqlSafe` here true.
+/// What is formatted into SQL text in this folder, and nothing else:
+/// - these `$n` placeholders, and the multi-row `VALUES ($1, $2, $3), …` lists built the same
+///   way from numbers (`create_token`, `record_token_usage`);
+/// - the `*_COLS` column lists of `rows.rs`, and the `SELECT <cols> FROM <table>` and column
+///   names passed to [`page_rows`], [`find_rows`] and [`rows_for`] (string literals at every
+///   call);
+/// - [`managed`]'s column name (a literal at every call);
+/// - the backend's `LOCK_*` row-lock clauses (constants of `SqlBackend`);
+/// - fixed SQL chosen by a `match` (`list_tokens`).
+///
+/// All are constants of this crate or numbers: the text of a statement never depends on a value
+/// a caller passed, and every value is bound to a placeholder. That is what makes each
+/// `AssertSqlSafe` here true.
 fn placeholders(first: usize, n: usize) -> String {
     (first..first + n)
         .map(|i| format!("${i}"))
