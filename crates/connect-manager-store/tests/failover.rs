@@ -19,12 +19,7 @@ mod support;
 use support::{Proxy, Recorder, actor, through};
 
 fn new_server(name: &str) -> NewServer {
-    NewServer {
-        id: connect_manager_core::id::new_upper(),
-        name: connect_manager_store::testing::name(name),
-        secret_verifier: "$argon2id$test".into(),
-        vault_ids: vec![],
-    }
+    connect_manager_store::testing::server_spec(name, &[])
 }
 
 /// A port on 127.0.0.1 where nothing listens.

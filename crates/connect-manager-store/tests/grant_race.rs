@@ -11,32 +11,16 @@
 use std::time::{Duration, Instant};
 
 use connect_manager_core::Error;
-use connect_manager_core::model::{Actor, GrantScope, GroupGrant, ServerState, VaultType};
+use connect_manager_core::model::{GrantScope, GroupGrant, ServerState, VaultType};
 use connect_manager_store::postgres::PostgresStore;
 use connect_manager_store::prelude::*;
-use connect_manager_store::testing::{TestDb, name};
-use connect_manager_store::{Backend, DynStore, NewServer, backend_tests};
+use connect_manager_store::testing::{TestDb, actor, name, server_spec};
+use connect_manager_store::{Backend, DynStore, backend_tests};
 use tokio::task::JoinHandle;
-
-fn actor() -> Actor {
-    Actor {
-        user_id: "UTESTACTOR0000000000000000".into(),
-        request_id: "req".into(),
-        client_ip: "127.0.0.1".into(),
-    }
-}
 
 async fn new_server(store: &dyn Store, name: &str) -> String {
     store
-        .create_server(
-            &actor(),
-            &NewServer {
-                id: connect_manager_core::id::new_upper(),
-                name: connect_manager_store::testing::name(name),
-                secret_verifier: "$argon2id$test".into(),
-                vault_ids: vec![],
-            },
-        )
+        .create_server(&actor(), &server_spec(name, &[]))
         .await
         .unwrap()
         .id

@@ -41,10 +41,7 @@ async fn r3_server_create_is_all_or_nothing(db: TestDb) {
         matches!(err, Error::NotFound { kind: "vault", .. }),
         "{err:?}"
     );
-    let all = Principal {
-        owner: true,
-        ..Default::default()
-    };
+    let all = everyone();
     assert!(
         store
             .list_servers(&all, &PageRequest::default())

@@ -1,14 +1,17 @@
 //! What the conformance tests share: the actor, a viewer, ways to make a server, a token, a
-//! signing key and a grantee, and a listener that records changes.
+//! signing key and a grantee; and, from `connect_manager_store::testing`, the actor and a listener
+//! that records changes.
 
 use connect_manager_core::Error;
 use connect_manager_core::Timestamp;
-use connect_manager_core::model::{Actor, GrantScope, GroupGrant};
+use connect_manager_core::model::{GrantScope, GroupGrant};
 use connect_manager_core::page::PageRequest;
 use connect_manager_core::principal::Principal;
 use connect_manager_core::secret::MasterKey;
 use connect_manager_core::token::generate_key;
-use connect_manager_store::{AuditFilter, Change, ChangeListener, DynStore, NewServer, NewToken};
+use connect_manager_store::testing::server_spec;
+pub(crate) use connect_manager_store::testing::{Recorder, actor};
+use connect_manager_store::{AuditFilter, DynStore, NewToken};
 
 /// A viewer who may manage every server.
 pub(crate) fn everyone() -> Principal {
@@ -18,29 +21,13 @@ pub(crate) fn everyone() -> Principal {
     }
 }
 
-pub(crate) fn actor() -> Actor {
-    Actor {
-        user_id: "UTESTACTOR0000000000000000".into(),
-        request_id: "req".into(),
-        client_ip: "127.0.0.1".into(),
-    }
-}
-
 pub(crate) async fn new_server(
     store: &DynStore,
     name: &str,
     vaults: &[&str],
 ) -> Result<connect_manager_core::model::Server, Error> {
     store
-        .create_server(
-            &actor(),
-            &NewServer {
-                id: connect_manager_core::id::new_upper(),
-                name: connect_manager_store::testing::name(name),
-                secret_verifier: "$argon2id$test".into(),
-                vault_ids: vaults.iter().map(|v| v.to_string()).collect(),
-            },
-        )
+        .create_server(&actor(), &server_spec(name, vaults))
         .await
 }
 
@@ -57,38 +44,6 @@ pub(crate) async fn audit_count(store: &DynStore) -> usize {
         .unwrap()
         .items
         .len()
-}
-
-#[derive(Default)]
-pub(crate) struct Recorder(std::sync::Mutex<Vec<Change>>);
-
-impl ChangeListener for Recorder {
-    fn changed(&self, change: &Change) {
-        self.0.lock().unwrap().push(change.clone());
-    }
-}
-
-impl Recorder {
-    pub(crate) fn take(&self) -> Vec<Change> {
-        std::mem::take(&mut self.0.lock().unwrap())
-    }
-
-    /// `change` was announced before the changing call returned. (On PostgreSQL this process
-    /// also hears its own NOTIFY a moment later; a repeat is harmless and allowed.)
-    #[track_caller]
-    pub(crate) fn expect(&self, change: Change) {
-        let got = self.take();
-        assert!(
-            !got.is_empty() && got.iter().all(|c| *c == change),
-            "{got:?} != {change:?}"
-        );
-    }
-
-    /// Waits out late repeats, then forgets them.
-    pub(crate) async fn settle(&self) {
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        self.take();
-    }
 }
 
 pub(crate) fn new_token(

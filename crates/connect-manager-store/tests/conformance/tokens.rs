@@ -43,10 +43,7 @@ async fn r7_tokens_need_granted_vaults_on_a_live_server(db: TestDb) {
     // A token with no vault cannot reach the store: `NewToken` holds a `TokenScope`, which is
     // never empty (core's `r7_a_scope_needs_at_least_one_vault`).
     assert_eq!(audit_count(&store).await, before);
-    let all = Principal {
-        owner: true,
-        ..Default::default()
-    };
+    let all = everyone();
     assert!(
         store
             .list_tokens(&all, None, &PageRequest::default())
@@ -153,10 +150,7 @@ async fn r4_server_delete_revokes_every_token(db: TestDb) {
     // It tells how many tokens it revoked (tokens_revoked_total): not the one already revoked.
     assert_eq!(store.delete_server(&actor(), &s.id).await.unwrap(), 2);
     recorder.expect(Change::Server(s.id.clone()));
-    let all = Principal {
-        owner: true,
-        ..Default::default()
-    };
+    let all = everyone();
     assert!(
         store
             .list_tokens(&all, None, &PageRequest::default())
@@ -198,10 +192,7 @@ async fn r10_token_lists_show_what_the_viewer_manages(db: TestDb) {
         );
     }
     made.reverse();
-    let all = Principal {
-        owner: true,
-        ..Default::default()
-    };
+    let all = everyone();
     let page = store
         .list_tokens(&all, None, &PageRequest::default())
         .await
