@@ -4,7 +4,6 @@ use connect_manager_core::Error;
 use connect_manager_core::lookup::Found;
 use connect_manager_core::model::{GrantScope, GroupGrant, ServerState, VaultType};
 use connect_manager_core::page::PageRequest;
-use connect_manager_core::principal::Principal;
 use connect_manager_store::backend_tests;
 use connect_manager_store::testing::{TestDb, name};
 
