@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use connect_manager_core::audit::{AuditAction, TargetType};
 use connect_manager_core::id::new_lower;
 use connect_manager_core::lookup::Found;
 use connect_manager_core::model::{Actor, GrantScope, Group, GroupGrant};
@@ -16,7 +15,7 @@ use sqlx::AssertSqlSafe;
 use super::rows::{GROUP_COLS, GroupRow};
 use super::servers::lock_live_server;
 use super::{
-    Conn, ThisStore, Tx, audit, commit, find_rows, name_taken, page_rows, require_changed, rows_for,
+    Conn, ThisStore, Tx, commit, find_rows, name_taken, page_rows, require_changed, rows_for,
 };
 use crate::sql_backend::SqlBackend;
 use crate::{DbResult, GroupStore};
@@ -138,14 +137,7 @@ impl GroupStore for ThisStore {
             .execute(&mut *tx)
             .await
             .unique(|| name_taken("group", name))?;
-        audit(
-            &mut tx,
-            actor,
-            AuditAction::GroupCreate,
-            TargetType::Group,
-            &g.id,
-        )
-        .await?;
+        audit!(tx, actor, GroupCreate, Group, &g.id).await?;
         commit(tx).await?;
         Ok(g)
     }
@@ -187,14 +179,7 @@ impl GroupStore for ThisStore {
             .db()?
             .rows_affected();
         require_changed(deleted, "group", group_id)?;
-        audit(
-            &mut tx,
-            actor,
-            AuditAction::GroupDelete,
-            TargetType::Group,
-            group_id,
-        )
-        .await?;
+        audit!(tx, actor, GroupDelete, Group, group_id).await?;
         commit(tx).await
     }
 
@@ -221,14 +206,7 @@ impl GroupStore for ThisStore {
         .rows_affected();
         if added > 0 {
             let target = format!("{group_id}/{user_id}");
-            audit(
-                &mut tx,
-                actor,
-                AuditAction::GroupMemberAdd,
-                TargetType::GroupMember,
-                &target,
-            )
-            .await?;
+            audit!(tx, actor, GroupMemberAdd, GroupMember, &target).await?;
         }
         let g = load_group(&mut tx, group_id).await?;
         commit(tx).await?;
@@ -253,14 +231,7 @@ impl GroupStore for ThisStore {
             return Err(Error::not_found("member", user_id));
         }
         let target = format!("{group_id}/{user_id}");
-        audit(
-            &mut tx,
-            actor,
-            AuditAction::GroupMemberRemove,
-            TargetType::GroupMember,
-            &target,
-        )
-        .await?;
+        audit!(tx, actor, GroupMemberRemove, GroupMember, &target).await?;
         let g = load_group(&mut tx, group_id).await?;
         commit(tx).await?;
         Ok(g)
@@ -307,14 +278,7 @@ impl GroupStore for ThisStore {
         .rows_affected();
         if added > 0 {
             let target = grant_target(group_id, grant);
-            audit(
-                &mut tx,
-                actor,
-                AuditAction::GroupGrant,
-                TargetType::GroupGrant,
-                &target,
-            )
-            .await?;
+            audit!(tx, actor, GroupGrant, GroupGrant, &target).await?;
         }
         let g = load_group(&mut tx, group_id).await?;
         commit(tx).await?;
@@ -349,14 +313,7 @@ impl GroupStore for ThisStore {
         .rows_affected();
         require_changed(removed, "grant", grant_target(group_id, grant))?;
         let target = grant_target(group_id, grant);
-        audit(
-            &mut tx,
-            actor,
-            AuditAction::GroupRevoke,
-            TargetType::GroupGrant,
-            &target,
-        )
-        .await?;
+        audit!(tx, actor, GroupRevoke, GroupGrant, &target).await?;
         let g = load_group(&mut tx, group_id).await?;
         commit(tx).await?;
         Ok(g)

@@ -2,7 +2,6 @@
 //! to, the signing keys (T3) and the master key's check value.
 
 use async_trait::async_trait;
-use connect_manager_core::audit::{AuditAction, TargetType};
 use connect_manager_core::id::new_lower;
 use connect_manager_core::model::{Actor, User};
 use connect_manager_core::name::{Name, name_key};
@@ -13,7 +12,7 @@ use connect_manager_core::{Error, Result, Timestamp};
 use sqlx::AssertSqlSafe;
 
 use super::rows::{KEY_COLS, KeyRow};
-use super::{ThisStore, audit, commit};
+use super::{ThisStore, commit};
 use crate::sql_backend::SqlBackend;
 use crate::{Bootstrap, Change, DbResult, InstallStore, Reseal, RetiredKey};
 
@@ -110,22 +109,8 @@ impl InstallStore for ThisStore {
         .await
         .db()?;
         let actor = Actor::system("bootstrap");
-        audit(
-            &mut tx,
-            &actor,
-            AuditAction::UserCreate,
-            TargetType::User,
-            &owner.id,
-        )
-        .await?;
-        audit(
-            &mut tx,
-            &actor,
-            AuditAction::ApiKeyCreate,
-            TargetType::ApiKey,
-            &key_id,
-        )
-        .await?;
+        audit!(tx, &actor, UserCreate, User, &owner.id).await?;
+        audit!(tx, &actor, ApiKeyCreate, ApiKey, &key_id).await?;
         commit(tx).await?;
         Ok(Bootstrap::Created(owner))
     }
@@ -210,14 +195,7 @@ impl InstallStore for ThisStore {
         .execute(&mut *tx)
         .await
         .db()?;
-        audit(
-            &mut tx,
-            actor,
-            AuditAction::SigningKeyCreate,
-            TargetType::SigningKey,
-            &key.kid,
-        )
-        .await?;
+        audit!(tx, actor, SigningKeyCreate, SigningKey, &key.kid).await?;
         self.commit_announcing(tx, Change::Keys).await
     }
 
@@ -276,14 +254,7 @@ impl InstallStore for ThisStore {
         .await
         .db()?
         .rows_affected();
-        audit(
-            &mut tx,
-            actor,
-            AuditAction::SigningKeyRetire,
-            TargetType::SigningKey,
-            kid,
-        )
-        .await?;
+        audit!(tx, actor, SigningKeyRetire, SigningKey, kid).await?;
         // Keys: the ring drops the key and its verified signatures, the access cache the token
         // records (revoked here).
         self.commit_announcing(tx, Change::Keys).await?;
@@ -361,12 +332,13 @@ impl InstallStore for ThisStore {
             .db()?;
         }
         if expected.is_some() {
-            audit(
-                &mut tx,
-                &Actor::system("start"),
-                AuditAction::MasterKeyUpgrade,
-                TargetType::Installation,
-                "master_key_check",
+            let start = Actor::system("start");
+            audit!(
+                tx,
+                &start,
+                MasterKeyUpgrade,
+                Installation,
+                "master_key_check"
             )
             .await?;
         }

@@ -11,6 +11,21 @@
 //! Placeholders are `$n` (both databases accept them), timestamps are `BIGINT` microseconds, and
 //! every change runs in one transaction with its audit event (A5).
 
+/// A successful change's audit event (A5), in the change's transaction: `audit!(tx, actor,
+/// UserCreate, User, &id)` is [`audit`]`(&mut tx, actor, AuditAction::UserCreate,
+/// TargetType::User, &id)`, a future to await. One short line at each of the changes.
+macro_rules! audit {
+    ($tx:ident, $actor:expr, $action:ident, $target_type:ident, $target_id:expr) => {
+        super::audit(
+            &mut $tx,
+            $actor,
+            connect_manager_core::audit::AuditAction::$action,
+            connect_manager_core::audit::TargetType::$target_type,
+            $target_id,
+        )
+    };
+}
+
 mod audit;
 mod groups;
 mod install;

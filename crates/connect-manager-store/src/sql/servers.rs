@@ -5,7 +5,6 @@
 use std::collections::{BTreeSet, HashMap};
 
 use async_trait::async_trait;
-use connect_manager_core::audit::{AuditAction, TargetType};
 use connect_manager_core::lookup::Found;
 use connect_manager_core::model::{Actor, Server, ServerState, ServerVault, VaultAccess};
 use connect_manager_core::name::{Name, name_key};
@@ -17,8 +16,8 @@ use sqlx::AssertSqlSafe;
 use super::rows::{SERVER_COLS, ServerRow};
 use super::vaults::load_grantable_vault;
 use super::{
-    Conn, ThisStore, Tx, audit, commit, managed, matchable, name_match_limit, name_taken,
-    require_changed, rows_for,
+    Conn, ThisStore, Tx, commit, managed, matchable, name_match_limit, name_taken, require_changed,
+    rows_for,
 };
 use crate::sql_backend::{NameTable, SqlBackend};
 use crate::{Change, DbResult, NewServer, ServerAccess, ServerCredentials, ServerStore};
@@ -146,14 +145,7 @@ impl ServerStore for ThisStore {
             .await
             .db()?;
         }
-        audit(
-            &mut tx,
-            actor,
-            AuditAction::ServerCreate,
-            TargetType::Server,
-            &new.id,
-        )
-        .await?;
+        audit!(tx, actor, ServerCreate, Server, &new.id).await?;
         let s = load_live_server(&mut tx, &new.id).await?;
         commit(tx).await?;
         Ok(s)
@@ -270,14 +262,7 @@ impl ServerStore for ThisStore {
         .unique(|| name_taken("server", name))?
         .rows_affected();
         require_changed(updated, "server", server_id)?;
-        audit(
-            &mut tx,
-            actor,
-            AuditAction::ServerRename,
-            TargetType::Server,
-            server_id,
-        )
-        .await?;
+        audit!(tx, actor, ServerRename, Server, server_id).await?;
         let s = load_live_server(&mut tx, server_id).await?;
         commit(tx).await?;
         Ok(s)
@@ -317,14 +302,7 @@ impl ServerStore for ThisStore {
         .await
         .db()?
         .rows_affected();
-        audit(
-            &mut tx,
-            actor,
-            AuditAction::ServerDelete,
-            TargetType::Server,
-            server_id,
-        )
-        .await?;
+        audit!(tx, actor, ServerDelete, Server, server_id).await?;
         self.commit_announcing(tx, Change::Server(server_id.to_owned()))
             .await?;
         Ok(revoked)
@@ -349,14 +327,7 @@ impl ServerStore for ThisStore {
         .db()?
         .rows_affected();
         require_changed(updated, "server", server_id)?;
-        audit(
-            &mut tx,
-            actor,
-            AuditAction::ServerCredentialsRotate,
-            TargetType::Server,
-            server_id,
-        )
-        .await?;
+        audit!(tx, actor, ServerCredentialsRotate, Server, server_id).await?;
         let s = load_live_server(&mut tx, server_id).await?;
         self.commit_announcing(tx, Change::Server(server_id.to_owned()))
             .await?;
@@ -389,14 +360,7 @@ impl ServerStore for ThisStore {
                 .await
                 .db()?;
             let target = format!("{server_id}/{vault_id}");
-            audit(
-                &mut tx,
-                actor,
-                AuditAction::VaultGrant,
-                TargetType::ServerVault,
-                &target,
-            )
-            .await?;
+            audit!(tx, actor, VaultGrant, ServerVault, &target).await?;
         }
         let s = load_live_server(&mut tx, server_id).await?;
         self.commit_announcing(tx, Change::Server(server_id.to_owned()))
@@ -430,14 +394,7 @@ impl ServerStore for ThisStore {
             .await
             .db()?;
         let target = format!("{server_id}/{vault_id}");
-        audit(
-            &mut tx,
-            actor,
-            AuditAction::VaultRevoke,
-            TargetType::ServerVault,
-            &target,
-        )
-        .await?;
+        audit!(tx, actor, VaultRevoke, ServerVault, &target).await?;
         let s = load_live_server(&mut tx, server_id).await?;
         self.commit_announcing(tx, Change::Server(server_id.to_owned()))
             .await?;

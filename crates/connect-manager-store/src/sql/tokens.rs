@@ -4,7 +4,6 @@
 use std::collections::{BTreeSet, HashMap};
 
 use async_trait::async_trait;
-use connect_manager_core::audit::{AuditAction, TargetType};
 use connect_manager_core::lookup::Found;
 use connect_manager_core::model::{Actor, TokenRecord, TokenState};
 use connect_manager_core::name::{Name, name_key};
@@ -17,8 +16,8 @@ use sqlx::AssertSqlSafe;
 use super::rows::{TOKEN_COLS, TokenRow};
 use super::servers::load_live_server;
 use super::{
-    Conn, ThisStore, audit, commit, managed, matchable, name_match_limit, placeholders,
-    require_changed, rows_for,
+    Conn, ThisStore, commit, managed, matchable, name_match_limit, placeholders, require_changed,
+    rows_for,
 };
 use crate::sql_backend::SqlBackend;
 use crate::{Change, DbResult, NewToken, TokenStore};
@@ -123,14 +122,7 @@ impl TokenStore for ThisStore {
             q = q.bind(vault_id.to_owned()).bind(access);
         }
         q.execute(&mut *tx).await.db()?;
-        audit(
-            &mut tx,
-            actor,
-            AuditAction::TokenCreate,
-            TargetType::Token,
-            &new.id,
-        )
-        .await?;
+        audit!(tx, actor, TokenCreate, Token, &new.id).await?;
         commit(tx).await?;
         let vaults = new.vaults.to_vec();
         Ok(TokenRecord {
@@ -287,14 +279,7 @@ impl TokenStore for ThisStore {
             .db()?
             .rows_affected();
         require_changed(updated, "token", token_id)?;
-        audit(
-            &mut tx,
-            actor,
-            AuditAction::TokenRename,
-            TargetType::Token,
-            token_id,
-        )
-        .await?;
+        audit!(tx, actor, TokenRename, Token, token_id).await?;
         let t = load_token(&mut tx, token_id)
             .await?
             .ok_or_else(|| Error::not_found("token", token_id))?;
@@ -322,14 +307,7 @@ impl TokenStore for ThisStore {
             commit(tx).await?;
             return Ok(t);
         }
-        audit(
-            &mut tx,
-            actor,
-            AuditAction::TokenRevoke,
-            TargetType::Token,
-            token_id,
-        )
-        .await?;
+        audit!(tx, actor, TokenRevoke, Token, token_id).await?;
         self.commit_announcing(tx, Change::Token(token_id.to_owned()))
             .await?;
         Ok(t)

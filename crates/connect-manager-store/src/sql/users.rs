@@ -1,7 +1,6 @@
 //! Users and their API keys ([`UserStore`]): owners manage them; the last owner stays (A2).
 
 use async_trait::async_trait;
-use connect_manager_core::audit::{AuditAction, TargetType};
 use connect_manager_core::id::new_lower;
 use connect_manager_core::lookup::Found;
 use connect_manager_core::model::{Actor, ApiKeyInfo, User};
@@ -11,7 +10,7 @@ use connect_manager_core::{Error, Result, Timestamp};
 
 use super::groups::ensure_not_last_owner;
 use super::rows::{ApiKeyRow, USER_COLS, UserRow};
-use super::{ThisStore, audit, commit, find_rows, matchable, page_rows, require_changed};
+use super::{ThisStore, commit, find_rows, matchable, page_rows, require_changed};
 use crate::sql_backend::SqlBackend;
 use crate::{DbResult, UserStore};
 
@@ -36,14 +35,7 @@ impl UserStore for ThisStore {
         .execute(&mut *tx)
         .await
         .unique(|| Error::conflict("email_taken", format!("a user with email '{email}' exists")))?;
-        audit(
-            &mut tx,
-            actor,
-            AuditAction::UserCreate,
-            TargetType::User,
-            &u.id,
-        )
-        .await?;
+        audit!(tx, actor, UserCreate, User, &u.id).await?;
         commit(tx).await?;
         Ok(u)
     }
@@ -92,14 +84,7 @@ impl UserStore for ThisStore {
             .db()?
             .rows_affected();
         require_changed(deleted, "user", user_id)?;
-        audit(
-            &mut tx,
-            actor,
-            AuditAction::UserDelete,
-            TargetType::User,
-            user_id,
-        )
-        .await?;
+        audit!(tx, actor, UserDelete, User, user_id).await?;
         commit(tx).await
     }
 
@@ -128,14 +113,7 @@ impl UserStore for ThisStore {
         .db()?
         .rows_affected();
         require_changed(inserted, "user", user_id)?;
-        audit(
-            &mut tx,
-            actor,
-            AuditAction::ApiKeyCreate,
-            TargetType::ApiKey,
-            &info.id,
-        )
-        .await?;
+        audit!(tx, actor, ApiKeyCreate, ApiKey, &info.id).await?;
         commit(tx).await?;
         Ok(info)
     }
@@ -170,14 +148,7 @@ impl UserStore for ThisStore {
             .db()?
             .rows_affected();
         require_changed(deleted, "api key", key_id)?;
-        audit(
-            &mut tx,
-            actor,
-            AuditAction::ApiKeyDelete,
-            TargetType::ApiKey,
-            key_id,
-        )
-        .await?;
+        audit!(tx, actor, ApiKeyDelete, ApiKey, key_id).await?;
         commit(tx).await
     }
 }

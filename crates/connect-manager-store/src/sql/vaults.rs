@@ -2,7 +2,6 @@
 //! ([`load_grantable_vault`]).
 
 use async_trait::async_trait;
-use connect_manager_core::audit::{AuditAction, TargetType};
 use connect_manager_core::id::new_lower;
 use connect_manager_core::lookup::Found;
 use connect_manager_core::model::{Actor, Vault, VaultType, check_grantable};
@@ -12,7 +11,7 @@ use connect_manager_core::{Error, Result, Timestamp};
 use sqlx::AssertSqlSafe;
 
 use super::rows::{VAULT_COLS, VaultRow};
-use super::{Conn, ThisStore, audit, commit, find_rows, name_taken, page_rows, require_changed};
+use super::{Conn, ThisStore, commit, find_rows, name_taken, page_rows, require_changed};
 use crate::sql_backend::{NameTable, SqlBackend};
 use crate::{Change, DbResult, VaultStore};
 
@@ -83,14 +82,7 @@ impl ThisStore {
         .execute(&mut *tx)
         .await
         .unique(|| name_taken("vault", name))?;
-        audit(
-            &mut tx,
-            actor,
-            AuditAction::VaultCreate,
-            TargetType::Vault,
-            &v.id,
-        )
-        .await?;
+        audit!(tx, actor, VaultCreate, Vault, &v.id).await?;
         commit(tx).await?;
         Ok(v)
     }
@@ -162,14 +154,7 @@ impl VaultStore for ThisStore {
             .unique(|| name_taken("vault", name))?
             .rows_affected();
         require_changed(updated, "vault", vault_id)?;
-        audit(
-            &mut tx,
-            actor,
-            AuditAction::VaultRename,
-            TargetType::Vault,
-            vault_id,
-        )
-        .await?;
+        audit!(tx, actor, VaultRename, Vault, vault_id).await?;
         let v = load_vault(&mut tx, vault_id, "").await?;
         commit(tx).await?;
         Ok(v)
@@ -202,14 +187,7 @@ impl VaultStore for ThisStore {
             .execute(&mut *tx)
             .await
             .db()?;
-        audit(
-            &mut tx,
-            actor,
-            AuditAction::VaultDelete,
-            TargetType::Vault,
-            vault_id,
-        )
-        .await?;
+        audit!(tx, actor, VaultDelete, Vault, vault_id).await?;
         self.commit_announcing(tx, Change::All).await
     }
 }
