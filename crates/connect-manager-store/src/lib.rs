@@ -36,7 +36,7 @@ pub mod testing;
 mod types;
 
 pub use change::{CHANGE_CHANNEL, Change, ChangeListener, Listeners};
-pub(crate) use error::{DbResult, db_err, fit_for_reuse};
+pub(crate) use error::{DbResult, fit_for_reuse};
 pub use store::{
     AuditStore, GroupStore, InstallStore, ServerStore, Store, TokenStore, UserStore, VaultStore,
 };

@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use crate::availability::Availability;
 use crate::pg_hosts::{ConnectionSettings, Hosts};
 use crate::sql_backend::{NameTable, SqlBackend, Tx};
-use crate::{Backend, CHANGE_CHANNEL, Change, DbResult, Listeners, db_err};
+use crate::{Backend, CHANGE_CHANNEL, Change, DbResult, Listeners};
 
 type Pool = sqlx::PgPool;
 /// The store the shared SQL is compiled for in this module.
@@ -70,7 +70,7 @@ impl PostgresStore {
                     .options([("statement_timeout", "0")]),
             )
             .await
-            .map_err(db_err)?;
+            .db()?;
         let migrated = sqlx::migrate!("../../migrations/postgres")
             .run(&migrating)
             .await
@@ -141,7 +141,7 @@ impl PostgresStore {
             })
             .connect_with(hosts.options(index).clone())
             .await
-            .map_err(db_err)?;
+            .db()?;
         let listeners = Arc::new(Listeners::default());
         let stop = watch::channel(false).0;
         let listener = listen(&hosts).await?;
@@ -304,13 +304,11 @@ async fn listen(hosts: &Hosts) -> Result<sqlx::postgres::PgListener> {
         .max_connections(1)
         .acquire_timeout(crate::pg_hosts::HOST_TIMEOUT)
         .connect_lazy_with(hosts.options(hosts.current()).clone());
-    let mut listener = sqlx::postgres::PgListener::connect_with(&own)
-        .await
-        .map_err(db_err)?;
+    let mut listener = sqlx::postgres::PgListener::connect_with(&own).await.db()?;
     // A lost connection is reported at once (and re-established by `follow_changes`), not after
     // sqlx has tried to reconnect for up to the pool's acquire timeout.
     listener.eager_reconnect(false);
-    listener.listen(CHANGE_CHANNEL).await.map_err(db_err)?;
+    listener.listen(CHANGE_CHANNEL).await.db()?;
     Ok(listener)
 }
 

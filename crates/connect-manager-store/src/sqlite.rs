@@ -10,7 +10,7 @@ use sqlx::Connection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use crate::sql_backend::{NameTable, SqlBackend, Tx};
-use crate::{Backend, DbResult, db_err};
+use crate::{Backend, DbResult};
 
 type Pool = sqlx::SqlitePool;
 /// The store the shared SQL is compiled for in this module.
@@ -72,7 +72,7 @@ impl SqliteStore {
             })
             .connect_with(options)
             .await
-            .map_err(db_err)?;
+            .db()?;
         sqlx::migrate!("../../migrations/sqlite")
             .run(&pool)
             .await

@@ -111,6 +111,28 @@ pub(super) async fn lock_live_server(tx: &mut Tx, server_id: &str, lock: &str) -
     }
 }
 
+/// Marks the server changed at `now` (its vault grants changed).
+async fn touch_server(tx: &mut Tx, server_id: &str, now: i64) -> Result<()> {
+    sqlx::query("UPDATE servers SET updated_at = $1 WHERE id = $2")
+        .bind(now)
+        .bind(server_id)
+        .execute(&mut **tx)
+        .await
+        .db()?;
+    Ok(())
+}
+
+impl ThisStore {
+    /// Ends a change to a live server: reads it as changed, commits, and announces the change
+    /// (caches drop the server's credentials and grants).
+    async fn commit_server_change(&self, mut tx: Tx, server_id: &str) -> Result<Server> {
+        let s = load_live_server(&mut tx, server_id).await?;
+        self.commit_announcing(tx, Change::Server(server_id.to_owned()))
+            .await?;
+        Ok(s)
+    }
+}
+
 #[async_trait]
 impl ServerStore for ThisStore {
     async fn create_server(&self, actor: &Actor, new: &NewServer) -> Result<Server> {
@@ -328,10 +350,7 @@ impl ServerStore for ThisStore {
         .rows_affected();
         require_changed(updated, "server", server_id)?;
         audit!(tx, actor, ServerCredentialsRotate, Server, server_id).await?;
-        let s = load_live_server(&mut tx, server_id).await?;
-        self.commit_announcing(tx, Change::Server(server_id.to_owned()))
-            .await?;
-        Ok(s)
+        self.commit_server_change(tx, server_id).await
     }
 
     async fn grant_vault(&self, actor: &Actor, server_id: &str, vault_id: &str) -> Result<Server> {
@@ -353,19 +372,11 @@ impl ServerStore for ThisStore {
         .db()?
         .rows_affected();
         if added > 0 {
-            sqlx::query("UPDATE servers SET updated_at = $1 WHERE id = $2")
-                .bind(now)
-                .bind(server_id)
-                .execute(&mut *tx)
-                .await
-                .db()?;
+            touch_server(&mut tx, server_id, now).await?;
             let target = format!("{server_id}/{vault_id}");
             audit!(tx, actor, VaultGrant, ServerVault, &target).await?;
         }
-        let s = load_live_server(&mut tx, server_id).await?;
-        self.commit_announcing(tx, Change::Server(server_id.to_owned()))
-            .await?;
-        Ok(s)
+        self.commit_server_change(tx, server_id).await
     }
 
     async fn revoke_vault(&self, actor: &Actor, server_id: &str, vault_id: &str) -> Result<Server> {
@@ -387,18 +398,10 @@ impl ServerStore for ThisStore {
             "vault grant",
             format!("{vault_id} on server {server_id}"),
         )?;
-        sqlx::query("UPDATE servers SET updated_at = $1 WHERE id = $2")
-            .bind(Timestamp::now().micros())
-            .bind(server_id)
-            .execute(&mut *tx)
-            .await
-            .db()?;
+        touch_server(&mut tx, server_id, Timestamp::now().micros()).await?;
         let target = format!("{server_id}/{vault_id}");
         audit!(tx, actor, VaultRevoke, ServerVault, &target).await?;
-        let s = load_live_server(&mut tx, server_id).await?;
-        self.commit_announcing(tx, Change::Server(server_id.to_owned()))
-            .await?;
-        Ok(s)
+        self.commit_server_change(tx, server_id).await
     }
 
     async fn server_access(&self, server_id: &str) -> Result<Option<ServerAccess>> {
