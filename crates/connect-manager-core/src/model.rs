@@ -128,7 +128,7 @@ pub struct Vault {
     pub created_at: Timestamp,
 }
 
-/// R5 as a function: the error a grant of `vault` gets, if any.
+/// R5 as a function (built-in vaults are refused): the error a grant of `vault` gets, if any.
 pub fn check_grantable(vault: &Vault) -> crate::Result<()> {
     if vault.vault_type.is_grantable() {
         Ok(())

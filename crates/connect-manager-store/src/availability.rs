@@ -37,7 +37,7 @@ impl Default for Inner {
     }
 }
 
-/// The store calls of this process that failed for lack of space (`crate::db_err` records
+/// The store calls of this process that failed for lack of space (`crate::error::db_err` records
 /// them, where the error carries no store): how many, and the last one. A process serves one
 /// store; in a test process with several, one store's full database makes the others' readiness
 /// check look (and, for [`STORAGE_RECENT`], say writes fail) too.

@@ -10,18 +10,17 @@ use tokio::sync::watch;
 
 use crate::availability::Availability;
 use crate::pg_hosts::{ConnectionSettings, Hosts};
-use crate::{Backend, CHANGE_CHANNEL, Change, Listeners, db_err};
+use crate::sql_backend::{NameTable, SqlBackend, Tx};
+use crate::{Backend, CHANGE_CHANNEL, Change, DbResult, Listeners};
 
-pub(crate) type Db = sqlx::Postgres;
-pub(crate) type Pool = sqlx::PgPool;
-pub(crate) type ThisStore = PostgresStore;
-pub(crate) const BACKEND: Backend = Backend::Postgres;
+type Pool = sqlx::PgPool;
+/// The store the shared SQL is compiled for in this module.
+type ThisStore = PostgresStore;
 
 // One SQL source for both backends, compiled once per backend (see the crate docs).
 #[allow(clippy::duplicate_mod)]
-#[path = "sql.rs"]
+#[path = "sql/mod.rs"]
 mod sql;
-use sql::NameTable;
 
 pub struct PostgresStore {
     pool: Pool,
@@ -71,7 +70,7 @@ impl PostgresStore {
                     .options([("statement_timeout", "0")]),
             )
             .await
-            .map_err(db_err)?;
+            .db()?;
         let migrated = sqlx::migrate!("../../migrations/postgres")
             .run(&migrating)
             .await
@@ -142,7 +141,7 @@ impl PostgresStore {
             })
             .connect_with(hosts.options(index).clone())
             .await
-            .map_err(db_err)?;
+            .db()?;
         let listeners = Arc::new(Listeners::default());
         let stop = watch::channel(false).0;
         let listener = listen(&hosts).await?;
@@ -166,18 +165,6 @@ impl PostgresStore {
             availability,
             stop,
         })
-    }
-
-    fn listeners(&self) -> &Listeners {
-        &self.listeners
-    }
-
-    fn availability(&self) -> &Availability {
-        &self.availability
-    }
-
-    async fn shutdown(&self) {
-        let _ = self.stop.send(true);
     }
 
     /// The pool, for tests that read raw rows.
@@ -317,84 +304,105 @@ async fn listen(hosts: &Hosts) -> Result<sqlx::postgres::PgListener> {
         .max_connections(1)
         .acquire_timeout(crate::pg_hosts::HOST_TIMEOUT)
         .connect_lazy_with(hosts.options(hosts.current()).clone());
-    let mut listener = sqlx::postgres::PgListener::connect_with(&own)
-        .await
-        .map_err(db_err)?;
+    let mut listener = sqlx::postgres::PgListener::connect_with(&own).await.db()?;
     // A lost connection is reported at once (and re-established by `follow_changes`), not after
     // sqlx has tried to reconnect for up to the pool's acquire timeout.
     listener.eager_reconnect(false);
-    listener.listen(CHANGE_CHANNEL).await.map_err(db_err)?;
+    listener.listen(CHANGE_CHANNEL).await.db()?;
     Ok(listener)
-}
-
-/// Tells every replica, on commit (NOTIFY is transactional).
-async fn notify(tx: &mut sqlx::Transaction<'static, Db>, change: &Change) -> Result<()> {
-    sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(CHANGE_CHANNEL)
-        .bind(change.encode())
-        .execute(&mut **tx)
-        .await
-        .map_err(db_err)?;
-    Ok(())
-}
-
-async fn begin_write(pool: &Pool) -> Result<sqlx::Transaction<'static, Db>> {
-    pool.begin().await.map_err(db_err)
-}
-
-/// Serialises the changes that write a unique name of `table` (create and rename). Two renames
-/// that swap names (or a longer cycle through creates) would otherwise each wait, inside the
-/// unique index, for the other's uncommitted old name: a deadlock PostgreSQL breaks by failing
-/// one of them. One transaction-scoped advisory lock per table, taken before any row lock,
-/// leaves no cycle to form.
-async fn lock_names(tx: &mut sqlx::Transaction<'static, Db>, table: NameTable) -> Result<()> {
-    sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
-        .bind(ADVISORY_NAMESPACE)
-        .bind(table as i32)
-        .execute(&mut **tx)
-        .await
-        .map_err(db_err)?;
-    Ok(())
 }
 
 /// The first key of this service's advisory locks ("cm").
 const ADVISORY_NAMESPACE: i32 = 0x636d;
 
-/// Token create reads which of its vaults the server is granted, then writes the token: a share
-/// lock on those grant rows, held to the end of the transaction, makes a concurrent vault revoke
-/// or server delete (both delete grant rows) either wait for the token or be seen by it. Without
-/// it, read committed let a token be issued on a grant revoked meanwhile, or stay ACTIVE on a
-/// deleted server.
-const LOCK_READ_GRANTS: &str = " FOR SHARE OF sv";
+/// Read committed lets two transactions interleave between a read and a write: the locks below
+/// order the changes that must not (see `sql::servers::lock_live_server` for the order they are
+/// taken in).
+impl SqlBackend for PostgresStore {
+    type Db = sqlx::Postgres;
+    const BACKEND: Backend = Backend::Postgres;
 
-/// A change to a server's grants against a concurrent delete of the server (R4): see
-/// `sql::lock_live_server` for why, and for the order every change takes its locks in. A share
-/// lock where the change does not update the server row (a group's SERVER grant), a no-key
-/// update lock where it does (vault grant and revoke).
-const LOCK_SERVER_SHARE: &str = " FOR SHARE";
-const LOCK_SERVER_UPDATE: &str = " FOR NO KEY UPDATE";
+    /// Token create reads which of its vaults the server is granted, then writes the token: a
+    /// share lock on those grant rows, held to the end of the transaction, makes a concurrent
+    /// vault revoke or server delete (both delete grant rows) either wait for the token or be
+    /// seen by it. Without it, read committed let a token be issued on a grant revoked
+    /// meanwhile, or stay ACTIVE on a deleted server.
+    const LOCK_READ_GRANTS: &'static str = " FOR SHARE OF sv";
 
-/// A vault being granted against a concurrent delete of the vault: see
-/// `sql::load_grantable_vault`. A key share lock, the one the grant's foreign key takes anyway,
-/// taken at the read instead of at the insert.
-const LOCK_VAULT_KEY: &str = " FOR KEY SHARE";
+    /// A change to a server's grants against a concurrent delete of the server (R4): see
+    /// `sql::servers::lock_live_server` for why. A share lock where the change does not update
+    /// the server row (a group's SERVER grant), a no-key update lock where it does (vault grant
+    /// and revoke).
+    const LOCK_SERVER_SHARE: &'static str = " FOR SHARE";
+    const LOCK_SERVER_UPDATE: &'static str = " FOR NO KEY UPDATE";
 
-/// Serialises changes to the Owners group (A2's last-owner check) across connections and
-/// replicas: a row lock on the group, held to the end of the transaction.
-async fn lock_owners(tx: &mut sqlx::Transaction<'static, Db>) -> Result<()> {
-    sqlx::query("SELECT id FROM groups WHERE builtin = 'owners' FOR UPDATE")
-        .execute(&mut **tx)
-        .await
-        .map_err(db_err)?;
-    Ok(())
-}
+    /// A vault being granted against a concurrent delete of the vault: see
+    /// `sql::vaults::load_grantable_vault`. A key share lock, the one the grant's foreign key
+    /// takes anyway, taken at the read instead of at the insert.
+    const LOCK_VAULT_KEY: &'static str = " FOR KEY SHARE";
 
-/// Re-sealing the signing keys under a new master key: no key may be added or retired meanwhile
-/// (a key sealed under the old master key would not open afterwards).
-async fn lock_signing_keys(tx: &mut sqlx::Transaction<'static, Db>) -> Result<()> {
-    sqlx::query("LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE")
-        .execute(&mut **tx)
-        .await
-        .map_err(db_err)?;
-    Ok(())
+    fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    fn listeners(&self) -> &Listeners {
+        &self.listeners
+    }
+
+    fn availability(&self) -> &Availability {
+        &self.availability
+    }
+
+    async fn shutdown(&self) {
+        let _ = self.stop.send(true);
+    }
+
+    async fn begin_write(&self) -> Result<Tx<Self>> {
+        self.pool.begin().await.db()
+    }
+
+    /// Two renames that swap names (or a longer cycle through creates) would otherwise each
+    /// wait, inside the unique index, for the other's uncommitted old name: a deadlock
+    /// PostgreSQL breaks by failing one of them. One transaction-scoped advisory lock per
+    /// table, taken before any row lock, leaves no cycle to form.
+    async fn lock_names(tx: &mut Tx<Self>, table: NameTable) -> Result<()> {
+        sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+            .bind(ADVISORY_NAMESPACE)
+            .bind(table as i32)
+            .execute(&mut **tx)
+            .await
+            .db()?;
+        Ok(())
+    }
+
+    /// Across connections and replicas: a row lock on the group, held to the end of the
+    /// transaction.
+    async fn lock_owners(tx: &mut Tx<Self>) -> Result<()> {
+        sqlx::query("SELECT id FROM groups WHERE builtin = 'owners' FOR UPDATE")
+            .execute(&mut **tx)
+            .await
+            .db()?;
+        Ok(())
+    }
+
+    /// No key may be added or retired while the keys are re-sealed under a new master key (a key
+    /// sealed under the old master key would not open afterwards).
+    async fn lock_signing_keys(tx: &mut Tx<Self>) -> Result<()> {
+        sqlx::query("LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE")
+            .execute(&mut **tx)
+            .await
+            .db()?;
+        Ok(())
+    }
+
+    /// NOTIFY is transactional: every replica hears of the change on commit.
+    async fn notify(tx: &mut Tx<Self>, change: &Change) -> Result<()> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANGE_CHANNEL)
+            .bind(change.encode())
+            .execute(&mut **tx)
+            .await
+            .db()?;
+        Ok(())
+    }
 }

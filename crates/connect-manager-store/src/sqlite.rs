@@ -9,18 +9,17 @@ use connect_manager_core::Result;
 use sqlx::Connection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-use crate::{Backend, db_err};
+use crate::sql_backend::{NameTable, SqlBackend, Tx};
+use crate::{Backend, DbResult};
 
-pub(crate) type Db = sqlx::Sqlite;
-pub(crate) type Pool = sqlx::SqlitePool;
-pub(crate) type ThisStore = SqliteStore;
-pub(crate) const BACKEND: Backend = Backend::Sqlite;
+type Pool = sqlx::SqlitePool;
+/// The store the shared SQL is compiled for in this module.
+type ThisStore = SqliteStore;
 
 // One SQL source for both backends, compiled once per backend (see the crate docs).
 #[allow(clippy::duplicate_mod)]
-#[path = "sql.rs"]
+#[path = "sql/mod.rs"]
 mod sql;
-use sql::NameTable;
 
 pub struct SqliteStore {
     pool: Pool,
@@ -73,7 +72,7 @@ impl SqliteStore {
             })
             .connect_with(options)
             .await
-            .map_err(db_err)?;
+            .db()?;
         sqlx::migrate!("../../migrations/sqlite")
             .run(&pool)
             .await
@@ -89,6 +88,23 @@ impl SqliteStore {
     pub fn pool(&self) -> &Pool {
         &self.pool
     }
+}
+
+/// SQLite serves one process, and `BEGIN IMMEDIATE` takes the database's only write lock at the
+/// start of every write: writers queue, one at a time. So no row lock is needed (the `LOCK_*`
+/// suffixes are empty, the lock functions return at once), and the in-process announcement after
+/// commit is all the notification there is.
+impl SqlBackend for SqliteStore {
+    type Db = sqlx::Sqlite;
+    const BACKEND: Backend = Backend::Sqlite;
+    const LOCK_READ_GRANTS: &'static str = "";
+    const LOCK_SERVER_SHARE: &'static str = "";
+    const LOCK_SERVER_UPDATE: &'static str = "";
+    const LOCK_VAULT_KEY: &'static str = "";
+
+    fn pool(&self) -> &Pool {
+        &self.pool
+    }
 
     fn listeners(&self) -> &crate::Listeners {
         &self.listeners
@@ -99,44 +115,26 @@ impl SqliteStore {
     }
 
     async fn shutdown(&self) {}
-}
 
-/// SQLite serves one process: the in-process announcement after commit is all there is.
-async fn notify(_tx: &mut sqlx::Transaction<'static, Db>, _change: &crate::Change) -> Result<()> {
-    Ok(())
-}
+    async fn begin_write(&self) -> Result<Tx<Self>> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await.db()
+    }
 
-async fn begin_write(pool: &Pool) -> Result<sqlx::Transaction<'static, Db>> {
-    pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)
-}
+    async fn lock_names(_tx: &mut Tx<Self>, _table: NameTable) -> Result<()> {
+        Ok(())
+    }
 
-/// Name changes against each other: `BEGIN IMMEDIATE` already serialises writers.
-async fn lock_names(_tx: &mut sqlx::Transaction<'static, Db>, _table: NameTable) -> Result<()> {
-    Ok(())
-}
+    async fn lock_owners(_tx: &mut Tx<Self>) -> Result<()> {
+        Ok(())
+    }
 
-/// Token create against concurrent grant changes: `BEGIN IMMEDIATE` already serialises writers.
-const LOCK_READ_GRANTS: &str = "";
+    async fn lock_signing_keys(_tx: &mut Tx<Self>) -> Result<()> {
+        Ok(())
+    }
 
-/// Grant changes against a concurrent server delete (R4): `BEGIN IMMEDIATE` already serialises
-/// writers.
-const LOCK_SERVER_SHARE: &str = "";
-const LOCK_SERVER_UPDATE: &str = "";
-
-/// A vault being granted against a concurrent delete: `BEGIN IMMEDIATE` already serialises
-/// writers.
-const LOCK_VAULT_KEY: &str = "";
-
-/// Serialises changes to the Owners group (A2's last-owner check). `BEGIN IMMEDIATE` already
-/// holds the database's only write lock.
-async fn lock_owners(_tx: &mut sqlx::Transaction<'static, Db>) -> Result<()> {
-    Ok(())
-}
-
-/// Re-sealing the signing keys against a concurrent key change: `BEGIN IMMEDIATE` already holds
-/// the database's only write lock.
-async fn lock_signing_keys(_tx: &mut sqlx::Transaction<'static, Db>) -> Result<()> {
-    Ok(())
+    async fn notify(_tx: &mut Tx<Self>, _change: &crate::Change) -> Result<()> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -266,3 +266,71 @@ macro_rules! backend_tests {
 pub fn name(text: impl AsRef<str>) -> connect_manager_core::name::Name {
     connect_manager_core::name::Name::parse("name", text.as_ref()).expect("a valid test name")
 }
+
+/// The actor of the store's tests: a user ID no user has, a request ID, a client address.
+pub fn actor() -> connect_manager_core::model::Actor {
+    connect_manager_core::model::Actor {
+        user_id: "UTESTACTOR0000000000000000".into(),
+        request_id: "req".into(),
+        client_ip: "127.0.0.1".into(),
+    }
+}
+
+/// A new server for a test: a fresh ID, `name`, a stand-in verifier, `vault_ids` granted.
+pub fn server_spec(name: &str, vault_ids: &[&str]) -> crate::NewServer {
+    crate::NewServer {
+        id: connect_manager_core::id::new_upper(),
+        name: self::name(name),
+        secret_verifier: "$argon2id$test".into(),
+        vault_ids: vault_ids.iter().map(|v| v.to_string()).collect(),
+    }
+}
+
+/// Records the changes a store announces (a [`crate::ChangeListener`]).
+#[derive(Default)]
+pub struct Recorder(std::sync::Mutex<Vec<crate::Change>>);
+
+impl crate::ChangeListener for Recorder {
+    fn changed(&self, change: &crate::Change) {
+        self.0.lock().unwrap().push(change.clone());
+    }
+}
+
+impl Recorder {
+    /// What was announced since the last `take`.
+    pub fn take(&self) -> Vec<crate::Change> {
+        std::mem::take(&mut self.0.lock().unwrap())
+    }
+
+    /// `change` was announced before the changing call returned. (On PostgreSQL this process
+    /// also hears its own NOTIFY a moment later; a repeat is harmless and allowed.)
+    #[track_caller]
+    pub fn expect(&self, change: crate::Change) {
+        let got = self.take();
+        assert!(
+            !got.is_empty() && got.iter().all(|c| *c == change),
+            "{got:?} != {change:?}"
+        );
+    }
+
+    /// Waits out late repeats, then forgets them.
+    pub async fn settle(&self) {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        self.take();
+    }
+
+    /// Waits until `change` has been announced, at most `within`.
+    pub async fn wait_for(&self, change: &crate::Change, within: std::time::Duration) {
+        let start = std::time::Instant::now();
+        while start.elapsed() < within {
+            if self.0.lock().unwrap().contains(change) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!(
+            "{change:?} not announced within {within:?}; got {:?}",
+            self.0.lock().unwrap()
+        );
+    }
+}

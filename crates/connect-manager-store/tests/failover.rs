@@ -10,20 +10,16 @@ use std::time::{Duration, Instant};
 
 use connect_manager_core::Error;
 use connect_manager_store::postgres::PostgresStore;
+use connect_manager_store::prelude::*;
 use connect_manager_store::testing::TestDb;
-use connect_manager_store::{Change, ConnectionSettings, NewServer, Store};
+use connect_manager_store::{Change, ConnectionSettings, NewServer};
 use sqlx::Connection;
 
 mod support;
 use support::{Proxy, Recorder, actor, through};
 
 fn new_server(name: &str) -> NewServer {
-    NewServer {
-        id: connect_manager_core::id::new_upper(),
-        name: connect_manager_store::testing::name(name),
-        secret_verifier: "$argon2id$test".into(),
-        vault_ids: vec![],
-    }
+    connect_manager_store::testing::server_spec(name, &[])
 }
 
 /// A port on 127.0.0.1 where nothing listens.

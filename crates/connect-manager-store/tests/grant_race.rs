@@ -3,7 +3,7 @@
 //! blocking transaction holds an uncommitted copy of the grant row, so the grant stops at its
 //! insert after it has read the server as live; the delete is started while the grant waits,
 //! and the blocker rolls back once the delete has either finished or is waiting too. Without the
-//! server lock the grant takes (`sql::lock_live_server`), the delete finishes first, finds no
+//! server lock the grant takes (`sql::servers::lock_live_server`), the delete finishes first, finds no
 //! grant to end, and the grant is inserted after it: a SERVER grant on a deleted server. On
 //! SQLite writers are serialised (`BEGIN IMMEDIATE`): the same pairs run concurrently, and the
 //! same end state must hold.
@@ -11,31 +11,16 @@
 use std::time::{Duration, Instant};
 
 use connect_manager_core::Error;
-use connect_manager_core::model::{Actor, GrantScope, GroupGrant, ServerState, VaultType};
+use connect_manager_core::model::{GrantScope, GroupGrant, ServerState, VaultType};
 use connect_manager_store::postgres::PostgresStore;
-use connect_manager_store::testing::{TestDb, name};
-use connect_manager_store::{Backend, DynStore, NewServer, Store, backend_tests};
+use connect_manager_store::prelude::*;
+use connect_manager_store::testing::{TestDb, actor, name, server_spec};
+use connect_manager_store::{Backend, DynStore, backend_tests};
 use tokio::task::JoinHandle;
-
-fn actor() -> Actor {
-    Actor {
-        user_id: "UTESTACTOR0000000000000000".into(),
-        request_id: "req".into(),
-        client_ip: "127.0.0.1".into(),
-    }
-}
 
 async fn new_server(store: &dyn Store, name: &str) -> String {
     store
-        .create_server(
-            &actor(),
-            &NewServer {
-                id: connect_manager_core::id::new_upper(),
-                name: connect_manager_store::testing::name(name),
-                secret_verifier: "$argon2id$test".into(),
-                vault_ids: vec![],
-            },
-        )
+        .create_server(&actor(), &server_spec(name, &[]))
         .await
         .unwrap()
         .id

@@ -3,19 +3,11 @@
 
 use connect_manager_core::Timestamp;
 use connect_manager_core::api::usage::TokenUsage;
-use connect_manager_core::model::{Actor, VaultType};
+use connect_manager_core::model::VaultType;
 use connect_manager_core::secret::MasterKey;
 use connect_manager_core::token::generate_key;
-use connect_manager_store::testing::{TestDb, name};
-use connect_manager_store::{AuditFilter, DynStore, NewServer, NewToken, backend_tests};
-
-fn actor() -> Actor {
-    Actor {
-        user_id: "UTESTACTOR0000000000000000".into(),
-        request_id: "req".into(),
-        client_ip: "127.0.0.1".into(),
-    }
-}
+use connect_manager_store::testing::{TestDb, actor, name, server_spec};
+use connect_manager_store::{AuditFilter, DynStore, NewToken, backend_tests};
 
 /// Two servers with one token each; returns ((server, token) of A, (server, token) of B).
 async fn two_servers_with_a_token_each(store: &DynStore) -> ((String, String), (String, String)) {
@@ -28,15 +20,7 @@ async fn two_servers_with_a_token_each(store: &DynStore) -> ((String, String), (
     let mut out = Vec::new();
     for name in ["a", "b"] {
         let s = store
-            .create_server(
-                &actor(),
-                &NewServer {
-                    id: connect_manager_core::id::new_upper(),
-                    name: connect_manager_store::testing::name(name),
-                    secret_verifier: "$argon2id$test".into(),
-                    vault_ids: vec![v.id.clone()],
-                },
-            )
+            .create_server(&actor(), &server_spec(name, &[&v.id]))
             .await
             .unwrap();
         let t = store

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use connect_manager_core::Error;
-use connect_manager_store::testing::TestDb;
-use connect_manager_store::{Change, NewServer};
+use connect_manager_store::Change;
+use connect_manager_store::testing::{TestDb, server_spec};
 
 mod support;
 use support::{Proxy, Recorder, actor, through};
@@ -84,15 +84,7 @@ async fn e1_postgres_outage_fails_fast_and_recovers_by_itself() {
         .await;
     let other = db.open().await;
     let server = other
-        .create_server(
-            &actor(),
-            &NewServer {
-                id: connect_manager_core::id::new_upper(),
-                name: connect_manager_store::testing::name("after-outage"),
-                secret_verifier: "$argon2id$test".into(),
-                vault_ids: vec![],
-            },
-        )
+        .create_server(&actor(), &server_spec("after-outage", &[]))
         .await
         .unwrap();
     other.delete_server(&actor(), &server.id).await.unwrap();

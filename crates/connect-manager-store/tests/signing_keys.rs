@@ -6,19 +6,11 @@ use std::sync::{Arc, Mutex};
 
 use connect_manager_core::Error;
 use connect_manager_core::Timestamp;
-use connect_manager_core::model::{Actor, TokenState, VaultType};
+use connect_manager_core::model::{TokenState, VaultType};
 use connect_manager_core::secret::MasterKey;
 use connect_manager_core::token::{KeySet, SealedKey, generate_key, reseal_legacy_key};
-use connect_manager_store::testing::{TestDb, name};
-use connect_manager_store::{Change, ChangeListener, DynStore, NewServer, NewToken, backend_tests};
-
-fn actor() -> Actor {
-    Actor {
-        user_id: "UTESTACTOR0000000000000000".into(),
-        request_id: "req".into(),
-        client_ip: "127.0.0.1".into(),
-    }
-}
+use connect_manager_store::testing::{TestDb, actor, name, server_spec};
+use connect_manager_store::{Change, ChangeListener, DynStore, NewToken, backend_tests};
 
 async fn key(store: &DynStore, master: &MasterKey) -> String {
     let key = generate_key(master);
@@ -68,15 +60,7 @@ async fn t3_retire_takes_a_key_out_and_revokes_its_tokens(db: TestDb) {
         .await
         .unwrap();
     let s = store
-        .create_server(
-            &actor(),
-            &NewServer {
-                id: connect_manager_core::id::new_upper(),
-                name: connect_manager_store::testing::name("web"),
-                secret_verifier: "$argon2id$test".into(),
-                vault_ids: vec![v.id.clone()],
-            },
-        )
+        .create_server(&actor(), &server_spec("web", &[&v.id]))
         .await
         .unwrap();
     let old_token = token(&store, &s.id, &v.id, &old).await;

@@ -8,19 +8,12 @@
 use std::time::{Duration, Instant};
 
 use connect_manager_core::Error;
-use connect_manager_core::model::{Actor, VaultType};
+use connect_manager_core::model::VaultType;
 use connect_manager_store::postgres::PostgresStore;
+use connect_manager_store::prelude::*;
 use connect_manager_store::sqlite::SqliteStore;
-use connect_manager_store::testing::TestDb;
-use connect_manager_store::{Backend, Store, backend_tests};
-
-fn actor() -> Actor {
-    Actor {
-        user_id: "UTESTACTOR0000000000000000".into(),
-        request_id: "req".into(),
-        client_ip: "127.0.0.1".into(),
-    }
-}
+use connect_manager_store::testing::{TestDb, actor};
+use connect_manager_store::{Backend, backend_tests};
 
 /// Fills every connection of `$pool` with a transaction whose COMMIT fails the way a COMMIT on a
 /// full disk does: the database has already ended the transaction (here: a ROLLBACK behind

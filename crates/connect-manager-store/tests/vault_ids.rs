@@ -3,18 +3,10 @@
 //! the audit trail).
 
 use connect_manager_core::Error;
-use connect_manager_core::model::{Actor, VaultType};
-use connect_manager_store::testing::{TestDb, name};
+use connect_manager_core::model::VaultType;
+use connect_manager_store::testing::{TestDb, actor, name};
 use connect_manager_store::{Backend, backend_tests};
 use sqlx::Connection;
-
-fn actor() -> Actor {
-    Actor {
-        user_id: "UTESTACTOR0000000000000000".into(),
-        request_id: "req".into(),
-        client_ip: "127.0.0.1".into(),
-    }
-}
 
 /// Runs `statements` on the test database, outside the store.
 async fn raw(db: &TestDb, statements: &[&str]) {

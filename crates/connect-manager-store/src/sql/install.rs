@@ -1,0 +1,348 @@
+//! The installation ([`InstallStore`]): settings, the first start (A1), who an API key belongs
+//! to, the signing keys (T3) and the master key's check value.
+
+use async_trait::async_trait;
+use connect_manager_core::id::new_lower;
+use connect_manager_core::model::{Actor, User};
+use connect_manager_core::name::{Name, name_key};
+use connect_manager_core::principal::Principal;
+use connect_manager_core::secret::ct_eq;
+use connect_manager_core::token::SealedKey;
+use connect_manager_core::{Error, Result, Timestamp};
+use sqlx::AssertSqlSafe;
+
+use super::rows::{KEY_COLS, KeyRow};
+use super::{ThisStore, commit};
+use crate::sql_backend::SqlBackend;
+use crate::{Bootstrap, Change, DbResult, InstallStore, Reseal, RetiredKey};
+
+#[async_trait]
+impl InstallStore for ThisStore {
+    async fn setting(&self, key: &str) -> Result<Option<String>> {
+        sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
+            .bind(key)
+            .fetch_optional(&mut *self.conn().await?)
+            .await
+            .db()
+    }
+
+    async fn init_setting(&self, key: &str, value: &str) -> Result<String> {
+        sqlx::query(
+            "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&mut *self.conn().await?)
+        .await
+        .db()?;
+        self.setting(key)
+            .await?
+            .ok_or_else(|| Error::internal(format!("setting {key} vanished")))
+    }
+
+    async fn bootstrap_owner(&self, name: &Name, email: &str, key_hash: &str) -> Result<Bootstrap> {
+        let mut tx = self.write_tx().await?;
+        let now = Timestamp::now().micros();
+        // The marker row makes concurrent first starts safe: the second waits on the key and
+        // then inserts nothing.
+        let marked = sqlx::query(
+            "INSERT INTO settings (key, value) VALUES ('bootstrapped', $1) \
+             ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(now.to_string())
+        .execute(&mut *tx)
+        .await
+        .db()?
+        .rows_affected();
+        let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(&mut *tx)
+            .await
+            .db()?;
+        if marked == 0 || users > 0 {
+            commit(tx).await?;
+            return Ok(Bootstrap::AlreadyDone);
+        }
+        let owners_id = new_lower();
+        sqlx::query(
+            "INSERT INTO groups (id, name, name_key, builtin, created_at) \
+             VALUES ($1, $2, $3, 'owners', $4)",
+        )
+        .bind(&owners_id)
+        .bind(connect_manager_core::model::OWNERS_GROUP)
+        .bind(name_key(connect_manager_core::model::OWNERS_GROUP))
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .db()?;
+        let owner = User {
+            id: connect_manager_core::id::new_upper(),
+            name: name.as_str().to_owned(),
+            email: email.to_owned(),
+            created_at: Timestamp(now),
+        };
+        sqlx::query(
+            "INSERT INTO users (id, name, email, email_key, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&owner.id)
+        .bind(&owner.name)
+        .bind(&owner.email)
+        .bind(owner.email.to_lowercase())
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .db()?;
+        sqlx::query("INSERT INTO group_members (group_id, user_id) VALUES ($1, $2)")
+            .bind(&owners_id)
+            .bind(&owner.id)
+            .execute(&mut *tx)
+            .await
+            .db()?;
+        let key_id = new_lower();
+        sqlx::query(
+            "INSERT INTO api_keys (id, user_id, key_hash, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&key_id)
+        .bind(&owner.id)
+        .bind(key_hash)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .db()?;
+        let actor = Actor::system("bootstrap");
+        audit!(tx, &actor, UserCreate, User, &owner.id).await?;
+        audit!(tx, &actor, ApiKeyCreate, ApiKey, &key_id).await?;
+        commit(tx).await?;
+        Ok(Bootstrap::Created(owner))
+    }
+
+    async fn principal_for_key(&self, key_hash: &str) -> Result<Option<Principal>> {
+        // One round trip: the key's user and every grant of the user's groups.
+        let rows: Vec<(String, String, Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT k.user_id, k.key_hash, x.scope, x.server_id FROM api_keys k \
+             LEFT JOIN ( \
+                 SELECT m.user_id AS user_id, 'OWNER' AS scope, '' AS server_id \
+                 FROM group_members m JOIN groups g ON g.id = m.group_id \
+                 WHERE g.builtin = 'owners' \
+                 UNION ALL \
+                 SELECT m.user_id, r.role, '' FROM group_members m \
+                 JOIN group_roles r ON r.group_id = m.group_id \
+                 UNION ALL \
+                 SELECT m.user_id, 'SERVER', s.server_id FROM group_members m \
+                 JOIN group_servers s ON s.group_id = m.group_id \
+             ) x ON x.user_id = k.user_id \
+             WHERE k.key_hash = $1",
+        )
+        .bind(key_hash)
+        .fetch_all(&mut *self.conn().await?)
+        .await
+        .db()?;
+        let Some((user_id, stored, _, _)) = rows.first() else {
+            return Ok(None);
+        };
+        if !ct_eq(stored, key_hash) {
+            return Ok(None);
+        }
+        let mut p = Principal {
+            user_id: user_id.clone(),
+            ..Principal::default()
+        };
+        for (_, _, scope, server_id) in rows {
+            match scope.as_deref() {
+                Some("OWNER") => p.owner = true,
+                Some("MANAGER") => p.manager = true,
+                Some("ALL_SERVERS") => p.all_servers = true,
+                Some(_) => {
+                    p.servers.extend(server_id);
+                }
+                None => {}
+            }
+        }
+        Ok(Some(p))
+    }
+
+    async fn signing_keys(&self) -> Result<Vec<SealedKey>> {
+        let rows: Vec<KeyRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {KEY_COLS} FROM signing_keys WHERE retired_at IS NULL \
+             ORDER BY created_at DESC, kid DESC"
+        )))
+        .fetch_all(&mut *self.conn().await?)
+        .await
+        .db()?;
+        Ok(rows.into_iter().map(SealedKey::from).collect())
+    }
+
+    async fn signing_kids(&self) -> Result<Vec<String>> {
+        sqlx::query_scalar(
+            "SELECT kid FROM signing_keys WHERE retired_at IS NULL \
+             ORDER BY created_at DESC, kid DESC",
+        )
+        .fetch_all(&mut *self.conn().await?)
+        .await
+        .db()
+    }
+
+    async fn add_signing_key(&self, actor: &Actor, key: &SealedKey) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO signing_keys (kid, sealed_private, x, y, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&key.kid)
+        .bind(&key.sealed_private)
+        .bind(&key.x)
+        .bind(&key.y)
+        .bind(Timestamp::now().micros())
+        .execute(&mut *tx)
+        .await
+        .db()?;
+        audit!(tx, actor, SigningKeyCreate, SigningKey, &key.kid).await?;
+        self.commit_announcing(tx, Change::Keys).await
+    }
+
+    async fn retire_signing_key(&self, actor: &Actor, kid: &str) -> Result<RetiredKey> {
+        let mut tx = self.write_tx().await?;
+        let retired: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT retired_at FROM signing_keys WHERE kid = $1")
+                .bind(kid)
+                .fetch_optional(&mut *tx)
+                .await
+                .db()?;
+        match retired {
+            None => return Err(Error::not_found("signing key", kid)),
+            Some(Some(at)) => {
+                tx.rollback().await.db()?;
+                return Ok(RetiredKey {
+                    kid: kid.to_owned(),
+                    retired_at: Timestamp(at),
+                    tokens_revoked: 0,
+                });
+            }
+            Some(None) => {}
+        }
+        // The newest key signs: retiring it would leave the service signing with an older one
+        // (or none). The newest can never be retired, so one key always remains.
+        let newest: Option<String> = sqlx::query_scalar(
+            "SELECT kid FROM signing_keys WHERE retired_at IS NULL \
+             ORDER BY created_at DESC, kid DESC LIMIT 1",
+        )
+        .fetch_optional(&mut *tx)
+        .await
+        .db()?;
+        if newest.as_deref() == Some(kid) {
+            return Err(Error::conflict(
+                "signing_key_in_use",
+                format!(
+                    "signing key {kid} is the one that signs new tokens: rotate first \
+                     (POST /v1/keys/rotate or connect-manager admin rotate-key), then retire it"
+                ),
+            ));
+        }
+        let now = Timestamp::now();
+        sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE kid = $2")
+            .bind(now.micros())
+            .bind(kid)
+            .execute(&mut *tx)
+            .await
+            .db()?;
+        let tokens_revoked = sqlx::query(
+            "UPDATE tokens SET state = 'REVOKED', revoked_at = $1 \
+             WHERE kid = $2 AND state = 'ACTIVE'",
+        )
+        .bind(now.micros())
+        .bind(kid)
+        .execute(&mut *tx)
+        .await
+        .db()?
+        .rows_affected();
+        audit!(tx, actor, SigningKeyRetire, SigningKey, kid).await?;
+        // Keys: the ring drops the key and its verified signatures, the access cache the token
+        // records (revoked here).
+        self.commit_announcing(tx, Change::Keys).await?;
+        Ok(RetiredKey {
+            kid: kid.to_owned(),
+            retired_at: now,
+            tokens_revoked,
+        })
+    }
+
+    async fn replace_master_key_check(
+        &self,
+        expected: Option<&str>,
+        check: &str,
+        settings: &[(&str, &str)],
+        reseal: &Reseal<'_>,
+    ) -> Result<bool> {
+        let mut tx = self.write_tx().await?;
+        // Taking the check row decides which replica does the work: a second one waits on the
+        // row (PostgreSQL) or the write lock (SQLite), then finds it changed.
+        let owned =
+            match expected {
+                None => {
+                    sqlx::query(
+                        "INSERT INTO settings (key, value) VALUES ('master_key_check', $1) \
+                 ON CONFLICT (key) DO NOTHING",
+                    )
+                    .bind(check)
+                    .execute(&mut *tx)
+                    .await
+                }
+                Some(old) => sqlx::query(
+                    "UPDATE settings SET value = $1 WHERE key = 'master_key_check' AND value = $2",
+                )
+                .bind(check)
+                .bind(old)
+                .execute(&mut *tx)
+                .await,
+            }
+            .db()?
+            .rows_affected();
+        if owned == 0 {
+            tx.rollback().await.db()?;
+            return Ok(false);
+        }
+        ThisStore::lock_signing_keys(&mut tx).await?;
+        let keys: Vec<KeyRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {KEY_COLS} FROM signing_keys ORDER BY kid"
+        )))
+        .fetch_all(&mut *tx)
+        .await
+        .db()?;
+        for key in keys.into_iter().map(SealedKey::from) {
+            let new = reseal(&key)?;
+            sqlx::query(
+                "UPDATE signing_keys SET sealed_private = $1, x = $2, y = $3 WHERE kid = $4",
+            )
+            .bind(&new.sealed_private)
+            .bind(&new.x)
+            .bind(&new.y)
+            .bind(&key.kid)
+            .execute(&mut *tx)
+            .await
+            .db()?;
+        }
+        for (key, value) in settings {
+            sqlx::query(
+                "INSERT INTO settings (key, value) VALUES ($1, $2) \
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            )
+            .bind(key)
+            .bind(value)
+            .execute(&mut *tx)
+            .await
+            .db()?;
+        }
+        if expected.is_some() {
+            let start = Actor::system("start");
+            audit!(
+                tx,
+                &start,
+                MasterKeyUpgrade,
+                Installation,
+                "master_key_check"
+            )
+            .await?;
+        }
+        self.commit_announcing(tx, Change::Keys).await?;
+        Ok(true)
+    }
+}
