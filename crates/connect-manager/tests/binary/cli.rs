@@ -189,7 +189,9 @@ async fn cli_end_to_end(db: TestDb) {
             "--server",
             "web",
             "--vaults",
-            "Prod,Shared",
+            "Prod",
+            "--vaults",
+            "Shared",
             "--expires-in",
             "1w2d",
             "--format",
@@ -217,7 +219,7 @@ async fn cli_end_to_end(db: TestDb) {
     let listed = cli
         .run(&["token", "list", "--server", "web", "--format", "json"])
         .json();
-    let ci = listed["items"]
+    let ci = listed
         .as_array()
         .unwrap()
         .iter()
@@ -246,7 +248,7 @@ async fn cli_end_to_end(db: TestDb) {
         .ok();
     cli.run(&["token", "rm", "ci2"]).ok();
     let revoked = cli.run(&["token", "ls", "--format", "json"]).json();
-    let ci2 = revoked["items"]
+    let ci2 = revoked
         .as_array()
         .unwrap()
         .iter()
@@ -366,7 +368,7 @@ async fn cli_end_to_end(db: TestDb) {
             "--format",
             "json",
         ])
-        .json()["items"][0]["id"]
+        .json()[0]["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -383,7 +385,7 @@ async fn cli_end_to_end(db: TestDb) {
         .run(&["token", "ls", "--server", &web_id, "--format", "json"])
         .json();
     assert!(
-        after["items"]
+        after
             .as_array()
             .unwrap()
             .iter()
