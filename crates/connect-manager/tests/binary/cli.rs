@@ -1,34 +1,22 @@
 //! The client commands, run as a user runs them against a live service on each backend: every
 //! subcommand and flag, with stdout, stderr, exit codes and the credentials file checked.
 //!
-//! Here: the end-to-end run and the help and completion scripts; `cli/runner.rs`: running a
-//! command as a user and reading what it printed.
+//! Here: the end-to-end run and the help and completion scripts; `cli/op.rs`: the habits op's
+//! users bring (issue 15: `--vaults V,r`, JSON lists as bare arrays, `-` reading op's JSON, the
+//! global flags anywhere); `cli/runner.rs`: starting the service, running a command as a user
+//! and reading what it printed.
 
 use connect_manager_store::backend_tests;
 use connect_manager_store::testing::TestDb;
 
-use crate::support::{Running, command};
+use crate::support::command;
 
+mod op;
 mod runner;
-use runner::{Cli, OWNER, credentials_server_id, table_rows};
+use runner::{credentials_server_id, table_rows};
 
 async fn cli_end_to_end(db: TestDb) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut serve = command(dir.path());
-    serve
-        .env("DATABASE_URL", &db.url)
-        .env("CONNECT_MANAGER_BOOTSTRAP_KEY", OWNER)
-        .env("CONNECT_MANAGER_DATA_DIR", dir.path().join("data"))
-        .env("CONNECT_MANAGER_AUTH_FAILURES_PER_MINUTE", "0");
-    let mut app = Running::start(serve, dir.path());
-    app.wait_ready().await;
-    let work = dir.path().join("work");
-    std::fs::create_dir(&work).unwrap();
-    let cli = Cli {
-        dir: work,
-        url: app.base.clone(),
-        key: OWNER.into(),
-    };
+    let (_dir, app, cli) = runner::start(&db).await;
 
     // ---- the vault registry ------------------------------------------------------------------
     let out = cli
