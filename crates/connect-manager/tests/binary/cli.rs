@@ -402,12 +402,7 @@ async fn cli_end_to_end(db: TestDb) {
 fn completion_scripts_and_help() {
     let dir = tempfile::tempdir().unwrap();
     for shell in ["bash", "zsh", "fish"] {
-        let out = command(dir.path())
-            .args(["completion", shell])
-            .output()
-            .unwrap();
-        assert!(out.status.success());
-        let script = String::from_utf8(out.stdout).unwrap();
+        let script = runner::completion(shell);
         assert!(
             script.contains("connect-manager") && script.contains("token"),
             "{shell}"

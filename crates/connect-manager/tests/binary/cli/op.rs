@@ -12,7 +12,7 @@ use connect_manager_store::testing::TestDb;
 use serde_json::{Value, json};
 
 use super::runner::{self, Cli, OWNER, table_rows};
-use crate::support::{BIN, command, http};
+use crate::support::{BIN, command, http, status_and_json};
 
 /// The `id`s of a JSON list the CLI printed.
 fn ids(list: &Value) -> Vec<String> {
@@ -141,15 +141,14 @@ async fn op_json_lists_are_bare_arrays_across_pages(db: TestDb) {
     // The table too shows every page.
     assert_eq!(table_rows(&cli.run(&["vault", "ls"]).ok()).len(), total);
     // Over HTTP a list keeps its page shape.
-    let page: Value = http
-        .get(format!("{}/v1/vaults?limit=2", app.base))
-        .bearer_auth(OWNER)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, page) = status_and_json(
+        http.get(format!("{}/v1/vaults?limit=2", app.base))
+            .bearer_auth(OWNER)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(page["items"].as_array().unwrap().len(), 2);
     assert!(page["next_cursor"].is_string());
     app.stop();
@@ -388,18 +387,13 @@ async fn op_debug_traces_calls_without_secrets(db: TestDb) {
 
 #[test]
 fn op_completions_cover_the_global_flags() {
-    let dir = tempfile::tempdir().unwrap();
     for shell in ["bash", "zsh", "fish"] {
-        let out = command(dir.path())
-            .args(["completion", shell])
-            .output()
-            .unwrap();
-        assert!(out.status.success());
-        let script = String::from_utf8(out.stdout).unwrap();
+        let script = runner::completion(shell);
         for flag in ["format", "iso-timestamps", "no-color", "debug"] {
             assert!(script.contains(flag), "{shell} completion lacks --{flag}");
         }
     }
+    let dir = tempfile::tempdir().unwrap();
     let help = String::from_utf8(
         command(dir.path())
             .args(["token", "create", "--help"])

@@ -144,6 +144,17 @@ impl Cli {
     }
 }
 
+/// `connect-manager completion <shell>`'s script.
+pub(super) fn completion(shell: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let out = command(dir.path())
+        .args(["completion", shell])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
 pub(super) fn table_rows(out: &str) -> Vec<Vec<String>> {
     out.lines()
         .skip(1)
