@@ -30,6 +30,9 @@ pub use tokens::TokenCommand;
 pub use users::UserCommand;
 pub use vaults::VaultCommand;
 
+/// The help heading of [`GlobalArgs`].
+const GLOBAL: &str = "Global options";
+
 /// The flags op takes anywhere on the command line, before the subcommand or after it.
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
@@ -38,20 +41,21 @@ pub struct GlobalArgs {
     #[arg(
         long,
         global = true,
+        help_heading = GLOBAL,
         env = "CONNECT_MANAGER_FORMAT",
         value_enum,
         default_value = "human-readable"
     )]
     pub format: Format,
     /// Show times as RFC 3339 in UTC, as the API writes them (default: local time).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL)]
     pub iso_timestamps: bool,
     /// No colour (it is used only when standard output is a terminal and NO_COLOR is unset).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL)]
     pub no_color: bool,
     /// Trace each HTTP call to standard error: method, URL, status, time taken (never a header,
     /// key, token or body).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL)]
     pub debug: bool,
 }
 
