@@ -1,9 +1,10 @@
 //! A small typed HTTP client for the API, on its request and response types (`core::api`).
-//! It only talks HTTP: it never opens the database.
+//! It only talks HTTP: it never opens the database. Every call goes through [`send_traced`],
+//! which traces it to standard error under `--debug`.
 
 use anyhow::{Context, bail};
 use connect_manager_core::api::error::ErrorBody;
-use reqwest::{Method, StatusCode};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -11,6 +12,8 @@ pub struct Client {
     base: String,
     token: Option<String>,
     http: reqwest::Client,
+    /// `--debug`: trace each call.
+    pub debug: bool,
 }
 
 /// An error the API answered with: its message is what the user reads.
@@ -62,11 +65,44 @@ pub fn http_client(setting: &str, url: &str) -> anyhow::Result<reqwest::Client> 
         .context("cannot set up the HTTP client")
 }
 
+/// Sends `request`; with `debug` (`--debug`), writes one line to standard error for it: method,
+/// URL (without any user or password in it), status or failure, time taken. Never a header (the
+/// API key or Connect token travel in one), never a body (a token or credentials file may).
+pub async fn send_traced(debug: bool, request: RequestBuilder) -> reqwest::Result<Response> {
+    if !debug {
+        return request.send().await;
+    }
+    let (http, request) = request.build_split();
+    let request = request?;
+    let method = request.method().clone();
+    let mut url = request.url().clone();
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    let started = std::time::Instant::now();
+    let response = http.execute(request).await;
+    let took = started.elapsed().as_millis();
+    match &response {
+        Ok(r) => eprintln!("[DEBUG] {method} {url} {} {took} ms", r.status()),
+        Err(_) => eprintln!("[DEBUG] {method} {url} no answer {took} ms"),
+    }
+    response
+}
+
 impl Client {
     pub fn new(base: &str, token: Option<String>) -> anyhow::Result<Self> {
         let base = base.trim_end_matches('/').to_owned();
         let http = http_client("--url / CONNECT_MANAGER_URL", &base)?;
-        Ok(Client { base, token, http })
+        Ok(Client {
+            base,
+            token,
+            http,
+            debug: false,
+        })
+    }
+
+    /// Traces each call to standard error when `debug` (`--debug`).
+    pub fn debug(self, debug: bool) -> Self {
+        Client { debug, ..self }
     }
 
     pub async fn send<T: DeserializeOwned>(
@@ -85,8 +121,7 @@ impl Client {
         if let Some(body) = body {
             req = req.json(body);
         }
-        let response = req
-            .send()
+        let response = send_traced(self.debug, req)
             .await
             .with_context(|| format!("cannot reach {}", self.base))?;
         let status = response.status();

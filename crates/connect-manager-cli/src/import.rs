@@ -14,8 +14,8 @@ use connect_manager_core::model::{Vault, VaultType};
 use connect_manager_core::name;
 use serde::{Deserialize, Serialize};
 
-use crate::client::{Client, enc, http_client};
-use crate::output::{Output, Render, print_table};
+use crate::client::{Client, enc, http_client, send_traced};
+use crate::output::{Output, Render, Style};
 
 /// A vault as Connect's API shows it (the fields the import reads).
 #[derive(Debug, Deserialize)]
@@ -64,7 +64,7 @@ pub struct Outcome {
 impl Render for Outcome {
     const COLUMNS: &'static [&'static str] = &["ID", "Name", "Action", "Detail"];
 
-    fn row(&self) -> Vec<String> {
+    fn row(&self, _: &Style) -> Vec<String> {
         let detail = match (&self.previous_name, &self.error) {
             (_, Some(e)) => e.clone(),
             (Some(old), None) => format!("was '{old}'"),
@@ -101,13 +101,11 @@ pub fn registry_type(connect_type: Option<&str>) -> Result<VaultType, String> {
 }
 
 /// Connect's `GET /v1/vaults`.
-async fn connect_vaults(host: &str, token: &str) -> anyhow::Result<Vec<ConnectVault>> {
+async fn connect_vaults(host: &str, token: &str, debug: bool) -> anyhow::Result<Vec<ConnectVault>> {
     let host = host.trim_end_matches('/');
     let http = http_client("--connect-host", host)?;
-    let response = http
-        .get(format!("{host}/v1/vaults"))
-        .bearer_auth(token)
-        .send()
+    let request = http.get(format!("{host}/v1/vaults")).bearer_auth(token);
+    let response = send_traced(debug, request)
         .await
         // reqwest's error names the URL, never the header that carries the token.
         .with_context(|| format!("cannot reach Connect at {host}"))?;
@@ -140,7 +138,7 @@ pub async fn import(
     let token = token
         .filter(|t| !t.is_empty())
         .ok_or_else(|| anyhow!("no Connect token: set OP_CONNECT_TOKEN or pass --connect-token"))?;
-    let from_connect = connect_vaults(host, &token).await?;
+    let from_connect = connect_vaults(host, &token, client.debug).await?;
     drop(token);
     let registry: Vec<Vault> = client.list_all("/v1/vaults").await?;
     let mut outcomes = Vec::with_capacity(from_connect.len());
@@ -156,7 +154,7 @@ pub async fn import(
         vaults: outcomes,
     };
     out.custom(&report, || {
-        print_table(&report.vaults);
+        out.table(&report.vaults);
         if report.created + report.renamed == 0 && report.failed == 0 {
             println!(
                 "Nothing changed: the registry already holds all {} vaults.",

@@ -15,7 +15,7 @@ pub mod import;
 pub mod output;
 
 pub use commands::{
-    ClientArgs, ClientCommand, GroupCommand, KeyCommand, ServerCommand, TokenCommand, UserCommand,
-    VaultCommand, run_client,
+    ClientArgs, ClientCommand, GlobalArgs, GroupCommand, KeyCommand, ServerCommand, TokenCommand,
+    UserCommand, VaultCommand, run_client,
 };
 pub use credentials::{CredentialsCommand, run_credentials};

@@ -4,14 +4,17 @@
 //! A command builds its request, calls the API and hands the answer to [`Output`], which picks
 //! the form: [`Output::list`] for lists, [`Output::show`] for one object, [`Output::changed`]
 //! after an edit, [`Output::custom`] where the human form is a sentence or a secret. How a value
-//! reads in a terminal is its [`Render`] impl. So a change to how everything prints (the JSON
-//! shape of lists, times in local time, colour, a debug trace of the requests) is made here:
-//! the options live in [`Output`], times pass through [`time`].
+//! reads in a terminal is its [`Render`] impl, given the [`Style`] of this run: times pass through
+//! [`Style::time`] (local time, or RFC 3339 UTC with `--iso-timestamps`), states through
+//! [`Style::state`] (coloured on a terminal unless `--no-color` or `NO_COLOR`). JSON is always
+//! the API's own, times in RFC 3339; a list is a bare array of every item, as op prints one.
+
+use std::io::IsTerminal;
 
 use clap::ValueEnum;
 use connect_manager_core::Timestamp;
-use connect_manager_core::page::Page;
 use serde::Serialize;
+use time::{OffsetDateTime, UtcOffset};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -26,11 +29,105 @@ pub trait Render: Serialize {
     const COLUMNS: &'static [&'static str];
 
     /// This value's table row, one cell per column.
-    fn row(&self) -> Vec<String>;
+    fn row(&self, style: &Style) -> Vec<String>;
 
     /// This value on its own (`get`): key-value lines. Default: the row under its columns.
-    fn fields(&self) -> Vec<(&'static str, String)> {
-        Self::COLUMNS.iter().copied().zip(self.row()).collect()
+    fn fields(&self, style: &Style) -> Vec<(&'static str, String)> {
+        Self::COLUMNS.iter().copied().zip(self.row(style)).collect()
+    }
+}
+
+/// How values read in a terminal in this run: times and colour.
+#[derive(Debug, Clone, Copy)]
+pub struct Style {
+    /// RFC 3339 UTC (`--iso-timestamps`) rather than local time.
+    pub iso_timestamps: bool,
+    /// Colour the states (a terminal, no `--no-color`, no `NO_COLOR`).
+    pub color: bool,
+}
+
+impl Style {
+    /// Colour when standard output is a terminal, `--no-color` was not given and `NO_COLOR` is
+    /// unset or empty (no-color.org).
+    pub fn new(iso_timestamps: bool, no_color: bool) -> Self {
+        let no_color_env = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        Style {
+            iso_timestamps,
+            color: !no_color && !no_color_env && std::io::stdout().is_terminal(),
+        }
+    }
+
+    /// How a time reads: local time (`2026-12-03 17:04:05`), or RFC 3339 UTC as the API writes
+    /// it with `--iso-timestamps`; `never` for none (an expiry, a last use).
+    pub fn time(&self, t: impl Into<Option<Timestamp>>) -> String {
+        let Some(t) = t.into() else {
+            return "never".into();
+        };
+        if self.iso_timestamps {
+            return t.to_rfc3339();
+        }
+        match OffsetDateTime::from_unix_timestamp(t.unix_seconds()) {
+            Ok(utc) => {
+                let l = utc.to_offset(local_offset(t.unix_seconds()));
+                format!(
+                    "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+                    l.year(),
+                    u8::from(l.month()),
+                    l.day(),
+                    l.hour(),
+                    l.minute(),
+                    l.second()
+                )
+            }
+            Err(_) => t.to_rfc3339(),
+        }
+    }
+
+    /// A state (`ACTIVE`, `REVOKED`, `DELETED`, …): green when active, red when revoked or
+    /// deleted, yellow when expired, if colour is on.
+    pub fn state(&self, state: &str) -> String {
+        let code = match state {
+            _ if !self.color => return state.to_owned(),
+            s if s.contains("expired") => "33",
+            "ACTIVE" => "32",
+            "REVOKED" | "DELETED" => "31",
+            _ => return state.to_owned(),
+        };
+        format!("\x1b[{code}m{state}\x1b[0m")
+    }
+}
+
+/// This machine's offset from UTC at `unix_seconds` (its time zone, `TZ`, daylight saving
+/// included); UTC where it cannot be known.
+fn local_offset(unix_seconds: i64) -> UtcOffset {
+    #[cfg(unix)]
+    {
+        #[allow(
+            irrefutable_let_patterns,
+            reason = "time_t is 64 bits here, 32 on some targets"
+        )]
+        let Ok(at) = libc::time_t::try_from(unix_seconds) else {
+            return UtcOffset::UTC;
+        };
+        let mut tm = std::mem::MaybeUninit::<libc::tm>::uninit();
+        // SAFETY: localtime_r is thread-safe and writes only to `tm`; it reads the environment
+        // (`TZ`), which this program never changes while it runs. A null return is an error and
+        // leaves `tm` unread.
+        let tm = unsafe {
+            if libc::localtime_r(&at, tm.as_mut_ptr()).is_null() {
+                return UtcOffset::UTC;
+            }
+            tm.assume_init()
+        };
+        i32::try_from(tm.tm_gmtoff)
+            .ok()
+            .and_then(|s| UtcOffset::from_whole_seconds(s).ok())
+            .unwrap_or(UtcOffset::UTC)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = unix_seconds;
+        UtcOffset::UTC
     }
 }
 
@@ -38,36 +135,28 @@ pub trait Render: Serialize {
 #[derive(Debug, Clone, Copy)]
 pub struct Output {
     pub format: Format,
+    pub style: Style,
 }
 
 impl Output {
-    pub fn new(format: Format) -> Self {
-        Output { format }
+    pub fn new(format: Format, style: Style) -> Self {
+        Output { format, style }
     }
 
-    /// A whole list (every page, read by the client): the API's page shape with no further
-    /// page in JSON, a table otherwise.
+    /// A whole list (every page, read by the client): a bare JSON array, as op prints a list,
+    /// or a table.
     pub fn list<T: Render>(&self, items: Vec<T>) -> anyhow::Result<()> {
-        match self.format {
-            Format::Json => json(&Page {
-                items,
-                next_cursor: None,
-            }),
-            Format::HumanReadable => {
-                print_table(&items);
-                Ok(())
-            }
-        }
+        self.custom(&items, || self.table(&items))
     }
 
     /// One object: key-value lines (`get`, and `create` where it shows the object).
     pub fn show<T: Render>(&self, value: &T) -> anyhow::Result<()> {
-        self.custom(value, || fields(&value.fields()))
+        self.custom(value, || fields(&value.fields(&self.style)))
     }
 
     /// One object as a table of one row (`create` where op prints a row).
     pub fn row<T: Render>(&self, value: &T) -> anyhow::Result<()> {
-        self.custom(value, || print_table(std::slice::from_ref(value)))
+        self.custom(value, || self.table(std::slice::from_ref(value)))
     }
 
     /// The object a change answered with: printed in JSON only; a person sees nothing, as with
@@ -86,13 +175,14 @@ impl Output {
             }
         }
     }
-}
 
-/// How a time reads: RFC 3339, UTC; `never` for none (an expiry, a last use).
-pub fn time(t: impl Into<Option<Timestamp>>) -> String {
-    t.into()
-        .map(|t| t.to_rfc3339())
-        .unwrap_or_else(|| "never".into())
+    /// The rows of `items` under their columns.
+    pub fn table<T: Render>(&self, items: &[T]) {
+        table(
+            T::COLUMNS,
+            items.iter().map(|i| i.row(&self.style)).collect(),
+        );
+    }
 }
 
 fn json(value: &impl Serialize) -> anyhow::Result<()> {
@@ -100,17 +190,12 @@ fn json(value: &impl Serialize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The rows of `items` under their columns.
-pub fn print_table<T: Render>(items: &[T]) {
-    table(T::COLUMNS, items.iter().map(Render::row).collect());
-}
-
 /// Columns padded to their widest cell, upper-case headers, like op's tables.
 fn table(headers: &[&str], rows: Vec<Vec<String>>) {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    let mut widths: Vec<usize> = headers.iter().map(|h| width(h)).collect();
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
+            *w = (*w).max(width(cell));
         }
     }
     let line = |cells: Vec<String>| {
@@ -119,7 +204,8 @@ fn table(headers: &[&str], rows: Vec<Vec<String>>) {
             if i + 1 == cells.len() {
                 out.push_str(cell);
             } else {
-                out.push_str(&format!("{cell:<w$}    "));
+                out.push_str(cell);
+                out.push_str(&" ".repeat(w - width(cell) + 4));
             }
         }
         println!("{}", out.trim_end());
@@ -135,5 +221,47 @@ fn fields(pairs: &[(&str, String)]) {
     let width = pairs.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 1;
     for (k, v) in pairs {
         println!("{:<width$} {v}", format!("{k}:"));
+    }
+}
+
+/// The columns a cell takes on a terminal: its characters, less colour escapes.
+fn width(cell: &str) -> usize {
+    let mut n = 0;
+    let mut chars = cell.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            // `ESC [ … m`
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            n += 1;
+        }
+    }
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_are_coloured_only_when_asked_and_tables_align_on_what_shows() {
+        let plain = Style {
+            iso_timestamps: true,
+            color: false,
+        };
+        let coloured = Style {
+            color: true,
+            ..plain
+        };
+        assert_eq!(plain.state("ACTIVE"), "ACTIVE");
+        assert_eq!(coloured.state("ACTIVE"), "\x1b[32mACTIVE\x1b[0m");
+        assert_eq!(coloured.state("REVOKED"), "\x1b[31mREVOKED\x1b[0m");
+        assert_eq!(width(&coloured.state("ACTIVE (expired)")), 16);
+        assert_eq!(plain.time(Timestamp(0)), "1970-01-01T00:00:00Z");
+        assert_eq!(plain.time(None), "never");
     }
 }

@@ -8,8 +8,8 @@ mod admin;
 
 use admin::AdminCommand;
 use connect_manager_cli::{
-    ClientArgs, ClientCommand, CredentialsCommand, GroupCommand, ServerCommand, TokenCommand,
-    UserCommand, VaultCommand,
+    ClientArgs, ClientCommand, CredentialsCommand, GlobalArgs, GroupCommand, ServerCommand,
+    TokenCommand, UserCommand, VaultCommand,
 };
 use connect_manager_server::ServeArgs;
 
@@ -21,14 +21,18 @@ use connect_manager_server::ServeArgs;
              grants, and who may manage them.",
     after_help = "Client commands reach the service at CONNECT_MANAGER_URL (--url) with the API \
                   key in CONNECT_MANAGER_TOKEN (--token). Arguments naming a server, vault, group \
-                  or token take a name or an ID; `-` reads the argument from standard input."
+                  or token take a name or an ID; `-` reads them from standard input (JSON with \
+                  `id`s, as `--format json` prints it, or one per line). The global options may \
+                  come before the subcommand or after it."
 )]
 struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
     #[command(subcommand)]
     command: Command,
 }
 
-/// A client command group: its subcommands share the connection and output options.
+/// A client command group: its subcommands share the connection options.
 #[derive(Debug, clap::Args)]
 struct Client<T: Subcommand> {
     #[command(flatten)]
@@ -98,8 +102,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let client =
-        |args, command| report(runtime.block_on(connect_manager_cli::run_client(args, command)));
+    let global = &cli.global;
+    let client = |args, command| {
+        report(runtime.block_on(connect_manager_cli::run_client(global, args, command)))
+    };
     match cli.command {
         Command::Server(c) => client(c.client, ClientCommand::Server(c.command)),
         Command::Token(c) => client(c.client, ClientCommand::Token(c.command)),

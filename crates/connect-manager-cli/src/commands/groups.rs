@@ -6,9 +6,9 @@ use connect_manager_core::api::groups::CreateGroup;
 use connect_manager_core::model::{GrantScope, Group};
 use serde_json::Value;
 
-use super::arg;
+use super::{one, references};
 use crate::client::{Client, enc};
-use crate::output::{Output, Render, time};
+use crate::output::{Output, Render, Style};
 
 /// Which grant: `--server S`, `--all-servers`, or neither (Secrets Automation manager).
 #[derive(Debug, Args)]
@@ -53,13 +53,13 @@ pub enum GroupCommand {
     List,
     /// Get a group's details (owners).
     Get {
-        /// The group, by name or ID (`-`: standard input).
+        /// The group, by name or ID; `-` reads groups from standard input.
         group: String,
     },
     /// Delete a group: its memberships and grants end (owners).
     #[command(visible_aliases = ["remove", "rm"])]
     Delete {
-        /// The group, by name or ID (`-`: standard input).
+        /// The group, by name or ID; `-` reads groups from standard input.
         group: String,
     },
     /// Add a user to a group (owners).
@@ -85,7 +85,7 @@ pub enum GroupCommand {
 impl Render for Group {
     const COLUMNS: &'static [&'static str] = &["ID", "Name", "Members", "Grants"];
 
-    fn row(&self) -> Vec<String> {
+    fn row(&self, _: &Style) -> Vec<String> {
         vec![
             self.id.clone(),
             self.name.clone(),
@@ -94,11 +94,11 @@ impl Render for Group {
         ]
     }
 
-    fn fields(&self) -> Vec<(&'static str, String)> {
+    fn fields(&self, style: &Style) -> Vec<(&'static str, String)> {
         vec![
             ("ID", self.id.clone()),
             ("Name", self.name.clone()),
-            ("Created", time(self.created_at)),
+            ("Created", style.time(self.created_at)),
             ("Members", self.members.join(", ")),
             ("Grants", grants_text(self)),
         ]
@@ -127,17 +127,22 @@ pub async fn run(client: &Client, out: Output, command: GroupCommand) -> anyhow:
             out.changed(&g)
         }
         GroupCommand::Create { name } => {
-            let body = CreateGroup { name: arg(name)? };
+            let body = CreateGroup { name: one(name)? };
             let g: Group = client.post("/v1/groups", &body).await?;
             out.show(&g)
         }
         GroupCommand::List => out.list(client.list_all::<Group>("/v1/groups").await?),
         GroupCommand::Get { group } => {
-            let g: Group = client.get(&group_path(&arg(group)?)).await?;
-            out.show(&g)
+            for group in references(vec![group])? {
+                let g: Group = client.get(&group_path(&group)).await?;
+                out.show(&g)?;
+            }
+            Ok(())
         }
         GroupCommand::Delete { group } => {
-            let _: Value = client.delete(&group_path(&arg(group)?)).await?;
+            for group in references(vec![group])? {
+                let _: Value = client.delete(&group_path(&group)).await?;
+            }
             Ok(())
         }
         GroupCommand::AddMember { group, user } => {

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::users::user_path;
 use crate::client::{Client, enc};
-use crate::output::{Output, Render, time};
+use crate::output::{Output, Render, Style};
 
 #[derive(Debug, Subcommand)]
 pub enum KeyCommand {
@@ -35,8 +35,8 @@ pub enum KeyCommand {
 impl Render for ApiKeyInfo {
     const COLUMNS: &'static [&'static str] = &["ID", "Created"];
 
-    fn row(&self) -> Vec<String> {
-        vec![self.id.clone(), time(self.created_at)]
+    fn row(&self, style: &Style) -> Vec<String> {
+        vec![self.id.clone(), style.time(self.created_at)]
     }
 }
 

@@ -3,8 +3,9 @@
 //! vault grant|revoke` and the registry), [`groups`] (`op connect group grant|revoke` and the
 //! owners' groups), [`users`] and their API [`keys`]. Each command builds its request from
 //! `connect_manager_core::api`, calls the API through [`Client`] and hands the answer to
-//! [`Output`]. What they share is here: the connection options and reading `-` from standard
-//! input.
+//! [`Output`]. What they share is here: the global flags (op's, taken anywhere on the command
+//! line), the connection options and reading `-` from standard input (one reader: JSON as
+//! `--format json` prints it, or lines).
 
 pub mod groups;
 pub mod keys;
@@ -13,13 +14,14 @@ pub mod tokens;
 pub mod users;
 pub mod vaults;
 
-use std::io::{BufRead, Read};
+use std::io::Read;
 
 use anyhow::{Context, bail};
 use clap::Args;
+use serde_json::Value;
 
 use crate::client::Client;
-use crate::output::{Format, Output};
+use crate::output::{Format, Output, Style};
 
 pub use groups::GroupCommand;
 pub use keys::KeyCommand;
@@ -28,8 +30,37 @@ pub use tokens::TokenCommand;
 pub use users::UserCommand;
 pub use vaults::VaultCommand;
 
-/// Where and how to reach the service; every client command takes these. `Debug` does not show
-/// the API key.
+/// The help heading of [`GlobalArgs`].
+const GLOBAL: &str = "Global options";
+
+/// The flags op takes anywhere on the command line, before the subcommand or after it.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Output format of the client commands: a table, or the API's JSON (lists as a bare array
+    /// of every item).
+    #[arg(
+        long,
+        global = true,
+        help_heading = GLOBAL,
+        env = "CONNECT_MANAGER_FORMAT",
+        value_enum,
+        default_value = "human-readable"
+    )]
+    pub format: Format,
+    /// Show times as RFC 3339 in UTC, as the API writes them (default: local time).
+    #[arg(long, global = true, help_heading = GLOBAL)]
+    pub iso_timestamps: bool,
+    /// No colour (it is used only when standard output is a terminal and NO_COLOR is unset).
+    #[arg(long, global = true, help_heading = GLOBAL)]
+    pub no_color: bool,
+    /// Trace each HTTP call to standard error: method, URL, status, time taken (never a header,
+    /// key, token or body).
+    #[arg(long, global = true, help_heading = GLOBAL)]
+    pub debug: bool,
+}
+
+/// Where to reach the service; every client command takes these. `Debug` does not show the API
+/// key.
 #[derive(Args)]
 pub struct ClientArgs {
     /// The service's URL.
@@ -48,15 +79,6 @@ pub struct ClientArgs {
         hide_env_values = true
     )]
     pub token: Option<String>,
-    /// Output format.
-    #[arg(
-        long,
-        global = true,
-        env = "CONNECT_MANAGER_FORMAT",
-        value_enum,
-        default_value = "human-readable"
-    )]
-    pub format: Format,
 }
 
 impl std::fmt::Debug for ClientArgs {
@@ -67,7 +89,6 @@ impl std::fmt::Debug for ClientArgs {
                 "token",
                 &format_args!("{}", connect_manager_core::secret::redacted(&self.token)),
             )
-            .field("format", &self.format)
             .finish_non_exhaustive()
     }
 }
@@ -82,9 +103,16 @@ pub enum ClientCommand {
     User(UserCommand),
 }
 
-pub async fn run_client(args: ClientArgs, command: ClientCommand) -> anyhow::Result<()> {
-    let client = Client::new(&args.url, args.token.filter(|t| !t.is_empty()))?;
-    let out = Output::new(args.format);
+pub async fn run_client(
+    global: &GlobalArgs,
+    args: ClientArgs,
+    command: ClientCommand,
+) -> anyhow::Result<()> {
+    let client = Client::new(&args.url, args.token.filter(|t| !t.is_empty()))?.debug(global.debug);
+    let out = Output::new(
+        global.format,
+        Style::new(global.iso_timestamps, global.no_color),
+    );
     match command {
         ClientCommand::Server(c) => servers::run(&client, out, c).await,
         ClientCommand::Token(c) => tokens::run(&client, out, c).await,
@@ -94,36 +122,89 @@ pub async fn run_client(args: ClientArgs, command: ClientCommand) -> anyhow::Res
     }
 }
 
-/// An argument, or `-` to read it from standard input (as op does).
-fn arg(value: String) -> anyhow::Result<String> {
-    if value != "-" {
-        return Ok(value);
+/// A reference argument, or `-` for the one reference on standard input (see [`references`]).
+fn one(value: String) -> anyhow::Result<String> {
+    let mut refs = references(vec![value])?;
+    match refs.len() {
+        1 => Ok(refs.remove(0)),
+        0 => bail!("'-' given but standard input is empty"),
+        n => bail!("'-' given where one argument is expected, but standard input holds {n}"),
     }
-    let mut text = String::new();
-    std::io::stdin()
-        .read_to_string(&mut text)
-        .context("reading the argument from standard input")?;
-    let text = text.trim().to_owned();
-    if text.is_empty() {
-        bail!("'-' given but standard input is empty");
-    }
-    Ok(text)
 }
 
-/// Arguments, where `-` stands for one per line of standard input.
-fn args(values: Vec<String>) -> anyhow::Result<Vec<String>> {
+/// Reference arguments, where `-` stands for every reference on standard input, as op pipes
+/// them: `connect-manager server list --format json | connect-manager server delete -`.
+fn references(values: Vec<String>) -> anyhow::Result<Vec<String>> {
     let mut out = Vec::new();
     for v in values {
         if v == "-" {
-            for line in std::io::stdin().lock().lines() {
-                let line = line.context("reading arguments from standard input")?;
-                if !line.trim().is_empty() {
-                    out.push(line.trim().to_owned());
-                }
-            }
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .context("reading arguments from standard input")?;
+            out.extend(parse_references(&text)?);
         } else {
             out.push(v);
         }
     }
     Ok(out)
+}
+
+/// The references in what was piped in. JSON, when it starts with `{` or `[`: an object with an
+/// `id`, a string, an array of these, or several such values one after another (what
+/// `--format json` prints, a list or one object per command); otherwise one reference per
+/// non-empty line, trimmed.
+pub fn parse_references(text: &str) -> anyhow::Result<Vec<String>> {
+    let text = text.trim();
+    if !text.starts_with(['{', '[']) {
+        return Ok(text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect());
+    }
+    let mut out = Vec::new();
+    for value in serde_json::Deserializer::from_str(text).into_iter::<Value>() {
+        let value = value.context("standard input starts as JSON but is not JSON")?;
+        match value {
+            Value::Array(items) => {
+                for item in items {
+                    out.push(reference(item)?);
+                }
+            }
+            item => out.push(reference(item)?),
+        }
+    }
+    Ok(out)
+}
+
+/// One JSON value as a reference: an object's `id`, or a string.
+fn reference(value: Value) -> anyhow::Result<String> {
+    match value {
+        Value::String(s) => Ok(s),
+        Value::Object(mut o) => match o.remove("id") {
+            Some(Value::String(id)) => Ok(id),
+            _ => bail!("a JSON object on standard input has no \"id\""),
+        },
+        other => bail!("standard input holds {other}, not an object with an \"id\""),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_references;
+
+    #[test]
+    fn references_are_read_from_json_or_lines() {
+        let refs = |t: &str| parse_references(t).unwrap();
+        assert_eq!(refs("web\n\n  api 2 \n"), ["web", "api 2"]);
+        assert_eq!(refs(r#"{"id": "a", "name": "x"}"#), ["a"]);
+        assert_eq!(refs(r#"[{"id": "a"}, {"id": "b"}]"#), ["a", "b"]);
+        assert_eq!(refs("{\"id\": \"a\"}\n{\"id\": \"b\"}\n"), ["a", "b"]);
+        assert_eq!(refs(r#"["a", "b"]"#), ["a", "b"]);
+        assert!(refs("").is_empty());
+        assert!(parse_references(r#"[{"name": "x"}]"#).is_err());
+        assert!(parse_references(r#"{"id": "a""#).is_err());
+    }
 }

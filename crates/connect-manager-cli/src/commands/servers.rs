@@ -9,9 +9,9 @@ use connect_manager_core::api::servers::{CreateServer, RenameServer, ServerWithC
 use connect_manager_core::model::Server;
 use serde_json::Value;
 
-use super::{arg, args};
+use super::{one, references};
 use crate::client::{Client, enc};
-use crate::output::{Output, Render, time};
+use crate::output::{Output, Render, Style};
 
 #[derive(Debug, Subcommand)]
 pub enum ServerCommand {
@@ -30,7 +30,8 @@ pub enum ServerCommand {
     /// Remove a Connect server: its tokens are revoked, its credentials stop working.
     #[command(visible_aliases = ["remove", "rm"])]
     Delete {
-        /// Servers by name or ID; `-` reads them from standard input, one per line.
+        /// Servers by name or ID; `-` reads them from standard input (JSON with `id`s, as
+        /// `--format json` prints them, or one per line).
         #[arg(required = true)]
         servers: Vec<String>,
     },
@@ -44,7 +45,7 @@ pub enum ServerCommand {
     },
     /// Get a Connect server's details.
     Get {
-        /// The server, by name or ID (`-`: standard input).
+        /// The server, by name or ID; `-` reads servers from standard input.
         server: String,
     },
     /// List the Connect servers you may manage.
@@ -55,15 +56,15 @@ pub enum ServerCommand {
 impl Render for Server {
     const COLUMNS: &'static [&'static str] = &["ID", "Name", "State"];
 
-    fn row(&self) -> Vec<String> {
+    fn row(&self, style: &Style) -> Vec<String> {
         vec![
             self.id.clone(),
             self.name.clone(),
-            self.state.as_str().to_owned(),
+            style.state(self.state.as_str()),
         ]
     }
 
-    fn fields(&self) -> Vec<(&'static str, String)> {
+    fn fields(&self, style: &Style) -> Vec<(&'static str, String)> {
         let vaults: Vec<String> = self
             .vaults
             .iter()
@@ -72,9 +73,9 @@ impl Render for Server {
         vec![
             ("ID", self.id.clone()),
             ("Name", self.name.clone()),
-            ("State", self.state.as_str().to_owned()),
-            ("Created", time(self.created_at)),
-            ("Updated", time(self.updated_at)),
+            ("State", style.state(self.state.as_str())),
+            ("Created", style.time(self.created_at)),
+            ("Updated", style.time(self.updated_at)),
             ("Creator", self.creator_id.clone()),
             ("Tokens version", self.tokens_version.to_string()),
             ("Vaults", vaults.join(", ")),
@@ -89,7 +90,7 @@ pub async fn run(client: &Client, out: Output, command: ServerCommand) -> anyhow
             vaults,
             force,
         } => {
-            let name = arg(name)?;
+            let name = one(name)?;
             let path = PathBuf::from(CREDENTIALS_FILE);
             may_write_credentials(&path, force)?;
             let created: ServerWithCredentials = client
@@ -104,19 +105,22 @@ pub async fn run(client: &Client, out: Output, command: ServerCommand) -> anyhow
             })
         }
         ServerCommand::Delete { servers } => {
-            for s in args(servers)? {
+            for s in references(servers)? {
                 let _: Value = client.delete(&server_path(&s)).await?;
             }
             Ok(())
         }
         ServerCommand::Edit { server, name } => {
-            let path = server_path(&arg(server)?);
+            let path = server_path(&one(server)?);
             let s: Server = client.patch(&path, &RenameServer { name }).await?;
             out.changed(&s)
         }
         ServerCommand::Get { server } => {
-            let s: Server = client.get(&server_path(&arg(server)?)).await?;
-            out.show(&s)
+            for server in references(vec![server])? {
+                let s: Server = client.get(&server_path(&server)).await?;
+                out.show(&s)?;
+            }
+            Ok(())
         }
         ServerCommand::List => out.list(client.list_all::<Server>("/v1/connect/servers").await?),
     }

@@ -4,9 +4,9 @@ use clap::Subcommand;
 use connect_manager_core::api::tokens::{CreateToken, CreatedToken, RenameToken, TokenVault};
 use connect_manager_core::model::{Token, VaultAccess};
 
-use super::arg;
+use super::{one, references};
 use crate::client::{Client, enc};
-use crate::output::{Output, Render, time};
+use crate::output::{Output, Render, Style};
 
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
@@ -18,12 +18,14 @@ pub enum TokenCommand {
         #[arg(long)]
         server: String,
         /// A vault the token may reach: `vault` (the server's access), `vault,r` (read),
-        /// `vault,w` (write) or `vault,rw`. Repeat for more vaults.
-        #[arg(long = "vault", value_name = "VAULT[,r|,w|,rw]")]
+        /// `vault,w` (write) or `vault,rw`. Repeat for more vaults. `--vaults` is the same flag,
+        /// as op's `--vaults Kubernetes,r` (read-only Kubernetes) uses it.
+        #[arg(
+            long = "vault",
+            visible_alias = "vaults",
+            value_name = "VAULT[,r|,w|,rw]"
+        )]
         vault: Vec<String>,
-        /// Vaults with the server's access, comma-separated.
-        #[arg(long, value_delimiter = ',')]
-        vaults: Vec<String>,
         /// How long the token lives: a sum of <n>s, m, h, d or w (`90m`, `1w2d`). Default: it
         /// does not expire.
         #[arg(long)]
@@ -32,7 +34,7 @@ pub enum TokenCommand {
     /// Revoke a token. It stays listed, REVOKED.
     #[command(visible_aliases = ["remove", "rm"])]
     Delete {
-        /// The token, by name or ID (`-`: standard input).
+        /// The token, by name or ID; `-` reads tokens from standard input.
         #[arg(value_name = "TOKEN")]
         token_ref: String,
         /// The token's server, to tell tokens of the same name apart.
@@ -64,23 +66,23 @@ impl Render for Token {
     const COLUMNS: &'static [&'static str] =
         &["ID", "Name", "State", "Server", "Expires", "Last used"];
 
-    fn row(&self) -> Vec<String> {
+    fn row(&self, style: &Style) -> Vec<String> {
         let state = if self.expired {
-            format!("{} (expired)", self.state.as_str())
+            style.state(&format!("{} (expired)", self.state.as_str()))
         } else {
-            self.state.as_str().to_owned()
+            style.state(self.state.as_str())
         };
         // When and from where it was last used (G7, accurate to a minute).
         let last_used = match (self.last_used_at, &self.last_used_ip) {
-            (Some(at), Some(ip)) => format!("{} from {ip}", time(at)),
-            (at, _) => time(at),
+            (Some(at), Some(ip)) => format!("{} from {ip}", style.time(at)),
+            (at, _) => style.time(at),
         };
         vec![
             self.id.clone(),
             self.name.clone(),
             state,
             self.integration_id.clone(),
-            time(self.expires_at),
+            style.time(self.expires_at),
             last_used,
         ]
     }
@@ -92,19 +94,14 @@ pub async fn run(client: &Client, out: Output, command: TokenCommand) -> anyhow:
             name,
             server,
             vault,
-            vaults,
             expires_in,
         } => {
-            let mut scope: Vec<TokenVault> = vault.iter().map(|v| parse_vault_access(v)).collect();
-            scope.extend(vaults.into_iter().map(|v| TokenVault {
-                vault: v,
-                access: None,
-            }));
+            let scope: Vec<TokenVault> = vault.iter().map(|v| parse_vault_access(v)).collect();
             let created: CreatedToken = client
                 .post(
                     &format!("/v1/connect/servers/{}/tokens", enc(&server)),
                     &CreateToken {
-                        name: arg(name)?,
+                        name: one(name)?,
                         vaults: scope,
                         expires_in,
                     },
@@ -113,16 +110,18 @@ pub async fn run(client: &Client, out: Output, command: TokenCommand) -> anyhow:
             out.custom(&created, || println!("{}", created.jwt))
         }
         TokenCommand::Delete { token_ref, server } => {
-            let path = token_path(&arg(token_ref)?, &server);
-            let t: Token = client.delete(&path).await?;
-            out.changed(&t)
+            for token in references(vec![token_ref])? {
+                let t: Token = client.delete(&token_path(&token, &server)).await?;
+                out.changed(&t)?;
+            }
+            Ok(())
         }
         TokenCommand::Edit {
             token_ref,
             name,
             server,
         } => {
-            let path = token_path(&arg(token_ref)?, &server);
+            let path = token_path(&one(token_ref)?, &server);
             let t: Token = client.patch(&path, &RenameToken { name }).await?;
             out.changed(&t)
         }

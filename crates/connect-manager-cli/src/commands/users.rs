@@ -5,10 +5,10 @@ use connect_manager_core::api::users::CreateUser;
 use connect_manager_core::model::User;
 use serde_json::Value;
 
-use super::arg;
 use super::keys::{self, KeyCommand};
+use super::references;
 use crate::client::{Client, enc};
-use crate::output::{Output, Render, time};
+use crate::output::{Output, Render, Style};
 
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
@@ -26,13 +26,13 @@ pub enum UserCommand {
     List,
     /// Get a user's details (owners).
     Get {
-        /// The user, by ID or email (`-`: standard input).
+        /// The user, by ID or email; `-` reads users from standard input.
         user: String,
     },
     /// Delete a user and its API keys (owners).
     #[command(visible_aliases = ["remove", "rm"])]
     Delete {
-        /// The user, by ID or email (`-`: standard input).
+        /// The user, by ID or email; `-` reads users from standard input.
         user: String,
     },
     /// A user's API keys (owners).
@@ -43,16 +43,16 @@ pub enum UserCommand {
 impl Render for User {
     const COLUMNS: &'static [&'static str] = &["ID", "Name", "Email"];
 
-    fn row(&self) -> Vec<String> {
+    fn row(&self, _: &Style) -> Vec<String> {
         vec![self.id.clone(), self.name.clone(), self.email.clone()]
     }
 
-    fn fields(&self) -> Vec<(&'static str, String)> {
+    fn fields(&self, style: &Style) -> Vec<(&'static str, String)> {
         vec![
             ("ID", self.id.clone()),
             ("Name", self.name.clone()),
             ("Email", self.email.clone()),
-            ("Created", time(self.created_at)),
+            ("Created", style.time(self.created_at)),
         ]
     }
 }
@@ -67,11 +67,16 @@ pub async fn run(client: &Client, out: Output, command: UserCommand) -> anyhow::
         }
         UserCommand::List => out.list(client.list_all::<User>("/v1/users").await?),
         UserCommand::Get { user } => {
-            let u: User = client.get(&user_path(&arg(user)?)).await?;
-            out.show(&u)
+            for user in references(vec![user])? {
+                let u: User = client.get(&user_path(&user)).await?;
+                out.show(&u)?;
+            }
+            Ok(())
         }
         UserCommand::Delete { user } => {
-            let _: Value = client.delete(&user_path(&arg(user)?)).await?;
+            for user in references(vec![user])? {
+                let _: Value = client.delete(&user_path(&user)).await?;
+            }
             Ok(())
         }
         UserCommand::Key(command) => keys::run(client, out, command).await,

@@ -6,9 +6,9 @@ use connect_manager_core::api::vaults::{CreateVault, RenameVault};
 use connect_manager_core::model::{Server, Vault, VaultType};
 use serde_json::Value;
 
-use super::arg;
+use super::{one, references};
 use crate::client::{Client, enc};
-use crate::output::{Output, Render, time};
+use crate::output::{Output, Render, Style};
 
 #[derive(Debug, Subcommand)]
 pub enum VaultCommand {
@@ -47,7 +47,7 @@ pub enum VaultCommand {
     List,
     /// Get a vault's details.
     Get {
-        /// The vault, by name or ID (`-`: standard input).
+        /// The vault, by name or ID; `-` reads vaults from standard input.
         vault: String,
     },
     /// Rename a vault (owners). Its type never changes.
@@ -61,7 +61,7 @@ pub enum VaultCommand {
     /// Remove a vault from the registry (owners): every grant of it ends.
     #[command(visible_aliases = ["remove", "rm"])]
     Delete {
-        /// The vault, by name or ID (`-`: standard input).
+        /// The vault, by name or ID; `-` reads vaults from standard input.
         vault: String,
     },
     /// Bring a Connect server's vaults into the registry under their real IDs (owners): creates
@@ -80,7 +80,7 @@ pub enum VaultCommand {
 impl Render for Vault {
     const COLUMNS: &'static [&'static str] = &["ID", "Name", "Type"];
 
-    fn row(&self) -> Vec<String> {
+    fn row(&self, _: &Style) -> Vec<String> {
         vec![
             self.id.clone(),
             self.name.clone(),
@@ -88,12 +88,12 @@ impl Render for Vault {
         ]
     }
 
-    fn fields(&self) -> Vec<(&'static str, String)> {
+    fn fields(&self, style: &Style) -> Vec<(&'static str, String)> {
         vec![
             ("ID", self.id.clone()),
             ("Name", self.name.clone()),
             ("Type", self.vault_type.as_str().to_owned()),
-            ("Created", time(self.created_at)),
+            ("Created", style.time(self.created_at)),
         ]
     }
 }
@@ -120,7 +120,7 @@ pub async fn run(client: &Client, out: Output, command: VaultCommand) -> anyhow:
                     )
                 })?;
             let body = CreateVault {
-                name: arg(name)?,
+                name: one(name)?,
                 vault_type,
                 id,
             };
@@ -129,16 +129,21 @@ pub async fn run(client: &Client, out: Output, command: VaultCommand) -> anyhow:
         }
         VaultCommand::List => out.list(client.list_all::<Vault>("/v1/vaults").await?),
         VaultCommand::Get { vault } => {
-            let v: Vault = client.get(&vault_path(&arg(vault)?)).await?;
-            out.show(&v)
+            for vault in references(vec![vault])? {
+                let v: Vault = client.get(&vault_path(&vault)).await?;
+                out.show(&v)?;
+            }
+            Ok(())
         }
         VaultCommand::Edit { vault, name } => {
-            let path = vault_path(&arg(vault)?);
+            let path = vault_path(&one(vault)?);
             let v: Vault = client.patch(&path, &RenameVault { name }).await?;
             out.changed(&v)
         }
         VaultCommand::Delete { vault } => {
-            let _: Value = client.delete(&vault_path(&arg(vault)?)).await?;
+            for vault in references(vec![vault])? {
+                let _: Value = client.delete(&vault_path(&vault)).await?;
+            }
             Ok(())
         }
         VaultCommand::Import {

@@ -1,34 +1,22 @@
 //! The client commands, run as a user runs them against a live service on each backend: every
 //! subcommand and flag, with stdout, stderr, exit codes and the credentials file checked.
 //!
-//! Here: the end-to-end run and the help and completion scripts; `cli/runner.rs`: running a
-//! command as a user and reading what it printed.
+//! Here: the end-to-end run and the help and completion scripts; `cli/op.rs`: the habits op's
+//! users bring (issue 15: `--vaults V,r`, JSON lists as bare arrays, `-` reading op's JSON, the
+//! global flags anywhere); `cli/runner.rs`: starting the service, running a command as a user
+//! and reading what it printed.
 
 use connect_manager_store::backend_tests;
 use connect_manager_store::testing::TestDb;
 
-use crate::support::{Running, command};
+use crate::support::command;
 
+mod op;
 mod runner;
-use runner::{Cli, OWNER, credentials_server_id, table_rows};
+use runner::{credentials_server_id, table_rows};
 
 async fn cli_end_to_end(db: TestDb) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut serve = command(dir.path());
-    serve
-        .env("DATABASE_URL", &db.url)
-        .env("CONNECT_MANAGER_BOOTSTRAP_KEY", OWNER)
-        .env("CONNECT_MANAGER_DATA_DIR", dir.path().join("data"))
-        .env("CONNECT_MANAGER_AUTH_FAILURES_PER_MINUTE", "0");
-    let mut app = Running::start(serve, dir.path());
-    app.wait_ready().await;
-    let work = dir.path().join("work");
-    std::fs::create_dir(&work).unwrap();
-    let cli = Cli {
-        dir: work,
-        url: app.base.clone(),
-        key: OWNER.into(),
-    };
+    let (_dir, app, cli) = runner::start(&db).await;
 
     // ---- the vault registry ------------------------------------------------------------------
     let out = cli
@@ -189,7 +177,9 @@ async fn cli_end_to_end(db: TestDb) {
             "--server",
             "web",
             "--vaults",
-            "Prod,Shared",
+            "Prod",
+            "--vaults",
+            "Shared",
             "--expires-in",
             "1w2d",
             "--format",
@@ -217,7 +207,7 @@ async fn cli_end_to_end(db: TestDb) {
     let listed = cli
         .run(&["token", "list", "--server", "web", "--format", "json"])
         .json();
-    let ci = listed["items"]
+    let ci = listed
         .as_array()
         .unwrap()
         .iter()
@@ -246,7 +236,7 @@ async fn cli_end_to_end(db: TestDb) {
         .ok();
     cli.run(&["token", "rm", "ci2"]).ok();
     let revoked = cli.run(&["token", "ls", "--format", "json"]).json();
-    let ci2 = revoked["items"]
+    let ci2 = revoked
         .as_array()
         .unwrap()
         .iter()
@@ -366,7 +356,7 @@ async fn cli_end_to_end(db: TestDb) {
             "--format",
             "json",
         ])
-        .json()["items"][0]["id"]
+        .json()[0]["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -383,7 +373,7 @@ async fn cli_end_to_end(db: TestDb) {
         .run(&["token", "ls", "--server", &web_id, "--format", "json"])
         .json();
     assert!(
-        after["items"]
+        after
             .as_array()
             .unwrap()
             .iter()
@@ -412,12 +402,7 @@ async fn cli_end_to_end(db: TestDb) {
 fn completion_scripts_and_help() {
     let dir = tempfile::tempdir().unwrap();
     for shell in ["bash", "zsh", "fish"] {
-        let out = command(dir.path())
-            .args(["completion", shell])
-            .output()
-            .unwrap();
-        assert!(out.status.success());
-        let script = String::from_utf8(out.stdout).unwrap();
+        let script = runner::completion(shell);
         assert!(
             script.contains("connect-manager") && script.contains("token"),
             "{shell}"

@@ -254,7 +254,7 @@ async fn g8_vault_import_creates_renames_and_is_idempotent(db: TestDb) {
     let listed: Value =
         serde_json::from_str(&cli(&app, &work, &["vault", "ls", "--format", "json"], &[]).ok())
             .unwrap();
-    let mut names: Vec<(String, String)> = listed["items"]
+    let mut names: Vec<(String, String)> = listed
         .as_array()
         .unwrap()
         .iter()
@@ -344,7 +344,7 @@ async fn g7_token_list_shows_last_use(db: TestDb) {
     let token: Value =
         serde_json::from_str(&cli(&app, &work, &["token", "list", "--format", "json"], &[]).ok())
             .unwrap();
-    let token = token["items"][0].clone();
+    let token = token[0].clone();
     assert!(
         token["last_used_at"].is_null() && token["last_used_ip"].is_null(),
         "{token}"
@@ -366,7 +366,7 @@ async fn g7_token_list_shows_last_use(db: TestDb) {
         .unwrap()
         .status();
     assert_eq!(status.as_u16(), 204);
-    let listed = cli(&app, &work, &["token", "list"], &[]).ok();
+    let listed = cli(&app, &work, &["token", "list", "--iso-timestamps"], &[]).ok();
     assert_eq!(
         rows(&listed)[0].last().unwrap(),
         &format!("{at} from 192.0.2.7"),
@@ -375,8 +375,8 @@ async fn g7_token_list_shows_last_use(db: TestDb) {
     let token: Value =
         serde_json::from_str(&cli(&app, &work, &["token", "list", "--format", "json"], &[]).ok())
             .unwrap();
-    assert_eq!(token["items"][0]["last_used_at"], at);
-    assert_eq!(token["items"][0]["last_used_ip"], "192.0.2.7");
+    assert_eq!(token[0]["last_used_at"], at);
+    assert_eq!(token[0]["last_used_ip"], "192.0.2.7");
     app.stop();
 }
 

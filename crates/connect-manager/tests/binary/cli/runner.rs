@@ -1,4 +1,4 @@
-//! Running the client commands: a user's environment (the service's URL and a key, nothing else),
+//! Running the client commands: the service started for them, a user's environment (the service's URL and a key, nothing else),
 //! what a command did (exit code, stdout, stderr), and reading its table output and the
 //! credentials file it writes.
 
@@ -8,9 +8,33 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
-use crate::support::BIN;
+use connect_manager_store::testing::TestDb;
+
+use crate::support::{BIN, Running, command};
 
 pub(super) const OWNER: &str = "cli-owner-key-0123456789abcdefghijklmn";
+
+/// The service on `db`, with the owner key [`OWNER`], and a user in a working directory of its
+/// own beside it. Keep the directory until the end: the service's data is in it.
+pub(super) async fn start(db: &TestDb) -> (tempfile::TempDir, Running, Cli) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut serve = command(dir.path());
+    serve
+        .env("DATABASE_URL", &db.url)
+        .env("CONNECT_MANAGER_BOOTSTRAP_KEY", OWNER)
+        .env("CONNECT_MANAGER_DATA_DIR", dir.path().join("data"))
+        .env("CONNECT_MANAGER_AUTH_FAILURES_PER_MINUTE", "0");
+    let mut app = Running::start(serve, dir.path());
+    app.wait_ready().await;
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let cli = Cli {
+        dir: work,
+        url: app.base.clone(),
+        key: OWNER.into(),
+    };
+    (dir, app, cli)
+}
 
 pub(super) struct Cli {
     pub(super) dir: PathBuf,
@@ -118,6 +142,17 @@ impl Cli {
     pub(super) fn credentials(&self) -> PathBuf {
         self.dir.join("1password-credentials.json")
     }
+}
+
+/// `connect-manager completion <shell>`'s script.
+pub(super) fn completion(shell: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let out = command(dir.path())
+        .args(["completion", shell])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap()
 }
 
 pub(super) fn table_rows(out: &str) -> Vec<Vec<String>> {
