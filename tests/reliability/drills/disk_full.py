@@ -13,7 +13,7 @@ from typing import Any
 
 from .common import PG_BIN, PG_RUNAS, TMP, Resp, Verdict, call, free_port, is_envelope, say
 from .fixtures import Load, create_server, create_vault, read_back
-from .pg import RELATIONAL_CHECKS, sqlite_checks
+from .pg import pg_checks, sqlite_checks
 from .service import Service, stop_all
 
 # Its own block, with its own small file systems and its own PostgreSQL cluster: nothing in the
@@ -100,26 +100,6 @@ def _df_pg_cluster(parent: str) -> tuple[int, str]:
 def _df_pg_stop(data: str) -> None:
     _df_as_pg([os.path.join(PG_BIN, "pg_ctl"), "stop", "-D", data, "-m", "fast", "-w", "-t", "60"],
               stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-
-
-def _df_pg_checks(port: int, db: str) -> list[tuple[str, bool, str]]:
-    results = []
-    amcheck = subprocess.run(
-        [os.path.join(PG_BIN, "pg_amcheck"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres",
-         "--install-missing", "--heapallindexed", "--parent-check", "-d", db],
-        capture_output=True, text=True,
-    )
-    detail = (amcheck.stdout + amcheck.stderr).strip().replace("\n", " | ")[:400]
-    results.append(("pg_amcheck (heap, all indexes, parent check)", amcheck.returncode == 0,
-                    detail or "no corruption reported"))
-    for what, sql in RELATIONAL_CHECKS:
-        out = subprocess.run(
-            [os.path.join(PG_BIN, "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
-             "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-d", db, "-c", sql],
-            check=True, capture_output=True, text=True).stdout
-        n = int(out.strip())
-        results.append((what, n == 0, f"{n} violations"))
-    return results
 
 
 def _df_round(v: Verdict, svc: Service, load: Load, mount: str, label: str, full_s: float) -> None:
@@ -231,7 +211,7 @@ def drill_disk_full(long: bool) -> Verdict:
             if backend == "sqlite":
                 results = sqlite_checks(os.path.join(svc.data_dir, "connect-manager.db"))
             else:
-                results = _df_pg_checks(port, "postgres")
+                results = pg_checks("postgres", str(port))
             for what, ok, detail in results:
                 v.check(ok, f"{backend}: {what} ({detail})")
         finally:

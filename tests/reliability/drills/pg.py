@@ -39,10 +39,11 @@ def pg_ensure_running() -> None:
         pg_start()
 
 
-def psql(db: str, sql: str) -> list[list[str]]:
+def psql(db: str, sql: str, port: str = "") -> list[list[str]]:
+    """Rows of `sql` on database `db` of the shared cluster (or of the cluster on `port`)."""
     out = subprocess.run(
         [os.path.join(PG_BIN, "psql"), "-X", "-q", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1",
-         "-h", "127.0.0.1", "-p", PG_PORT, "-U", "postgres", "-d", db, "-c", sql],
+         "-h", "127.0.0.1", "-p", port or PG_PORT, "-U", "postgres", "-d", db, "-c", sql],
         check=True, capture_output=True, text=True,
     ).stdout
     return [line.split("\t") for line in out.splitlines() if line]
@@ -102,10 +103,11 @@ def sqlite_checks(path: str) -> list[tuple[str, bool, str]]:
         con.close()
 
 
-def pg_checks(db: str) -> list[tuple[str, bool, str]]:
+def pg_checks(db: str, port: str = "") -> list[tuple[str, bool, str]]:
+    """The checks on database `db` of the shared cluster (or of the cluster on `port`)."""
     results = []
     amcheck = subprocess.run(
-        [os.path.join(PG_BIN, "pg_amcheck"), "-h", "127.0.0.1", "-p", PG_PORT, "-U", "postgres",
+        [os.path.join(PG_BIN, "pg_amcheck"), "-h", "127.0.0.1", "-p", port or PG_PORT, "-U", "postgres",
          "--install-missing", "--heapallindexed", "--parent-check", "-d", db],
         capture_output=True, text=True,
     )
@@ -113,6 +115,6 @@ def pg_checks(db: str) -> list[tuple[str, bool, str]]:
     results.append(("pg_amcheck (heap, all indexes, parent check)", amcheck.returncode == 0,
                     detail or "no corruption reported"))
     for what, sql in RELATIONAL_CHECKS:
-        n = int(psql(db, sql)[0][0])
+        n = int(psql(db, sql, port)[0][0])
         results.append((what, n == 0, f"{n} violations"))
     return results
