@@ -5,7 +5,9 @@
 //! `cargo run --release -p connect-manager --example bench-es256 -- --tokens 10000 --threads 2 --seconds 5`
 
 use clap::Parser;
-use connect_manager_core::token::{Claims, KeySet, VaultScope, generate_key, random_token_value};
+use connect_manager_core::Timestamp;
+use connect_manager_core::scope::TokenScope;
+use connect_manager_core::token::{Claims, KeySet, generate_key};
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -25,23 +27,19 @@ fn main() -> anyhow::Result<()> {
     } = Args::parse();
     let master = connect_manager_core::secret::MasterKey::random();
     let keys = KeySet::open(&master, &[generate_key(&master)])?;
+    let account = connect_manager_core::id::new_upper();
     let jwts: Vec<String> = (0..tokens.max(1))
         .map(|_| {
-            keys.sign(&Claims {
-                iss: "https://bench".into(),
-                aud: vec![connect_manager_core::token::AUDIENCE.into()],
-                sub: connect_manager_core::id::new_upper(),
-                jti: connect_manager_core::id::new_lower(),
-                iat: 1_700_000_000,
-                exp: None,
-                account_uuid: connect_manager_core::id::new_upper(),
-                token: random_token_value(),
-                features: vec!["vaultaccess".into()],
-                vaults: vec![VaultScope {
-                    u: connect_manager_core::id::new_lower(),
-                    a: 1008,
-                }],
-            })
+            let scope = TokenScope::new([(connect_manager_core::id::new_lower(), 1008)])?;
+            let claims = Claims::new(
+                "https://bench",
+                &account,
+                &connect_manager_core::id::new_upper(),
+                &scope,
+                Timestamp::now(),
+                None,
+            );
+            Ok::<_, anyhow::Error>(keys.sign(&claims)?)
         })
         .collect::<Result<_, _>>()?;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs_f64(seconds);
