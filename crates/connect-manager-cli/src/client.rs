@@ -112,7 +112,10 @@ impl Client {
         body: Option<&(impl Serialize + ?Sized)>,
     ) -> anyhow::Result<T> {
         let Some(token) = &self.token else {
-            bail!("no API key: set CONNECT_MANAGER_TOKEN or pass --token");
+            bail!(
+                "no API key: set CONNECT_MANAGER_TOKEN, pass --token, or save an account \
+                 (connect-manager account add)"
+            );
         };
         let mut req = self
             .http
