@@ -17,7 +17,8 @@ pub mod import;
 pub mod output;
 
 pub use commands::{
-    AccountCommand, ClientArgs, ClientCommand, GlobalArgs, GroupCommand, KeyCommand, ServerCommand,
-    TokenCommand, UserCommand, VaultCommand, run_account, run_client,
+    AccountCommand, AuditCommand, ClientArgs, ClientCommand, GlobalArgs, GroupCommand, KeyCommand,
+    ServerCommand, SigningKeyCommand, TokenCommand, UserCommand, VaultCommand, run_account,
+    run_client,
 };
 pub use credentials::{CredentialsCommand, run_credentials};

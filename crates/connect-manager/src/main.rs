@@ -8,8 +8,8 @@ mod admin;
 
 use admin::AdminCommand;
 use connect_manager_cli::{
-    AccountCommand, ClientArgs, ClientCommand, CredentialsCommand, GlobalArgs, GroupCommand,
-    ServerCommand, TokenCommand, UserCommand, VaultCommand,
+    AccountCommand, AuditCommand, ClientArgs, ClientCommand, CredentialsCommand, GlobalArgs,
+    GroupCommand, ServerCommand, SigningKeyCommand, TokenCommand, UserCommand, VaultCommand,
 };
 use connect_manager_server::ServeArgs;
 
@@ -54,6 +54,10 @@ enum Command {
     Group(Client<GroupCommand>),
     /// Manage users and their API keys (owners).
     User(Client<UserCommand>),
+    /// Read the audit trail, or follow it (owners).
+    Audit(Client<AuditCommand>),
+    /// List, rotate and retire the keys that sign tokens (owners).
+    SigningKey(Client<SigningKeyCommand>),
     /// Save, list and forget accounts: a service's address and API key (op account).
     #[command(subcommand)]
     Account(AccountCommand),
@@ -116,6 +120,8 @@ fn main() -> ExitCode {
         Command::Vault(c) => client(c.client, ClientCommand::Vault(c.command)),
         Command::Group(c) => client(c.client, ClientCommand::Group(c.command)),
         Command::User(c) => client(c.client, ClientCommand::User(c.command)),
+        Command::Audit(c) => client(c.client, ClientCommand::Audit(c.command)),
+        Command::SigningKey(c) => client(c.client, ClientCommand::SigningKey(c.command)),
         Command::Account(command) => {
             report(runtime.block_on(connect_manager_cli::run_account(global, command)))
         }

@@ -1,7 +1,8 @@
 //! The commands that talk to the service, one module per resource, as the API's routes are:
 //! [`servers`] (`op connect server`), [`tokens`] (`op connect token`), [`vaults`] (`op connect
 //! vault grant|revoke` and the registry), [`groups`] (`op connect group grant|revoke` and the
-//! owners' groups), [`users`] and their API [`keys`]; [`accounts`] saves a service's address
+//! owners' groups), [`users`] and their API [`keys`], the [`audit`] trail and the
+//! [`signing_keys`]; [`accounts`] saves a service's address
 //! and key (`account add|list|forget`, as op's). Each command builds its request from
 //! `connect_manager_core::api`, calls the API through [`Client`] and hands the answer to
 //! [`Output`]. What they share is here: the global flags (op's, taken anywhere on the command
@@ -9,9 +10,11 @@
 //! `--format json` prints it, or lines).
 
 pub mod accounts;
+pub mod audit;
 pub mod groups;
 pub mod keys;
 pub mod servers;
+pub mod signing_keys;
 pub mod tokens;
 pub mod users;
 pub mod vaults;
@@ -27,9 +30,11 @@ use crate::client::Client;
 use crate::output::{Format, Output, Style};
 
 pub use accounts::{AccountCommand, run_account};
+pub use audit::AuditCommand;
 pub use groups::GroupCommand;
 pub use keys::KeyCommand;
 pub use servers::ServerCommand;
+pub use signing_keys::SigningKeyCommand;
 pub use tokens::TokenCommand;
 pub use users::UserCommand;
 pub use vaults::VaultCommand;
@@ -108,6 +113,8 @@ pub enum ClientCommand {
     Vault(VaultCommand),
     Group(GroupCommand),
     User(UserCommand),
+    Audit(AuditCommand),
+    SigningKey(SigningKeyCommand),
 }
 
 pub async fn run_client(
@@ -132,6 +139,8 @@ pub async fn run_client(
         ClientCommand::Vault(c) => vaults::run(&client, out, c).await,
         ClientCommand::Group(c) => groups::run(&client, out, c).await,
         ClientCommand::User(c) => users::run(&client, out, c).await,
+        ClientCommand::Audit(c) => audit::run(&client, out, c).await,
+        ClientCommand::SigningKey(c) => signing_keys::run(&client, out, c).await,
     }
 }
 
