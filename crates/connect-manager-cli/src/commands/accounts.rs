@@ -133,9 +133,7 @@ pub async fn run_account(global: &GlobalArgs, command: AccountCommand) -> anyhow
 /// standard error without echo.
 fn read_key(address: &str) -> anyhow::Result<String> {
     let key = if std::io::stdin().is_terminal() {
-        eprint!("API key for {address}: ");
-        std::io::stderr().flush().ok();
-        let key = read_line_hidden()?;
+        let key = read_line_hidden(&format!("API key for {address}: "))?;
         eprintln!();
         key
     } else {
@@ -152,8 +150,15 @@ fn read_key(address: &str) -> anyhow::Result<String> {
     Ok(key)
 }
 
-/// One line from the terminal on standard input, with echo off while it is typed.
-fn read_line_hidden() -> anyhow::Result<String> {
+/// One line from the terminal on standard input, with echo off while it is typed: turned off
+/// before `prompt` is shown on standard error (as getpass does), so nothing typed after the
+/// prompt appears can echo.
+fn read_line_hidden(prompt: &str) -> anyhow::Result<String> {
+    let show = || {
+        let mut err = std::io::stderr().lock();
+        let _ = err.write_all(prompt.as_bytes());
+        let _ = err.flush();
+    };
     let mut line = String::new();
     #[cfg(unix)]
     {
@@ -170,15 +175,19 @@ fn read_line_hidden() -> anyhow::Result<String> {
         quiet.c_lflag &= !libc::ECHO;
         // SAFETY: sets the terminal's attributes from a termios tcgetattr filled.
         unsafe { libc::tcsetattr(fd, libc::TCSANOW, &quiet) };
+        show();
         let read = std::io::stdin().read_line(&mut line);
         // SAFETY: as above; restores what was there.
         unsafe { libc::tcsetattr(fd, libc::TCSANOW, &saved) };
         read.context("reading the API key")?;
     }
     #[cfg(not(unix))]
-    std::io::stdin()
-        .read_line(&mut line)
-        .context("reading the API key")?;
+    {
+        show();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("reading the API key")?;
+    }
     Ok(line)
 }
 

@@ -250,7 +250,9 @@ async fn op_account_add_asks_for_the_key_without_echo(db: TestDb) {
         }
     });
     let mut seen = Vec::new();
-    while !String::from_utf8_lossy(&seen).contains("API key for ") {
+    // The whole prompt: echo is off before it shows.
+    let prompt = format!("API key for {}: ", cli.url);
+    while !String::from_utf8_lossy(&seen).contains(&prompt) {
         seen.extend(
             rx.recv_timeout(Duration::from_secs(20))
                 .expect("the prompt"),
