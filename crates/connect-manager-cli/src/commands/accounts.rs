@@ -173,12 +173,28 @@ fn read_line_hidden(prompt: &str) -> anyhow::Result<String> {
         };
         let mut quiet = saved;
         quiet.c_lflag &= !libc::ECHO;
-        // SAFETY: sets the terminal's attributes from a termios tcgetattr filled.
-        unsafe { libc::tcsetattr(fd, libc::TCSANOW, &quiet) };
+        let _ = SAVED_TERMINAL.set(saved);
+        let handler = restore_terminal_and_die as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        // SAFETY: the handler only calls async-signal-safe functions; the old handlers are put
+        // back below. tcsetattr sets the terminal's attributes from a termios tcgetattr filled.
+        let before = unsafe {
+            let before = [
+                libc::signal(libc::SIGINT, handler),
+                libc::signal(libc::SIGTERM, handler),
+                libc::signal(libc::SIGHUP, handler),
+            ];
+            libc::tcsetattr(fd, libc::TCSANOW, &quiet);
+            before
+        };
         show();
         let read = std::io::stdin().read_line(&mut line);
         // SAFETY: as above; restores what was there.
-        unsafe { libc::tcsetattr(fd, libc::TCSANOW, &saved) };
+        unsafe {
+            libc::tcsetattr(fd, libc::TCSANOW, &saved);
+            libc::signal(libc::SIGINT, before[0]);
+            libc::signal(libc::SIGTERM, before[1]);
+            libc::signal(libc::SIGHUP, before[2]);
+        }
         read.context("reading the API key")?;
     }
     #[cfg(not(unix))]
@@ -189,6 +205,26 @@ fn read_line_hidden(prompt: &str) -> anyhow::Result<String> {
             .context("reading the API key")?;
     }
     Ok(line)
+}
+
+/// The terminal's settings before echo went off, for [`restore_terminal_and_die`].
+#[cfg(unix)]
+static SAVED_TERMINAL: std::sync::OnceLock<libc::termios> = std::sync::OnceLock::new();
+
+/// Interrupted at the prompt (Ctrl-C, a kill, the terminal gone): echo back on, then die of the
+/// signal as without this handler.
+#[cfg(unix)]
+extern "C" fn restore_terminal_and_die(signal: libc::c_int) {
+    // SAFETY: tcsetattr, write, signal and raise are async-signal-safe; SAVED_TERMINAL was set
+    // before this handler was installed and is only read here.
+    unsafe {
+        if let Some(saved) = SAVED_TERMINAL.get() {
+            libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, saved);
+        }
+        libc::write(libc::STDERR_FILENO, b"\n".as_ptr().cast(), 1);
+        libc::signal(signal, libc::SIG_DFL);
+        libc::raise(signal);
+    }
 }
 
 /// Asks the service whether it takes `key` (a list every authenticated user may read).
