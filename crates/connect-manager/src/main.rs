@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 mod admin;
+#[cfg(test)]
+mod cli_docs;
 
 use admin::AdminCommand;
 use connect_manager_cli::{
