@@ -112,7 +112,10 @@ impl Client {
         body: Option<&(impl Serialize + ?Sized)>,
     ) -> anyhow::Result<T> {
         let Some(token) = &self.token else {
-            bail!("no API key: set CONNECT_MANAGER_TOKEN or pass --token");
+            bail!(
+                "no API key: set CONNECT_MANAGER_TOKEN, pass --token, or save an account \
+                 (connect-manager account add)"
+            );
         };
         let mut req = self
             .http
@@ -171,16 +174,32 @@ impl Client {
 
     /// Every page of a list.
     pub async fn list_all<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<Vec<T>> {
+        self.list_up_to(path, None).await
+    }
+
+    /// The first `max` items of a list (all of them with `None`), page after page.
+    pub async fn list_up_to<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        max: Option<usize>,
+    ) -> anyhow::Result<Vec<T>> {
         let sep = if path.contains('?') { '&' } else { '?' };
         let mut items = Vec::new();
         let mut cursor: Option<String> = None;
         loop {
+            let limit = max.map_or(1000, |m| (m - items.len()).clamp(1, 1000));
             let page_path = match &cursor {
-                Some(c) => format!("{path}{sep}limit=1000&cursor={}", enc(c)),
-                None => format!("{path}{sep}limit=1000"),
+                Some(c) => format!("{path}{sep}limit={limit}&cursor={}", enc(c)),
+                None => format!("{path}{sep}limit={limit}"),
             };
             let page: connect_manager_core::page::Page<T> = self.get(&page_path).await?;
             items.extend(page.items);
+            if let Some(m) = max {
+                items.truncate(m);
+                if items.len() == m {
+                    return Ok(items);
+                }
+            }
             match page.next_cursor {
                 Some(c) => cursor = Some(c),
                 None => return Ok(items),

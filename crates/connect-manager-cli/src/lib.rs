@@ -6,8 +6,10 @@
 //!
 //! Where things are: [`commands`] (one module per resource), [`output`] (how everything prints:
 //! the `Render` trait and the JSON/table forms), [`client`] (the HTTP client and the error
-//! envelope), [`import`] (`vault import`, G8), [`credentials`].
+//! envelope), [`accounts`] (saved accounts and which service a command reaches), [`import`]
+//! (`vault import`, G8), [`credentials`].
 
+pub mod accounts;
 pub mod client;
 pub mod commands;
 pub mod credentials;
@@ -15,7 +17,8 @@ pub mod import;
 pub mod output;
 
 pub use commands::{
-    ClientArgs, ClientCommand, GlobalArgs, GroupCommand, KeyCommand, ServerCommand, TokenCommand,
-    UserCommand, VaultCommand, run_client,
+    AccountCommand, AuditCommand, ClientArgs, ClientCommand, GlobalArgs, GroupCommand, KeyCommand,
+    ServerCommand, SigningKeyCommand, TokenCommand, UserCommand, VaultCommand, run_account,
+    run_client,
 };
 pub use credentials::{CredentialsCommand, run_credentials};

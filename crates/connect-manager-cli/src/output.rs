@@ -179,9 +179,27 @@ impl Output {
     /// The rows of `items` under their columns.
     pub fn table<T: Render>(&self, items: &[T]) {
         table(
-            T::COLUMNS,
+            Some(T::COLUMNS),
             items.iter().map(|i| i.row(&self.style)).collect(),
         );
+    }
+
+    /// More items of a list that goes on (`audit list --follow`): in JSON one compact object a
+    /// line, as they come (an array would never end); otherwise table rows, under the headers
+    /// when `first`.
+    pub fn more<T: Render>(&self, items: &[T], first: bool) -> anyhow::Result<()> {
+        match self.format {
+            Format::Json => {
+                for item in items {
+                    println!("{}", serde_json::to_string(item)?);
+                }
+            }
+            Format::HumanReadable => table(
+                first.then_some(T::COLUMNS),
+                items.iter().map(|i| i.row(&self.style)).collect(),
+            ),
+        }
+        Ok(())
     }
 }
 
@@ -190,9 +208,13 @@ fn json(value: &impl Serialize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Columns padded to their widest cell, upper-case headers, like op's tables.
-fn table(headers: &[&str], rows: Vec<Vec<String>>) {
-    let mut widths: Vec<usize> = headers.iter().map(|h| width(h)).collect();
+/// Columns padded to their widest cell, upper-case headers (if any), like op's tables.
+fn table(headers: Option<&[&str]>, rows: Vec<Vec<String>>) {
+    let columns = headers.map_or_else(|| rows.first().map_or(0, Vec::len), <[&str]>::len);
+    let mut widths: Vec<usize> = match headers {
+        Some(headers) => headers.iter().map(|h| width(h)).collect(),
+        None => vec![0; columns],
+    };
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(width(cell));
@@ -210,7 +232,9 @@ fn table(headers: &[&str], rows: Vec<Vec<String>>) {
         }
         println!("{}", out.trim_end());
     };
-    line(headers.iter().map(|h| h.to_uppercase()).collect());
+    if let Some(headers) = headers {
+        line(headers.iter().map(|h| h.to_uppercase()).collect());
+    }
     for row in rows {
         line(row);
     }

@@ -10,8 +10,8 @@ mod cli_docs;
 
 use admin::AdminCommand;
 use connect_manager_cli::{
-    ClientArgs, ClientCommand, CredentialsCommand, GlobalArgs, GroupCommand, ServerCommand,
-    TokenCommand, UserCommand, VaultCommand,
+    AccountCommand, AuditCommand, ClientArgs, ClientCommand, CredentialsCommand, GlobalArgs,
+    GroupCommand, ServerCommand, SigningKeyCommand, TokenCommand, UserCommand, VaultCommand,
 };
 use connect_manager_server::ServeArgs;
 
@@ -22,7 +22,8 @@ use connect_manager_server::ServeArgs;
     about = "Manage 1Password Connect-style servers: their credentials files, tokens, vault \
              grants, and who may manage them.",
     after_help = "Client commands reach the service at CONNECT_MANAGER_URL (--url) with the API \
-                  key in CONNECT_MANAGER_TOKEN (--token). Arguments naming a server, vault, group \
+                  key in CONNECT_MANAGER_TOKEN (--token), or else the account saved with `account add` \
+                  (--account NAME selects one). Arguments naming a server, vault, group \
                   or token take a name or an ID; `-` reads them from standard input (JSON with \
                   `id`s, as `--format json` prints it, or one per line). The global options may \
                   come before the subcommand or after it."
@@ -55,6 +56,13 @@ enum Command {
     Group(Client<GroupCommand>),
     /// Manage users and their API keys (owners).
     User(Client<UserCommand>),
+    /// Read the audit trail, or follow it (owners).
+    Audit(Client<AuditCommand>),
+    /// List, rotate and retire the keys that sign tokens (owners).
+    SigningKey(Client<SigningKeyCommand>),
+    /// Save, list and forget accounts: a service's address and API key (op account).
+    #[command(subcommand)]
+    Account(AccountCommand),
     /// Read a credentials file.
     #[command(subcommand)]
     Credentials(CredentialsCommand),
@@ -114,6 +122,11 @@ fn main() -> ExitCode {
         Command::Vault(c) => client(c.client, ClientCommand::Vault(c.command)),
         Command::Group(c) => client(c.client, ClientCommand::Group(c.command)),
         Command::User(c) => client(c.client, ClientCommand::User(c.command)),
+        Command::Audit(c) => client(c.client, ClientCommand::Audit(c.command)),
+        Command::SigningKey(c) => client(c.client, ClientCommand::SigningKey(c.command)),
+        Command::Account(command) => {
+            report(runtime.block_on(connect_manager_cli::run_account(global, command)))
+        }
         Command::Serve(args) => runtime.block_on(serve(*args)),
         Command::Gateway(args) => runtime.block_on(gateway(*args)),
         Command::Admin(command) => report(runtime.block_on(admin::run(command))),

@@ -1,15 +1,20 @@
 //! The commands that talk to the service, one module per resource, as the API's routes are:
 //! [`servers`] (`op connect server`), [`tokens`] (`op connect token`), [`vaults`] (`op connect
 //! vault grant|revoke` and the registry), [`groups`] (`op connect group grant|revoke` and the
-//! owners' groups), [`users`] and their API [`keys`]. Each command builds its request from
+//! owners' groups), [`users`] and their API [`keys`], the [`audit`] trail and the
+//! [`signing_keys`]; [`accounts`] saves a service's address
+//! and key (`account add|list|forget`, as op's). Each command builds its request from
 //! `connect_manager_core::api`, calls the API through [`Client`] and hands the answer to
 //! [`Output`]. What they share is here: the global flags (op's, taken anywhere on the command
 //! line), the connection options and reading `-` from standard input (one reader: JSON as
 //! `--format json` prints it, or lines).
 
+pub mod accounts;
+pub mod audit;
 pub mod groups;
 pub mod keys;
 pub mod servers;
+pub mod signing_keys;
 pub mod tokens;
 pub mod users;
 pub mod vaults;
@@ -20,12 +25,16 @@ use anyhow::{Context, bail};
 use clap::Args;
 use serde_json::Value;
 
+use crate::accounts::Connection;
 use crate::client::Client;
 use crate::output::{Format, Output, Style};
 
+pub use accounts::{AccountCommand, run_account};
+pub use audit::AuditCommand;
 pub use groups::GroupCommand;
 pub use keys::KeyCommand;
 pub use servers::ServerCommand;
+pub use signing_keys::SigningKeyCommand;
 pub use tokens::TokenCommand;
 pub use users::UserCommand;
 pub use vaults::VaultCommand;
@@ -57,21 +66,24 @@ pub struct GlobalArgs {
     /// key, token or body).
     #[arg(long, global = true, help_heading = GLOBAL)]
     pub debug: bool,
+    /// The configuration directory, where accounts are saved (default:
+    /// $XDG_CONFIG_HOME/connect-manager, else ~/.config/connect-manager).
+    #[arg(long, global = true, help_heading = GLOBAL, value_name = "DIR")]
+    pub config: Option<std::path::PathBuf>,
+    /// The saved account to use, by shorthand or address (default: the only one saved).
+    /// --url/--token and CONNECT_MANAGER_URL/_TOKEN win over it.
+    #[arg(long, global = true, help_heading = GLOBAL, value_name = "NAME")]
+    pub account: Option<String>,
 }
 
 /// Where to reach the service; every client command takes these. `Debug` does not show the API
 /// key.
 #[derive(Args)]
 pub struct ClientArgs {
-    /// The service's URL.
-    #[arg(
-        long,
-        global = true,
-        env = "CONNECT_MANAGER_URL",
-        default_value = "http://127.0.0.1:8080"
-    )]
-    pub url: String,
-    /// An API key.
+    /// The service's URL (default: the saved account's, else http://127.0.0.1:8080).
+    #[arg(long, global = true, env = "CONNECT_MANAGER_URL")]
+    pub url: Option<String>,
+    /// An API key (default: the saved account's, sent only to its address).
     #[arg(
         long,
         global = true,
@@ -101,6 +113,8 @@ pub enum ClientCommand {
     Vault(VaultCommand),
     Group(GroupCommand),
     User(UserCommand),
+    Audit(AuditCommand),
+    SigningKey(SigningKeyCommand),
 }
 
 pub async fn run_client(
@@ -108,7 +122,13 @@ pub async fn run_client(
     args: ClientArgs,
     command: ClientCommand,
 ) -> anyhow::Result<()> {
-    let client = Client::new(&args.url, args.token.filter(|t| !t.is_empty()))?.debug(global.debug);
+    let to = Connection::resolve(
+        args.url,
+        args.token,
+        global.config.as_deref(),
+        global.account.as_deref(),
+    )?;
+    let client = Client::new(&to.url, to.token)?.debug(global.debug);
     let out = Output::new(
         global.format,
         Style::new(global.iso_timestamps, global.no_color),
@@ -119,6 +139,8 @@ pub async fn run_client(
         ClientCommand::Vault(c) => vaults::run(&client, out, c).await,
         ClientCommand::Group(c) => groups::run(&client, out, c).await,
         ClientCommand::User(c) => users::run(&client, out, c).await,
+        ClientCommand::Audit(c) => audit::run(&client, out, c).await,
+        ClientCommand::SigningKey(c) => signing_keys::run(&client, out, c).await,
     }
 }
 

@@ -1,4 +1,5 @@
-//! `server …` (`op connect server`): Connect servers and their credentials files.
+//! `server …` (`op connect server`): Connect servers and their credentials files, written by
+//! `server create` and `server rotate-credentials` alike.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -51,6 +52,15 @@ pub enum ServerCommand {
     /// List the Connect servers you may manage.
     #[command(visible_alias = "ls")]
     List,
+    /// Rotate a Connect server's credentials (C3): write the new 1password-credentials.json in
+    /// the current directory; the old file stops working at once, tokens stay valid.
+    RotateCredentials {
+        /// The server, by name or ID (`-`: standard input).
+        server: String,
+        /// Overwrite an existing 1password-credentials.json without asking.
+        #[arg(short = 'f', long)]
+        force: bool,
+    },
 }
 
 impl Render for Server {
@@ -92,17 +102,25 @@ pub async fn run(client: &Client, out: Output, command: ServerCommand) -> anyhow
         } => {
             let name = one(name)?;
             let path = PathBuf::from(CREDENTIALS_FILE);
-            may_write_credentials(&path, force)?;
+            may_write_credentials(&path, force, "created")?;
             let created: ServerWithCredentials = client
                 .post("/v1/connect/servers", &CreateServer { name, vaults })
                 .await?;
-            write_private(&path, &serde_json::to_string_pretty(&created.credentials)?)?;
-            let shown = std::fs::canonicalize(&path).unwrap_or(path);
-            out.custom(&created, || {
-                println!("Set up a Connect server.");
-                println!("UUID: {}", created.server.id);
-                println!("Credentials file: {}", shown.display());
-            })
+            save_credentials(out, &path, &created, "Set up a Connect server.")
+        }
+        ServerCommand::RotateCredentials { server, force } => {
+            let server = one(server)?;
+            let path = PathBuf::from(CREDENTIALS_FILE);
+            may_write_credentials(&path, force, "rotated")?;
+            let rotated: ServerWithCredentials = client
+                .post(&format!("{}/credentials", server_path(&server)), &())
+                .await?;
+            save_credentials(
+                out,
+                &path,
+                &rotated,
+                "Rotated the Connect server's credentials.",
+            )
         }
         ServerCommand::Delete { servers } => {
             for s in references(servers)? {
@@ -132,8 +150,26 @@ fn server_path(server: &str) -> String {
 
 const CREDENTIALS_FILE: &str = "1password-credentials.json";
 
+/// Writes the credentials file an answer carries (mode 0600) and says so, as op does after
+/// `server create`; JSON prints the answer.
+fn save_credentials(
+    out: Output,
+    path: &Path,
+    answer: &ServerWithCredentials,
+    headline: &str,
+) -> anyhow::Result<()> {
+    write_private(path, &serde_json::to_string_pretty(&answer.credentials)?)?;
+    let shown = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+    out.custom(answer, || {
+        println!("{headline}");
+        println!("UUID: {}", answer.server.id);
+        println!("Credentials file: {}", shown.display());
+    })
+}
+
 /// op asks before overwriting the credentials file; without a terminal to ask on, it refuses.
-fn may_write_credentials(path: &Path, force: bool) -> anyhow::Result<()> {
+/// Asked before the call, so that a refusal changes nothing on the service.
+fn may_write_credentials(path: &Path, force: bool, done: &str) -> anyhow::Result<()> {
     if force || !path.exists() {
         return Ok(());
     }
@@ -150,7 +186,7 @@ fn may_write_credentials(path: &Path, force: bool) -> anyhow::Result<()> {
     if matches!(answer.trim(), "y" | "Y" | "yes" | "Yes") {
         Ok(())
     } else {
-        bail!("not overwriting {}; nothing was created", path.display())
+        bail!("not overwriting {}; nothing was {done}", path.display())
     }
 }
 

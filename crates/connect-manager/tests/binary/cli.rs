@@ -3,7 +3,9 @@
 //!
 //! Here: the end-to-end run and the help and completion scripts; `cli/op.rs`: the habits op's
 //! users bring (issue 15: `--vaults V,r`, JSON lists as bare arrays, `-` reading op's JSON, the
-//! global flags anywhere); `cli/runner.rs`: starting the service, running a command as a user
+//! global flags anywhere); `cli/accounts.rs`: saved accounts (`account add|list|forget`);
+//! `cli/more.rs`: what only curl reached before (`server rotate-credentials`, `audit list`,
+//! `signing-key …`); `cli/runner.rs`: starting the service, running a command as a user
 //! and reading what it printed.
 
 use connect_manager_store::backend_tests;
@@ -11,6 +13,8 @@ use connect_manager_store::testing::TestDb;
 
 use crate::support::command;
 
+mod accounts;
+mod more;
 mod op;
 mod runner;
 use runner::{credentials_server_id, table_rows};

@@ -389,11 +389,52 @@ async fn op_debug_traces_calls_without_secrets(db: TestDb) {
 fn op_completions_cover_the_global_flags() {
     for shell in ["bash", "zsh", "fish"] {
         let script = runner::completion(shell);
-        for flag in ["format", "iso-timestamps", "no-color", "debug"] {
+        for flag in [
+            "format",
+            "iso-timestamps",
+            "no-color",
+            "debug",
+            "config",
+            "account",
+        ] {
             assert!(script.contains(flag), "{shell} completion lacks --{flag}");
+        }
+        // Every command issue 15 added, and their own flags.
+        for word in [
+            "account",
+            "forget",
+            "shorthand",
+            "address",
+            "rotate-credentials",
+            "audit",
+            "follow",
+            "since",
+            "signing-key",
+            "retire",
+        ] {
+            assert!(script.contains(word), "{shell} completion lacks {word}");
         }
     }
     let dir = tempfile::tempdir().unwrap();
+    // Usage errors in the new commands exit 2, as every usage error does.
+    for args in [
+        &["account", "add"][..],
+        &["account", "forget"],
+        &[
+            "audit",
+            "list",
+            "--follow",
+            "--until",
+            "2026-01-01T00:00:00Z",
+        ],
+        &["audit", "list", "--interval", "5"],
+        &["audit", "list", "--limit", "0"],
+        &["signing-key", "retire"],
+        &["server", "rotate-credentials"],
+    ] {
+        let out = command(dir.path()).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+    }
     let help = String::from_utf8(
         command(dir.path())
             .args(["token", "create", "--help"])

@@ -120,7 +120,11 @@ impl Cli {
     }
 
     pub(super) fn run_stdin(&self, args: &[&str], input: &str) -> Ran {
-        let mut c = self.cmd(args);
+        Cli::output_stdin(self.cmd(args), input)
+    }
+
+    /// What `c` did with `input` piped on its standard input.
+    pub(super) fn output_stdin(mut c: Command, input: &str) -> Ran {
         c.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
