@@ -20,6 +20,7 @@ use crate::output::{Output, Render, Style};
 pub enum AccountCommand {
     /// Save an account: the service's address and an API key, checked against the service
     /// first. The key is read from standard input when piped, else asked for without echo.
+    /// Saving a shorthand or an address again replaces that account.
     Add {
         /// The service's URL (http:// or https://).
         #[arg(long)]

@@ -6,13 +6,15 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use connect_manager_store::backend_tests;
 use connect_manager_store::testing::TestDb;
 use serde_json::{Value, json};
 
 use super::runner::{self, Cli, OWNER, Ran, table_rows};
+use crate::support::BIN;
 
 /// A user with no URL and no key in the environment, only a home directory.
 fn bare(cli: &Cli, home: &Path, args: &[&str]) -> Command {
@@ -35,9 +37,19 @@ fn run_env(cli: &Cli, home: &Path, args: &[&str], env: &[(&str, &str)]) -> Ran {
     Cli::output(c)
 }
 
-/// `args` with `key` piped on standard input.
-fn add(cli: &Cli, home: &Path, args: &[&str], key: &str) -> Ran {
-    Cli::output_stdin(bare(cli, home, args), key)
+/// `account add --address ADDRESS --shorthand SHORTHAND [extra…]` with `key` piped on
+/// standard input.
+fn add(cli: &Cli, home: &Path, address: &str, shorthand: &str, extra: &[&str], key: &str) -> Ran {
+    let mut args = vec![
+        "account",
+        "add",
+        "--address",
+        address,
+        "--shorthand",
+        shorthand,
+    ];
+    args.extend_from_slice(extra);
+    Cli::output_stdin(bare(cli, home, &args), key)
 }
 
 fn mode(path: &Path) -> u32 {
@@ -60,7 +72,9 @@ async fn op_account_add_saves_the_key_privately_and_never_shows_it(db: TestDb) {
     let bad = add(
         &cli,
         home,
-        &["account", "add", "--address", &url, "--shorthand", "local"],
+        &url,
+        "local",
+        &[],
         "cmk_wrong_key_0123456789abcdefghijkl\n",
     );
     bad.fails("refused the key");
@@ -68,12 +82,7 @@ async fn op_account_add_saves_the_key_privately_and_never_shows_it(db: TestDb) {
     assert!(!config.join("accounts.json").exists());
 
     // The key comes from standard input; it is never printed.
-    let added = add(
-        &cli,
-        home,
-        &["account", "add", "--address", &url, "--shorthand", "local"],
-        &format!("{OWNER}\n"),
-    );
+    let added = add(&cli, home, &url, "local", &[], &format!("{OWNER}\n"));
     let said = added.ok();
     assert!(said.contains("local") && !said.contains(OWNER), "{said}");
     let file = config.join("accounts.json");
@@ -115,22 +124,7 @@ async fn op_account_add_saves_the_key_privately_and_never_shows_it(db: TestDb) {
         .json(),
         json!([])
     );
-    add(
-        &cli,
-        home,
-        &[
-            "account",
-            "add",
-            "--address",
-            &url,
-            "--shorthand",
-            "x",
-            "--config",
-            dir_s,
-        ],
-        OWNER,
-    )
-    .ok();
+    add(&cli, home, &url, "x", &["--config", dir_s], OWNER).ok();
     assert_eq!(mode(&dir.join("accounts.json")), 0o600);
     let xdg = elsewhere.path().to_str().unwrap();
     let renamed = std::fs::rename(&dir, elsewhere.path().join("connect-manager"));
@@ -153,20 +147,7 @@ async fn op_account_precedence_is_flags_then_environment_then_account(db: TestDb
     let url = cli.url.clone();
     let as_localhost = url.replace("127.0.0.1", "localhost");
     for (shorthand, address) in [("local", url.as_str()), ("alias", as_localhost.as_str())] {
-        add(
-            &cli,
-            home,
-            &[
-                "account",
-                "add",
-                "--address",
-                address,
-                "--shorthand",
-                shorthand,
-            ],
-            OWNER,
-        )
-        .ok();
+        add(&cli, home, address, shorthand, &[], OWNER).ok();
     }
     // Two accounts: none is the default; --account picks one, anywhere on the line.
     run(&cli, home, &["server", "ls"]).fails("no API key");
@@ -223,19 +204,7 @@ async fn op_account_add_warns_when_the_key_would_travel_in_clear(db: TestDb) {
     let home = home.path();
     // Plain http to an address that is not loopback: warned before anything is sent. (0.0.0.0
     // is not loopback; Linux refuses the connection at once, so nothing is saved either.)
-    let far = add(
-        &cli,
-        home,
-        &[
-            "account",
-            "add",
-            "--address",
-            "http://0.0.0.0:9",
-            "--shorthand",
-            "far",
-        ],
-        OWNER,
-    );
+    let far = add(&cli, home, "http://0.0.0.0:9", "far", &[], OWNER);
     assert_eq!(far.code, 1, "{}", far.stderr);
     assert!(
         far.stderr
@@ -250,24 +219,60 @@ async fn op_account_add_warns_when_the_key_would_travel_in_clear(db: TestDb) {
         json!([])
     );
     // Loopback is not warned about (`ok` wants an empty stderr).
-    add(
-        &cli,
-        home,
-        &[
-            "account",
-            "add",
-            "--address",
-            &cli.url,
-            "--shorthand",
-            "here",
-        ],
-        OWNER,
-    )
-    .ok();
+    add(&cli, home, &cli.url, "here", &[], OWNER).ok();
+    app.stop();
+}
+
+async fn op_account_add_asks_for_the_key_without_echo(db: TestDb) {
+    let (_dir, app, cli) = runner::start(&db).await;
+    let home = tempfile::tempdir().unwrap();
+    // On a terminal (a pseudo-terminal from `script`): a prompt, and the key typed unseen.
+    let mut c = Command::new("script");
+    c.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home.path())
+        .args([
+            "-qec",
+            &format!("{BIN} account add --address {} --shorthand tty", cli.url),
+            "/dev/null",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = std::io::Read::read(&mut stdout, &mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("API key for ") {
+        seen.extend(
+            rx.recv_timeout(Duration::from_secs(20))
+                .expect("the prompt"),
+        );
+    }
+    let mut stdin = child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, format!("{OWNER}\n").as_bytes()).unwrap();
+    assert!(child.wait().unwrap().success());
+    while let Ok(more) = rx.recv_timeout(Duration::from_secs(5)) {
+        seen.extend(more);
+    }
+    let seen = String::from_utf8(seen).unwrap();
+    assert!(seen.contains("Saved account tty"), "{seen}");
+    assert!(!seen.contains(OWNER), "the key was echoed: {seen}");
+    let listed = run(&cli, home.path(), &["account", "ls", "--format", "json"]).json();
+    assert_eq!(listed[0]["shorthand"], "tty");
+    run(&cli, home.path(), &["server", "ls"]).ok();
     app.stop();
 }
 
 backend_tests!(
+    op_account_add_asks_for_the_key_without_echo,
     op_account_add_saves_the_key_privately_and_never_shows_it,
     op_account_precedence_is_flags_then_environment_then_account,
     op_account_add_warns_when_the_key_would_travel_in_clear,
