@@ -133,9 +133,7 @@ pub async fn run_account(global: &GlobalArgs, command: AccountCommand) -> anyhow
 /// standard error without echo.
 fn read_key(address: &str) -> anyhow::Result<String> {
     let key = if std::io::stdin().is_terminal() {
-        eprint!("API key for {address}: ");
-        std::io::stderr().flush().ok();
-        let key = read_line_hidden()?;
+        let key = read_line_hidden(&format!("API key for {address}: "))?;
         eprintln!();
         key
     } else {
@@ -152,8 +150,15 @@ fn read_key(address: &str) -> anyhow::Result<String> {
     Ok(key)
 }
 
-/// One line from the terminal on standard input, with echo off while it is typed.
-fn read_line_hidden() -> anyhow::Result<String> {
+/// One line from the terminal on standard input, with echo off while it is typed: turned off
+/// before `prompt` is shown on standard error (as getpass does), so nothing typed after the
+/// prompt appears can echo.
+fn read_line_hidden(prompt: &str) -> anyhow::Result<String> {
+    let show = || {
+        let mut err = std::io::stderr().lock();
+        let _ = err.write_all(prompt.as_bytes());
+        let _ = err.flush();
+    };
     let mut line = String::new();
     #[cfg(unix)]
     {
@@ -168,18 +173,58 @@ fn read_line_hidden() -> anyhow::Result<String> {
         };
         let mut quiet = saved;
         quiet.c_lflag &= !libc::ECHO;
-        // SAFETY: sets the terminal's attributes from a termios tcgetattr filled.
-        unsafe { libc::tcsetattr(fd, libc::TCSANOW, &quiet) };
+        let _ = SAVED_TERMINAL.set(saved);
+        let handler = restore_terminal_and_die as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        // SAFETY: the handler only calls async-signal-safe functions; the old handlers are put
+        // back below. tcsetattr sets the terminal's attributes from a termios tcgetattr filled.
+        let before = unsafe {
+            let before = [
+                libc::signal(libc::SIGINT, handler),
+                libc::signal(libc::SIGTERM, handler),
+                libc::signal(libc::SIGHUP, handler),
+            ];
+            libc::tcsetattr(fd, libc::TCSANOW, &quiet);
+            before
+        };
+        show();
         let read = std::io::stdin().read_line(&mut line);
         // SAFETY: as above; restores what was there.
-        unsafe { libc::tcsetattr(fd, libc::TCSANOW, &saved) };
+        unsafe {
+            libc::tcsetattr(fd, libc::TCSANOW, &saved);
+            libc::signal(libc::SIGINT, before[0]);
+            libc::signal(libc::SIGTERM, before[1]);
+            libc::signal(libc::SIGHUP, before[2]);
+        }
         read.context("reading the API key")?;
     }
     #[cfg(not(unix))]
-    std::io::stdin()
-        .read_line(&mut line)
-        .context("reading the API key")?;
+    {
+        show();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("reading the API key")?;
+    }
     Ok(line)
+}
+
+/// The terminal's settings before echo went off, for [`restore_terminal_and_die`].
+#[cfg(unix)]
+static SAVED_TERMINAL: std::sync::OnceLock<libc::termios> = std::sync::OnceLock::new();
+
+/// Interrupted at the prompt (Ctrl-C, a kill, the terminal gone): echo back on, then die of the
+/// signal as without this handler.
+#[cfg(unix)]
+extern "C" fn restore_terminal_and_die(signal: libc::c_int) {
+    // SAFETY: tcsetattr, write, signal and raise are async-signal-safe; SAVED_TERMINAL was set
+    // before this handler was installed and is only read here.
+    unsafe {
+        if let Some(saved) = SAVED_TERMINAL.get() {
+            libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, saved);
+        }
+        libc::write(libc::STDERR_FILENO, b"\n".as_ptr().cast(), 1);
+        libc::signal(signal, libc::SIG_DFL);
+        libc::raise(signal);
+    }
 }
 
 /// Asks the service whether it takes `key` (a list every authenticated user may read).

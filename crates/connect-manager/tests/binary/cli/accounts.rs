@@ -250,7 +250,9 @@ async fn op_account_add_asks_for_the_key_without_echo(db: TestDb) {
         }
     });
     let mut seen = Vec::new();
-    while !String::from_utf8_lossy(&seen).contains("API key for ") {
+    // The whole prompt: echo is off before it shows.
+    let prompt = format!("API key for {}: ", cli.url);
+    while !String::from_utf8_lossy(&seen).contains(&prompt) {
         seen.extend(
             rx.recv_timeout(Duration::from_secs(20))
                 .expect("the prompt"),
@@ -268,6 +270,46 @@ async fn op_account_add_asks_for_the_key_without_echo(db: TestDb) {
     let listed = run(&cli, home.path(), &["account", "ls", "--format", "json"]).json();
     assert_eq!(listed[0]["shorthand"], "tty");
     run(&cli, home.path(), &["server", "ls"]).ok();
+
+    // Ctrl-C at the prompt: the command dies of it, and the terminal echoes again.
+    let script = format!(
+        "trap \"\" INT; {BIN} account add --address {} --shorthand gone; echo rc=$?; stty -a",
+        cli.url
+    );
+    let mut c = Command::new("script");
+    c.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home.path())
+        .args(["-qec", &format!("sh -c '{script}'"), "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&seen).contains(&prompt) {
+        let n = std::io::Read::read(&mut stdout, &mut buf).unwrap();
+        assert!(n > 0, "no prompt: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    let mut stdin = child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, b"abc\x03").unwrap();
+    std::io::Read::read_to_end(&mut stdout, &mut seen).unwrap();
+    drop(stdin);
+    child.wait().unwrap();
+    let seen = String::from_utf8_lossy(&seen);
+    assert!(seen.contains("rc=130"), "{seen}");
+    let after = seen.split("rc=130").nth(1).unwrap();
+    assert!(
+        after.split_whitespace().any(|w| w == "echo"),
+        "echo is back on: {after}"
+    );
+    let listed = run(&cli, home.path(), &["account", "ls", "--format", "json"]).json();
+    assert_eq!(
+        listed.as_array().unwrap().len(),
+        1,
+        "nothing saved: {listed}"
+    );
     app.stop();
 }
 
