@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 mod admin;
+#[cfg(test)]
+mod cli_docs;
 
 use admin::AdminCommand;
 use connect_manager_cli::{
@@ -77,7 +79,7 @@ enum Command {
     )]
     Serve(Box<ServeArgs>),
     /// Run the gateway: connect-manager tokens enforced in front of one Connect server's API
-    /// (SPEC G).
+    /// (docs/GATEWAY.md).
     #[command(
         after_help = "Also read: RUST_LOG, the log filter [default: info]. The upstream token \
                       may come from a file: CONNECT_MANAGER_GATEWAY_UPSTREAM_TOKEN_FILE."

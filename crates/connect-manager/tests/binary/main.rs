@@ -6,6 +6,7 @@ mod database;
 mod hardening;
 mod import_and_last_use;
 mod ops;
+mod quickstart;
 mod secrets_at_rest;
 mod serve;
 /// The support shared with tests/gateway (tests/support).
