@@ -1,8 +1,6 @@
 //! Groups, their members and their grants ([`GroupStore`]), and A2's Owners group: it cannot be
 //! deleted, and its last member cannot leave it.
 
-use std::collections::HashMap;
-
 use async_trait::async_trait;
 use connect_manager_core::id::new_lower;
 use connect_manager_core::lookup::Found;
@@ -15,42 +13,44 @@ use sqlx::AssertSqlSafe;
 use super::rows::{GROUP_COLS, GroupRow};
 use super::servers::lock_live_server;
 use super::{
-    Conn, ThisStore, Tx, commit, find_rows, name_taken, page_rows, require_changed, rows_for,
+    Conn, ThisStore, Tx, children_of, commit, find_rows, name_taken, page_rows, require_changed,
 };
 use crate::sql_backend::SqlBackend;
 use crate::{DbResult, GroupStore};
 
 /// Loads the groups' members and grants and builds the groups, in the rows' order.
 async fn hydrate_groups(conn: &mut Conn, rows: Vec<GroupRow>) -> Result<Vec<Group>> {
-    let mut members: HashMap<String, Vec<String>> = HashMap::new();
-    let mut grants: HashMap<String, Vec<GroupGrant>> = HashMap::new();
     let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-    let member_rows: Vec<(String, String)> = rows_for(conn, &ids, |ids| {
-        format!(
-            "SELECT group_id, user_id FROM group_members WHERE group_id IN ({ids}) \
-             ORDER BY user_id"
-        )
-    })
+    let mut members = children_of(
+        conn,
+        &ids,
+        |ids| {
+            format!(
+                "SELECT group_id, user_id FROM group_members WHERE group_id IN ({ids}) \
+                 ORDER BY user_id"
+            )
+        },
+        |(group_id, user_id): (String, String)| Ok((group_id, user_id)),
+    )
     .await?;
-    for (group_id, user_id) in member_rows {
-        members.entry(group_id).or_default().push(user_id);
-    }
-    let grant_rows: Vec<(String, String, String)> = rows_for(conn, &ids, |ids| {
-        format!(
-            "SELECT group_id, role, '' FROM group_roles WHERE group_id IN ({ids}) \
-             UNION ALL \
-             SELECT group_id, 'SERVER', server_id FROM group_servers WHERE group_id IN ({ids})"
-        )
-    })
+    let mut grants = children_of(
+        conn,
+        &ids,
+        |ids| {
+            format!(
+                "SELECT group_id, role, '' FROM group_roles WHERE group_id IN ({ids}) \
+                 UNION ALL \
+                 SELECT group_id, 'SERVER', server_id FROM group_servers WHERE group_id IN ({ids})"
+            )
+        },
+        |(group_id, scope, server_id): (String, String, String)| {
+            let scope = GrantScope::parse(&scope)
+                .ok_or_else(|| Error::internal(format!("unknown grant scope {scope}")))?;
+            let server_id = (scope == GrantScope::Server).then_some(server_id);
+            Ok((group_id, GroupGrant { scope, server_id }))
+        },
+    )
     .await?;
-    for (group_id, scope, server_id) in grant_rows {
-        let scope = GrantScope::parse(&scope)
-            .ok_or_else(|| Error::internal(format!("unknown grant scope {scope}")))?;
-        grants.entry(group_id).or_default().push(GroupGrant {
-            scope,
-            server_id: (scope == GrantScope::Server).then_some(server_id),
-        });
-    }
     Ok(rows
         .into_iter()
         .map(|r| {

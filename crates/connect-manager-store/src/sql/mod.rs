@@ -35,6 +35,8 @@ mod tokens;
 mod users;
 mod vaults;
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use connect_manager_core::audit::{AuditAction, TargetType};
 use connect_manager_core::id::new_lower;
@@ -58,7 +60,7 @@ type Conn = <Db as sqlx::Database>::Connection;
 /// - these `$n` placeholders, and the multi-row `VALUES ($1, $2, $3), …` lists built the same
 ///   way from numbers (`create_token`, `record_token_usage`);
 /// - the `*_COLS` column lists of `rows.rs`, and the `SELECT <cols> FROM <table>` and column
-///   names passed to [`page_rows`], [`find_rows`] and [`rows_for`] (string literals at every
+///   names passed to [`page_rows`], [`find_rows`] and [`children_of`] (string literals at every
 ///   call);
 /// - [`managed`]'s column name (a literal at every call);
 /// - the backend's `LOCK_*` row-lock clauses (constants of `SqlBackend`);
@@ -201,21 +203,30 @@ async fn find_rows<R: Row>(
     Ok(Found::Names(rows))
 }
 
-/// The rows `sql(ids)` reads, `ids` being the placeholders `$1, …` of `keys` (bound in order):
-/// what belongs to several rows (a server's vaults, a token's scope), in one round trip.
-async fn rows_for<R: Row>(
+/// What belongs to several rows (a server's vaults, a token's scope, a group's members), read in
+/// one round trip and grouped by the owning row's ID: `sql(ids)` is the query, `ids` being the
+/// placeholders `$1, …` of `keys` (bound in order), and `child` splits each row read into the
+/// owner's ID and the child.
+async fn children_of<R: Row, C>(
     conn: &mut Conn,
     keys: &[&str],
     sql: impl FnOnce(&str) -> String,
-) -> Result<Vec<R>> {
+    child: impl Fn(R) -> Result<(String, C)>,
+) -> Result<HashMap<String, Vec<C>>> {
+    let mut by_owner: HashMap<String, Vec<C>> = HashMap::new();
     if keys.is_empty() {
-        return Ok(Vec::new());
+        return Ok(by_owner);
     }
     let mut q = sqlx::query_as(AssertSqlSafe(sql(&placeholders(1, keys.len()))));
     for key in keys {
         q = q.bind(*key);
     }
-    q.fetch_all(&mut *conn).await.db()
+    let rows: Vec<R> = q.fetch_all(&mut *conn).await.db()?;
+    for row in rows {
+        let (owner, c) = child(row)?;
+        by_owner.entry(owner).or_default().push(c);
+    }
+    Ok(by_owner)
 }
 
 fn name_taken(kind: &str, name: &str) -> Error {

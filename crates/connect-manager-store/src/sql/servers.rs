@@ -2,7 +2,7 @@
 //! secret (C3), grant and revoke vaults (R5, R6), and what introspection reads of a live server.
 //! [`lock_live_server`] states the order every change takes its locks in.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use async_trait::async_trait;
 use connect_manager_core::lookup::Found;
@@ -16,31 +16,31 @@ use sqlx::AssertSqlSafe;
 use super::rows::{SERVER_COLS, ServerRow};
 use super::vaults::load_grantable_vault;
 use super::{
-    Conn, ThisStore, Tx, commit, managed, matchable, name_match_limit, name_taken, require_changed,
-    rows_for,
+    Conn, ThisStore, Tx, children_of, commit, managed, matchable, name_match_limit, name_taken,
+    require_changed,
 };
 use crate::sql_backend::{NameTable, SqlBackend};
 use crate::{Change, DbResult, NewServer, ServerAccess, ServerCredentials, ServerStore};
 
 /// Loads the servers' vault grants and builds the servers, in the rows' order.
 async fn hydrate_servers(conn: &mut Conn, rows: Vec<ServerRow>) -> Result<Vec<Server>> {
-    let mut vaults: HashMap<String, Vec<ServerVault>> = HashMap::new();
     let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-    let grants: Vec<(String, String, String)> = rows_for(conn, &ids, |ids| {
-        format!(
-            "SELECT sv.server_id, v.id, v.name FROM server_vaults sv \
-             JOIN vaults v ON v.id = sv.vault_id \
-             WHERE sv.server_id IN ({ids}) ORDER BY v.name_key, v.id"
-        )
-    })
+    let mut vaults = children_of(
+        conn,
+        &ids,
+        |ids| {
+            format!(
+                "SELECT sv.server_id, v.id, v.name FROM server_vaults sv \
+                 JOIN vaults v ON v.id = sv.vault_id \
+                 WHERE sv.server_id IN ({ids}) ORDER BY v.name_key, v.id"
+            )
+        },
+        |(server_id, id, name): (String, String, String)| {
+            let access = VaultAccess::ReadWrite;
+            Ok((server_id, ServerVault { id, name, access }))
+        },
+    )
     .await?;
-    for (server_id, id, name) in grants {
-        vaults.entry(server_id).or_default().push(ServerVault {
-            id,
-            name,
-            access: VaultAccess::ReadWrite,
-        });
-    }
     rows.into_iter()
         .map(|r| {
             let v = vaults.remove(&r.id).unwrap_or_default();

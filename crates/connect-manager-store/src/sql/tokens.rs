@@ -16,26 +16,27 @@ use sqlx::AssertSqlSafe;
 use super::rows::{TOKEN_COLS, TokenRow};
 use super::servers::load_live_server;
 use super::{
-    Conn, ThisStore, commit, managed, matchable, name_match_limit, placeholders, require_changed,
-    rows_for,
+    Conn, ThisStore, children_of, commit, managed, matchable, name_match_limit, placeholders,
+    require_changed,
 };
 use crate::sql_backend::SqlBackend;
 use crate::{Change, DbResult, NewToken, TokenStore};
 
 /// Loads the tokens' scopes and builds the records, in the rows' order.
 async fn hydrate_tokens(conn: &mut Conn, rows: Vec<TokenRow>) -> Result<Vec<TokenRecord>> {
-    let mut scopes: HashMap<String, Vec<(String, i64)>> = HashMap::new();
     let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-    let scope_rows: Vec<(String, String, i64)> = rows_for(conn, &ids, |ids| {
-        format!(
-            "SELECT token_id, vault_id, access FROM token_vaults WHERE token_id IN ({ids}) \
-             ORDER BY vault_id"
-        )
-    })
+    let mut scopes = children_of(
+        conn,
+        &ids,
+        |ids| {
+            format!(
+                "SELECT token_id, vault_id, access FROM token_vaults WHERE token_id IN ({ids}) \
+                 ORDER BY vault_id"
+            )
+        },
+        |(token_id, vault_id, access): (String, String, i64)| Ok((token_id, (vault_id, access))),
+    )
     .await?;
-    for (token_id, vault_id, access) in scope_rows {
-        scopes.entry(token_id).or_default().push((vault_id, access));
-    }
     rows.into_iter()
         .map(|r| {
             let vaults = scopes.remove(&r.id).unwrap_or_default();
