@@ -42,7 +42,7 @@ pub use store::{
 };
 pub use types::{
     AuditFilter, Bootstrap, NewServer, NewToken, Reseal, RetiredKey, ServerAccess,
-    ServerCredentials,
+    ServerCredentials, TokenFilter,
 };
 
 /// The store's traits, for code that calls them on a concrete store (a `dyn Store` needs none):
