@@ -47,6 +47,8 @@ pub struct Metrics {
     pub introspections_active: AtomicU64,
     pub introspections_inactive: AtomicU64,
     pub auth_failures_user: AtomicU64,
+    /// Failed authentications with an API key that expired (not in `auth_failures_user`).
+    pub auth_failures_user_expired: AtomicU64,
     pub auth_failures_server: AtomicU64,
     pub auth_rate_limited: AtomicU64,
     /// G7 usage reports accepted, the entries they carried, and the tokens' rows written.
@@ -205,9 +207,13 @@ impl Metrics {
         counter(
             w,
             "connect_manager_auth_failures_total",
-            "Failed authentications by kind of credential.",
+            "Failed authentications by kind of credential (an unknown API key, an expired one, a server's).",
             &[
                 ("kind=\"api_key\"", get(&self.auth_failures_user)),
+                (
+                    "kind=\"expired_api_key\"",
+                    get(&self.auth_failures_user_expired),
+                ),
                 ("kind=\"server\"", get(&self.auth_failures_server)),
             ],
         );

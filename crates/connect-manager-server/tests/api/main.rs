@@ -3,6 +3,7 @@
 mod harness;
 mod matrix;
 
+mod api_keys;
 mod auth;
 mod concurrency;
 mod denials;

@@ -11,10 +11,10 @@ use connect_manager_core::token::SealedKey;
 use connect_manager_core::{Error, Result, Timestamp};
 use sqlx::AssertSqlSafe;
 
-use super::rows::{KEY_COLS, KeyRow};
+use super::rows::{KEY_COLS, KeyPrincipalRow, KeyRow};
 use super::{ThisStore, commit};
 use crate::sql_backend::SqlBackend;
-use crate::{Bootstrap, Change, DbResult, InstallStore, Reseal, RetiredKey};
+use crate::{Bootstrap, Change, DbResult, InstallStore, KeyAuth, Reseal, RetiredKey};
 
 #[async_trait]
 impl InstallStore for ThisStore {
@@ -99,7 +99,8 @@ impl InstallStore for ThisStore {
             .db()?;
         let key_id = new_lower();
         sqlx::query(
-            "INSERT INTO api_keys (id, user_id, key_hash, created_at) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO api_keys (id, user_id, key_hash, created_at, name) \
+             VALUES ($1, $2, $3, $4, 'bootstrap')",
         )
         .bind(&key_id)
         .bind(&owner.id)
@@ -115,10 +116,11 @@ impl InstallStore for ThisStore {
         Ok(Bootstrap::Created(owner))
     }
 
-    async fn principal_for_key(&self, key_hash: &str) -> Result<Option<Principal>> {
-        // One round trip: the key's user and every grant of the user's groups.
-        let rows: Vec<(String, String, Option<String>, Option<String>)> = sqlx::query_as(
-            "SELECT k.user_id, k.key_hash, x.scope, x.server_id FROM api_keys k \
+    async fn authenticate_key(&self, key_hash: &str, now: Timestamp) -> Result<KeyAuth> {
+        // One round trip: the key, whether it is live, and every grant of the user's groups.
+        let rows: Vec<KeyPrincipalRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT k.id AS key_id, k.user_id, k.key_hash, k.expires_at, k.last_used_at, \
+             {live} AS live, x.scope, x.server_id FROM api_keys k \
              LEFT JOIN ( \
                  SELECT m.user_id AS user_id, 'OWNER' AS scope, '' AS server_id \
                  FROM group_members m JOIN groups g ON g.id = m.group_id \
@@ -131,33 +133,47 @@ impl InstallStore for ThisStore {
                  JOIN group_servers s ON s.group_id = m.group_id \
              ) x ON x.user_id = k.user_id \
              WHERE k.key_hash = $1",
-        )
+            live = super::api_key_live("k", "$2"),
+        )))
         .bind(key_hash)
+        .bind(now.micros())
         .fetch_all(&mut *self.conn().await?)
         .await
         .db()?;
-        let Some((user_id, stored, _, _)) = rows.first() else {
-            return Ok(None);
+        let Some(first) = rows.first() else {
+            return Ok(KeyAuth::Unknown);
         };
-        if !ct_eq(stored, key_hash) {
-            return Ok(None);
+        if !ct_eq(&first.key_hash, key_hash) {
+            return Ok(KeyAuth::Unknown);
         }
+        let key_id = first.key_id.clone();
+        if !first.live {
+            return Ok(KeyAuth::Expired {
+                key_id,
+                expired_at: Timestamp(first.expires_at.unwrap_or_default()),
+            });
+        }
+        let last_used_at = first.last_used_at.map(Timestamp);
         let mut p = Principal {
-            user_id: user_id.clone(),
+            user_id: first.user_id.clone(),
             ..Principal::default()
         };
-        for (_, _, scope, server_id) in rows {
-            match scope.as_deref() {
+        for row in rows {
+            match row.scope.as_deref() {
                 Some("OWNER") => p.owner = true,
                 Some("MANAGER") => p.manager = true,
                 Some("ALL_SERVERS") => p.all_servers = true,
                 Some(_) => {
-                    p.servers.extend(server_id);
+                    p.servers.extend(row.server_id);
                 }
                 None => {}
             }
         }
-        Ok(Some(p))
+        Ok(KeyAuth::Valid {
+            principal: p,
+            key_id,
+            last_used_at,
+        })
     }
 
     async fn signing_keys(&self) -> Result<Vec<SealedKey>> {
