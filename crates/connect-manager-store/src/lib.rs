@@ -43,7 +43,7 @@ pub use store::{
 };
 pub use types::{
     AuditFilter, Bootstrap, KeyAuth, NewApiKey, NewServer, NewToken, Reseal, RetiredKey,
-    ServerAccess, ServerCredentials, TokenFilter,
+    ServerAccess, ServerCredentials, TokenFilter, TokenGauges,
 };
 
 /// The store's traits, for code that calls them on a concrete store (a `dyn Store` needs none):

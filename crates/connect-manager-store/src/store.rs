@@ -23,7 +23,7 @@ use connect_manager_core::token::SealedKey;
 
 use crate::{
     AuditFilter, Backend, Bootstrap, ChangeListener, KeyAuth, NewApiKey, NewServer, NewToken,
-    PoolState, Reseal, RetiredKey, ServerAccess, TokenFilter,
+    PoolState, Reseal, RetiredKey, ServerAccess, TokenFilter, TokenGauges,
 };
 
 /// The name of an API key made without one.
@@ -262,6 +262,10 @@ pub trait TokenStore: Send + Sync + 'static {
         filter: &TokenFilter,
         page: &PageRequest,
     ) -> Result<Page<TokenRecord>>;
+    /// The `/metrics` gauges at `now`, over the live tokens (active, not expired) of live
+    /// servers: how many expire within `expiring_within` seconds, and how many were never used.
+    /// One statement.
+    async fn token_gauges(&self, now: Timestamp, expiring_within: i64) -> Result<TokenGauges>;
     /// R9: renames only.
     async fn rename_token(&self, actor: &Actor, token_id: &str, name: &Name)
     -> Result<TokenRecord>;

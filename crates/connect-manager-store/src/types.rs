@@ -70,6 +70,15 @@ impl TokenFilter {
     }
 }
 
+/// The token gauges of `/metrics` (issue 18), over live tokens of live servers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TokenGauges {
+    /// Expiring within the window asked for.
+    pub expiring: u64,
+    /// Never used (no last use reported by a gateway, G7).
+    pub never_used: u64,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditFilter {
     pub action: Option<String>,
