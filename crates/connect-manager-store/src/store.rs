@@ -91,6 +91,16 @@ pub trait InstallStore: Send + Sync + 'static {
     async fn signing_kids(&self) -> Result<Vec<String>>;
     /// Adds a signing key; it signs from now on, on every replica (T3).
     async fn add_signing_key(&self, actor: &Actor, key: &SealedKey) -> Result<()>;
+    /// Adds a signing key, as [`Self::add_signing_key`], only if the newest key not retired was
+    /// made before `cutoff` (or there is none): scheduled rotation. Decided in the adding
+    /// transaction under the signing-key lock, so of replicas racing, exactly one adds a key.
+    /// Whether it added one.
+    async fn add_signing_key_if_newest_before(
+        &self,
+        actor: &Actor,
+        key: &SealedKey,
+        cutoff: Timestamp,
+    ) -> Result<bool>;
     /// Retires a key: out of the JWKS, verifying nothing from now on, on every replica; its
     /// active tokens are revoked (they can no longer be verified). 404 for an unknown key; 409
     /// for the key that signs (the newest): rotate first. Retiring a retired key changes nothing.

@@ -10,6 +10,7 @@ mod denials;
 mod errors;
 mod groups;
 mod headers;
+mod key_rotation;
 mod keys;
 mod limiter;
 mod lookup;

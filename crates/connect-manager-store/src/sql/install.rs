@@ -199,20 +199,34 @@ impl InstallStore for ThisStore {
 
     async fn add_signing_key(&self, actor: &Actor, key: &SealedKey) -> Result<()> {
         let mut tx = self.write_tx().await?;
-        sqlx::query(
-            "INSERT INTO signing_keys (kid, sealed_private, x, y, created_at) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(&key.kid)
-        .bind(&key.sealed_private)
-        .bind(&key.x)
-        .bind(&key.y)
-        .bind(Timestamp::now().micros())
-        .execute(&mut *tx)
-        .await
-        .db()?;
-        audit!(tx, actor, SigningKeyCreate, SigningKey, &key.kid).await?;
+        ThisStore::lock_signing_keys(&mut tx).await?;
+        insert_signing_key(&mut tx, actor, key).await?;
         self.commit_announcing(tx, Change::Keys).await
+    }
+
+    async fn add_signing_key_if_newest_before(
+        &self,
+        actor: &Actor,
+        key: &SealedKey,
+        cutoff: Timestamp,
+    ) -> Result<bool> {
+        // A cheap read first: nearly every check finds a young key and writes nothing.
+        let newest = newest_signing_key_at(&mut *self.conn().await?).await?;
+        if newest.is_some_and(|at| at > cutoff.micros()) {
+            return Ok(false);
+        }
+        // Decided again under the lock: of replicas racing here, the first makes the key and
+        // the others, waiting on the lock, then read it and make none.
+        let mut tx = self.write_tx().await?;
+        ThisStore::lock_signing_keys(&mut tx).await?;
+        let newest = newest_signing_key_at(&mut tx).await?;
+        if newest.is_some_and(|at| at > cutoff.micros()) {
+            tx.rollback().await.db()?;
+            return Ok(false);
+        }
+        insert_signing_key(&mut tx, actor, key).await?;
+        self.commit_announcing(tx, Change::Keys).await?;
+        Ok(true)
     }
 
     async fn retire_signing_key(&self, actor: &Actor, kid: &str) -> Result<RetiredKey> {
@@ -361,4 +375,37 @@ impl InstallStore for ThisStore {
         self.commit_announcing(tx, Change::Keys).await?;
         Ok(true)
     }
+}
+
+/// When the newest key not retired was made (microseconds), if there is one.
+async fn newest_signing_key_at(conn: &mut super::Conn) -> Result<Option<i64>> {
+    sqlx::query_scalar("SELECT MAX(created_at) FROM signing_keys WHERE retired_at IS NULL")
+        .fetch_one(conn)
+        .await
+        .db()
+}
+
+/// The one statement that writes a signing key, with its audit event, in the caller's
+/// transaction (which holds the signing-key lock).
+async fn insert_signing_key(tx: &mut super::Tx, actor: &Actor, key: &SealedKey) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO signing_keys (kid, sealed_private, x, y, created_at) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&key.kid)
+    .bind(&key.sealed_private)
+    .bind(&key.x)
+    .bind(&key.y)
+    .bind(Timestamp::now().micros())
+    .execute(&mut **tx)
+    .await
+    .db()?;
+    super::audit(
+        tx,
+        actor,
+        connect_manager_core::audit::AuditAction::SigningKeyCreate,
+        connect_manager_core::audit::TargetType::SigningKey,
+        &key.kid,
+    )
+    .await
 }
