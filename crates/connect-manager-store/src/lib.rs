@@ -38,11 +38,12 @@ mod types;
 pub use change::{CHANGE_CHANNEL, Change, ChangeListener, Listeners};
 pub(crate) use error::{DbResult, fit_for_reuse};
 pub use store::{
-    AuditStore, GroupStore, InstallStore, ServerStore, Store, TokenStore, UserStore, VaultStore,
+    AuditStore, DEFAULT_API_KEY_NAME, GroupStore, InstallStore, ServerStore, Store, TokenStore,
+    UserStore, VaultStore,
 };
 pub use types::{
-    AuditFilter, Bootstrap, NewServer, NewToken, Reseal, RetiredKey, ServerAccess,
-    ServerCredentials, TokenFilter,
+    AuditFilter, Bootstrap, KeyAuth, NewApiKey, NewServer, NewToken, Reseal, RetiredKey,
+    ServerAccess, ServerCredentials, TokenFilter, TokenGauges,
 };
 
 /// The store's traits, for code that calls them on a concrete store (a `dyn Store` needs none):

@@ -3,12 +3,14 @@
 mod harness;
 mod matrix;
 
+mod api_keys;
 mod auth;
 mod concurrency;
 mod denials;
 mod errors;
 mod groups;
 mod headers;
+mod key_rotation;
 mod keys;
 mod limiter;
 mod lookup;
