@@ -12,7 +12,7 @@ use connect_manager_core::{Error, Result, Timestamp};
 use sqlx::AssertSqlSafe;
 
 use super::rows::{KEY_COLS, KeyRow};
-use super::{ThisStore, commit};
+use super::{PrincipalRow, ThisStore, USER_GRANTS, commit, principal_of};
 use crate::sql_backend::SqlBackend;
 use crate::{Bootstrap, Change, DbResult, InstallStore, Reseal, RetiredKey};
 
@@ -117,47 +117,19 @@ impl InstallStore for ThisStore {
 
     async fn principal_for_key(&self, key_hash: &str) -> Result<Option<Principal>> {
         // One round trip: the key's user and every grant of the user's groups.
-        let rows: Vec<(String, String, Option<String>, Option<String>)> = sqlx::query_as(
+        let rows: Vec<PrincipalRow> = sqlx::query_as(AssertSqlSafe(format!(
             "SELECT k.user_id, k.key_hash, x.scope, x.server_id FROM api_keys k \
-             LEFT JOIN ( \
-                 SELECT m.user_id AS user_id, 'OWNER' AS scope, '' AS server_id \
-                 FROM group_members m JOIN groups g ON g.id = m.group_id \
-                 WHERE g.builtin = 'owners' \
-                 UNION ALL \
-                 SELECT m.user_id, r.role, '' FROM group_members m \
-                 JOIN group_roles r ON r.group_id = m.group_id \
-                 UNION ALL \
-                 SELECT m.user_id, 'SERVER', s.server_id FROM group_members m \
-                 JOIN group_servers s ON s.group_id = m.group_id \
-             ) x ON x.user_id = k.user_id \
-             WHERE k.key_hash = $1",
-        )
+             LEFT JOIN ({USER_GRANTS}) x ON x.user_id = k.user_id \
+             WHERE k.key_hash = $1"
+        )))
         .bind(key_hash)
         .fetch_all(&mut *self.conn().await?)
         .await
         .db()?;
-        let Some((user_id, stored, _, _)) = rows.first() else {
-            return Ok(None);
-        };
-        if !ct_eq(stored, key_hash) {
-            return Ok(None);
+        match rows.first() {
+            Some((_, stored, _, _)) if ct_eq(stored, key_hash) => Ok(principal_of(rows)),
+            _ => Ok(None),
         }
-        let mut p = Principal {
-            user_id: user_id.clone(),
-            ..Principal::default()
-        };
-        for (_, _, scope, server_id) in rows {
-            match scope.as_deref() {
-                Some("OWNER") => p.owner = true,
-                Some("MANAGER") => p.manager = true,
-                Some("ALL_SERVERS") => p.all_servers = true,
-                Some(_) => {
-                    p.servers.extend(server_id);
-                }
-                None => {}
-            }
-        }
-        Ok(Some(p))
     }
 
     async fn signing_keys(&self) -> Result<Vec<SealedKey>> {

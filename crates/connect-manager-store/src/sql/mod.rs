@@ -31,6 +31,7 @@ mod groups;
 mod install;
 mod rows;
 mod servers;
+mod sessions;
 mod tokens;
 mod users;
 mod vaults;
@@ -53,6 +54,43 @@ use crate::{Backend, Change, DbResult, Store};
 type Db = <ThisStore as SqlBackend>::Db;
 type Tx = crate::sql_backend::Tx<ThisStore>;
 type Conn = <Db as sqlx::Database>::Connection;
+
+/// Every user's group grants as rows `(user_id, scope, server_id)`: scope `OWNER` (a member of
+/// Owners), `MANAGER`, `ALL_SERVERS`, or `SERVER` with the server's ID (else ''). Joined to the
+/// API key (`principal_for_key`) or the session (`session`) being looked up, so a principal is
+/// one round trip.
+const USER_GRANTS: &str = "SELECT m.user_id AS user_id, 'OWNER' AS scope, '' AS server_id \
+     FROM group_members m JOIN groups g ON g.id = m.group_id \
+     WHERE g.builtin = 'owners' \
+     UNION ALL \
+     SELECT m.user_id, r.role, '' FROM group_members m \
+     JOIN group_roles r ON r.group_id = m.group_id \
+     UNION ALL \
+     SELECT m.user_id, 'SERVER', s.server_id FROM group_members m \
+     JOIN group_servers s ON s.group_id = m.group_id";
+
+/// A row of a principal's lookup: the user, a value the caller checks (the key hash, or the
+/// session's key ID), and one grant of [`USER_GRANTS`] (none: `NULL`s).
+type PrincipalRow = (String, String, Option<String>, Option<String>);
+
+/// The principal whose rows these are (`None` for no rows).
+fn principal_of(rows: Vec<PrincipalRow>) -> Option<connect_manager_core::principal::Principal> {
+    let user_id = rows.first()?.0.clone();
+    let mut p = connect_manager_core::principal::Principal {
+        user_id,
+        ..Default::default()
+    };
+    for (_, _, scope, server_id) in rows {
+        match scope.as_deref() {
+            Some("OWNER") => p.owner = true,
+            Some("MANAGER") => p.manager = true,
+            Some("ALL_SERVERS") => p.all_servers = true,
+            Some(_) => p.servers.extend(server_id),
+            None => {}
+        }
+    }
+    Some(p)
+}
 
 /// `$first, $first+1, …` for `n` values.
 ///
