@@ -32,7 +32,7 @@ pub struct ApiQuery<T>(pub T);
 #[from_request(via(axum::extract::Path), rejection(ApiError))]
 pub struct ApiPath<T>(pub T);
 
-fn actor_for(parts: &Parts, user_id: String) -> Actor {
+pub(crate) fn actor_for(parts: &Parts, user_id: String) -> Actor {
     Actor {
         user_id,
         request_id: parts
@@ -72,33 +72,51 @@ impl FromRequestParts<AppState> for Caller {
                 "send an API key: Authorization: Bearer <key>",
             ));
         };
-        let fingerprint = connect_manager_core::secret::fingerprint(key);
-        let attempt = match state
-            .auth_limiter
-            .admit(ClientAddr::of_parts(parts), &fingerprint, Target::Other)
-            .await
-        {
-            Ok(attempt) => attempt,
-            Err(refused) => {
-                crate::metrics::inc(&state.metrics.auth_rate_limited);
-                return Err(ApiError::refused(refused));
-            }
-        };
-        match state.store.principal_for_key(&api_key_hash(key)).await? {
-            Some(principal) => {
-                attempt.succeeded();
-                Ok(Caller {
-                    actor: actor_for(parts, principal.user_id.clone()),
-                    principal,
-                    denied: Default::default(),
-                })
-            }
-            None => {
-                attempt.failed();
-                crate::metrics::inc(&state.metrics.auth_failures_user);
-                tracing::info!(client_ip = %client_ip(parts), "authentication failed: unknown API key");
-                Err(ApiError::unauthorized("the API key is not valid"))
-            }
+        let principal = authenticate_key(parts, state, key).await?;
+        Ok(Caller::signed_in(
+            actor_for(parts, principal.user_id.clone()),
+            principal,
+        ))
+    }
+}
+
+/// A1: the user an API key belongs to, through the limiter of failed authentications (the API's
+/// Bearer key and the console's sign-in both come here).
+pub async fn authenticate_key(parts: &Parts, state: &AppState, key: &str) -> ApiResult<Principal> {
+    let fingerprint = connect_manager_core::secret::fingerprint(key);
+    let attempt = match state
+        .auth_limiter
+        .admit(ClientAddr::of_parts(parts), &fingerprint, Target::Other)
+        .await
+    {
+        Ok(attempt) => attempt,
+        Err(refused) => {
+            crate::metrics::inc(&state.metrics.auth_rate_limited);
+            return Err(ApiError::refused(refused));
+        }
+    };
+    match state.store.principal_for_key(&api_key_hash(key)).await? {
+        Some(principal) => {
+            attempt.succeeded();
+            Ok(principal)
+        }
+        None => {
+            attempt.failed();
+            crate::metrics::inc(&state.metrics.auth_failures_user);
+            tracing::info!(client_ip = %client_ip(parts), "authentication failed: unknown API key");
+            Err(ApiError::unauthorized("the API key is not valid"))
+        }
+    }
+}
+
+impl Caller {
+    /// The caller a console session signs in as (issue 17): the same principal an API key
+    /// gives, so every console action goes through the API's authorisation and audit.
+    pub fn signed_in(actor: Actor, principal: Principal) -> Caller {
+        Caller {
+            principal,
+            actor,
+            denied: Default::default(),
         }
     }
 }

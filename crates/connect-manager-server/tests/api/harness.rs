@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use connect_manager_server::config::{LogFormat, StorageArgs};
+use connect_manager_server::config::{ConsoleArgs, LogFormat, StorageArgs};
 use connect_manager_server::{ServeArgs, launch};
 use connect_manager_store::testing::TestDb;
 use reqwest::{Method, StatusCode};
@@ -87,8 +87,14 @@ impl TestApp {
         if let Some(task) = self.task.take() {
             task.await.unwrap();
         }
-        let (base, tx, task) =
-            launch_service(self.db.url.clone(), self.data_dir.clone(), per_minute, "").await;
+        let (base, tx, task) = launch_service(
+            self.db.url.clone(),
+            self.data_dir.clone(),
+            per_minute,
+            "",
+            &Setup::default(),
+        )
+        .await;
         self.base = base;
         self.shutdown = Some(tx);
         self.task = Some(task);
@@ -103,6 +109,13 @@ impl TestApp {
         TestApp::start(db, self.db.url.clone(), self.data_dir.clone(), 0, "").await
     }
 
+    /// A service with these public URL and console session settings (the console's tests).
+    pub async fn spawn_console(db: TestDb, setup: Setup) -> TestApp {
+        let data_dir = db.dir().join("data");
+        let url = db.url.clone();
+        TestApp::start_with(db, url, data_dir, 0, "", &setup).await
+    }
+
     async fn start(
         db: TestDb,
         url: String,
@@ -110,8 +123,27 @@ impl TestApp {
         per_minute: u32,
         trusted_proxies: &str,
     ) -> TestApp {
+        TestApp::start_with(
+            db,
+            url,
+            data_dir,
+            per_minute,
+            trusted_proxies,
+            &Setup::default(),
+        )
+        .await
+    }
+
+    async fn start_with(
+        db: TestDb,
+        url: String,
+        data_dir: PathBuf,
+        per_minute: u32,
+        trusted_proxies: &str,
+        setup: &Setup,
+    ) -> TestApp {
         let (base, tx, task) =
-            launch_service(url, data_dir.clone(), per_minute, trusted_proxies).await;
+            launch_service(url, data_dir.clone(), per_minute, trusted_proxies, setup).await;
         let app = TestApp {
             base,
             client: {
@@ -322,12 +354,31 @@ impl TestApp {
     }
 }
 
+/// The settings a test may choose: the public URL (https by default: `Secure` `__Host-` console
+/// cookies; http: plain ones) and the console's session lifetimes.
+pub struct Setup {
+    pub public_url: &'static str,
+    pub idle_timeout: &'static str,
+    pub max_age: &'static str,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Setup {
+            public_url: "https://cm.example.test",
+            idle_timeout: "1h",
+            max_age: "12h",
+        }
+    }
+}
+
 /// Starts the service; returns its base URL, its shutdown trigger and its task.
 async fn launch_service(
     url: String,
     data_dir: PathBuf,
     per_minute: u32,
     trusted_proxies: &str,
+    setup: &Setup,
 ) -> (String, oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
     let args = ServeArgs {
         bind: "127.0.0.1:0".into(),
@@ -341,11 +392,15 @@ async fn launch_service(
         },
         bootstrap_key: Some(OWNER_KEY.into()),
         bootstrap_key_file: None,
-        public_url: Some("https://cm.example.test".into()),
+        public_url: Some(setup.public_url.into()),
         log_format: LogFormat::Text,
         auth_failures_per_minute: per_minute,
         trusted_proxies: trusted_proxies.into(),
         forwarded_header: Default::default(),
+        console: ConsoleArgs {
+            idle_timeout: setup.idle_timeout.into(),
+            max_age: setup.max_age.into(),
+        },
     };
     let config = args.validate().expect("valid test config");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

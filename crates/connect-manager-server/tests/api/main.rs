@@ -5,6 +5,7 @@ mod matrix;
 
 mod auth;
 mod concurrency;
+mod console;
 mod denials;
 mod errors;
 mod groups;
