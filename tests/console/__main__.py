@@ -25,7 +25,7 @@ import time
 import traceback
 
 from . import a11y, browser
-from .scenarios import SCENARIOS, Ctx
+from .scenarios import SCENARIOS, Ctx, sign_in
 from .service import Service
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -72,6 +72,8 @@ def run_backend(args: argparse.Namespace, backend: str, work: str, photos: str |
         expiry.start()
         b = browser.Browser(service.base, work)
         ctx = Ctx(backend, service, expiry, b, work, args.bin, photos)
+        if args.only:
+            sign_in(ctx)  # the scenarios after the first expect a signed-in browser
         for scenario in SCENARIOS:
             name = scenario.__name__
             if args.only and not any(o in name for o in args.only):
