@@ -9,23 +9,12 @@
 
 use anyhow::{Context, anyhow, bail};
 use connect_manager_core::api::vaults::{CreateVault, RenameVault};
-use connect_manager_core::id;
-use connect_manager_core::model::{Vault, VaultType};
-use connect_manager_core::name;
-use serde::{Deserialize, Serialize};
+use connect_manager_core::import::{ConnectVault, Step, plan};
+use connect_manager_core::model::Vault;
+use serde::Serialize;
 
 use crate::client::{Client, enc, http_client, send_traced};
 use crate::output::{Output, Render, Style};
-
-/// A vault as Connect's API shows it (the fields the import reads).
-#[derive(Debug, Deserialize)]
-pub struct ConnectVault {
-    pub id: String,
-    pub name: String,
-    /// `USER_CREATED`, `PERSONAL`, `EVERYONE` or `TRANSFER`.
-    #[serde(rename = "type")]
-    pub vault_type: Option<String>,
-}
 
 /// What the import did with one vault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -86,18 +75,6 @@ pub struct Report {
     pub renamed: usize,
     pub unchanged: usize,
     pub failed: usize,
-}
-
-/// Connect's vault types onto the registry's: the same names (Connect shows `USER_CREATED`,
-/// `PERSONAL`, `EVERYONE` and `TRANSFER`; the registry also knows `PRIVATE` and `EMPLOYEE`).
-/// No type: `USER_CREATED`, Connect's type for a vault people made. An unknown type is refused,
-/// so that a vault never becomes grantable by a guess.
-pub fn registry_type(connect_type: Option<&str>) -> Result<VaultType, String> {
-    match connect_type {
-        None => Ok(VaultType::UserCreated),
-        Some(t) => VaultType::parse(&t.to_ascii_uppercase())
-            .ok_or_else(|| format!("unknown Connect vault type '{t}'")),
-    }
 }
 
 /// Connect's `GET /v1/vaults`.
@@ -178,83 +155,52 @@ pub async fn import(
 }
 
 async fn import_one(client: &Client, registry: &[Vault], cv: ConnectVault) -> Outcome {
-    let failed = |name: &str, error: String| Outcome {
+    let outcome = |name: String, action, previous_name, error| Outcome {
         id: cv.id.clone(),
-        name: name.to_owned(),
-        action: Action::Failed,
-        previous_name: None,
-        error: Some(error),
-    };
-    if !id::is_lower(&cv.id) {
-        return failed(
-            &cv.name,
-            "not a vault ID the registry can hold (26 digits and lower-case letters)".into(),
-        );
-    }
-    let name = match name::Name::parse("name", &cv.name) {
-        Ok(n) => n.into_string(),
-        Err(e) => return failed(&cv.name, e.to_string()),
-    };
-    let done = |action, previous_name| Outcome {
-        id: cv.id.clone(),
-        name: name.clone(),
+        name,
         action,
         previous_name,
-        error: None,
+        error,
     };
-    match registry.iter().find(|v| v.id == cv.id) {
-        Some(v) if v.name == name => done(Action::Unchanged, None),
-        Some(v) => {
-            let renamed: anyhow::Result<Vault> = client
-                .patch(
-                    &format!("/v1/vaults/{}", enc(&cv.id)),
-                    &RenameVault { name: name.clone() },
-                )
+    let step = match plan(registry, &cv) {
+        Ok(step) => step,
+        Err(e) => return outcome(cv.name.clone(), Action::Failed, None, Some(e)),
+    };
+    let (done, result): (_, anyhow::Result<Option<Vault>>) = match step {
+        Step::Unchanged { name, .. } => ((name.into_string(), Action::Unchanged, None), Ok(None)),
+        Step::Rename {
+            id,
+            name,
+            previous_name,
+        } => {
+            let name = name.into_string();
+            let body = RenameVault { name: name.clone() };
+            let renamed = client
+                .patch(&format!("/v1/vaults/{}", enc(&id)), &body)
                 .await;
-            match renamed {
-                Ok(_) => done(Action::Renamed, Some(v.name.clone())),
-                Err(e) => failed(&name, format!("{e:#}")),
-            }
+            (
+                (name, Action::Renamed, Some(previous_name)),
+                renamed.map(Some),
+            )
         }
-        None => {
-            let vault_type = match registry_type(cv.vault_type.as_deref()) {
-                Ok(t) => t,
-                Err(e) => return failed(&name, e),
+        Step::Create {
+            id,
+            name,
+            vault_type,
+        } => {
+            let name = name.into_string();
+            let body = CreateVault {
+                name: name.clone(),
+                vault_type,
+                id: Some(id),
             };
-            let created: anyhow::Result<Vault> = client
-                .post(
-                    "/v1/vaults",
-                    &CreateVault {
-                        name: name.clone(),
-                        vault_type,
-                        id: Some(cv.id.clone()),
-                    },
-                )
-                .await;
-            match created {
-                Ok(_) => done(Action::Created, None),
-                Err(e) => failed(&name, format!("{e:#}")),
-            }
+            let created = client.post("/v1/vaults", &body).await;
+            ((name, Action::Created, None), created.map(Some))
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn g8_connect_vault_types_map_onto_the_registrys() {
-        for (connect, ours) in [
-            (Some("USER_CREATED"), VaultType::UserCreated),
-            (Some("EVERYONE"), VaultType::Everyone),
-            (Some("TRANSFER"), VaultType::Transfer),
-            (Some("PERSONAL"), VaultType::Personal),
-            (Some("user_created"), VaultType::UserCreated),
-            (None, VaultType::UserCreated),
-        ] {
-            assert_eq!(registry_type(connect), Ok(ours), "{connect:?}");
-        }
-        assert!(registry_type(Some("SHARED_WITH_ME")).is_err());
+    };
+    let (name, action, previous_name) = done;
+    match result {
+        Ok(_) => outcome(name, action, previous_name, None),
+        Err(e) => outcome(name, Action::Failed, None, Some(format!("{e:#}"))),
     }
 }

@@ -1,5 +1,6 @@
 //! R7: `--expires-in` is a sum of `<n>s|m|h|d|w` terms (`1w2d`, `90m`). Zero, negative,
-//! malformed or absurdly long is refused with what is allowed.
+//! malformed or absurdly long is refused with what is allowed. Every other duration a caller
+//! gives (the token list's `expiring_within` and `unused_for`, …) takes the same syntax.
 
 use crate::{Error, Result};
 
@@ -11,7 +12,12 @@ const ALLOWED: &str = "a sum of <n>s, <n>m, <n>h, <n>d or <n>w terms such as 90m
 
 /// Parses an expiry into seconds.
 pub fn parse_expires_in(text: &str) -> Result<i64> {
-    let bad = || Error::invalid_field("expires_in", format_args!("must be {ALLOWED}"));
+    parse_duration("expires_in", text)
+}
+
+/// Parses a duration given in `field` into seconds; an error names the field.
+pub fn parse_duration(field: &str, text: &str) -> Result<i64> {
+    let bad = || Error::invalid_field(field, format_args!("must be {ALLOWED}"));
     let text = text.trim();
     if text.is_empty() {
         return Err(bad());

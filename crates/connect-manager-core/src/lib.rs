@@ -8,6 +8,7 @@ pub mod credentials;
 pub mod duration;
 pub mod error;
 pub mod id;
+pub mod import;
 pub mod lookup;
 pub mod model;
 pub mod name;

@@ -43,7 +43,7 @@ pub use store::{
 };
 pub use types::{
     AuditFilter, Bootstrap, ConsoleSession, NewServer, NewToken, Reseal, RetiredKey, ServerAccess,
-    ServerCredentials, SessionLimits,
+    ServerCredentials, SessionLimits, TokenFilter,
 };
 
 /// The store's traits, for code that calls them on a concrete store (a `dyn Store` needs none):

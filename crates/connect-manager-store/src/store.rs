@@ -23,7 +23,7 @@ use connect_manager_core::token::SealedKey;
 
 use crate::{
     AuditFilter, Backend, Bootstrap, ChangeListener, ConsoleSession, NewServer, NewToken,
-    PoolState, Reseal, RetiredKey, ServerAccess, SessionLimits,
+    PoolState, Reseal, RetiredKey, ServerAccess, SessionLimits, TokenFilter,
 };
 
 /// The whole store: every resource's methods, and the connection's own. What [`crate::open`]
@@ -226,11 +226,12 @@ pub trait TokenStore: Send + Sync + 'static {
         server_id: Option<&str>,
     ) -> Result<Found<TokenRecord>>;
     /// R10: active and revoked tokens of the servers the viewer may manage, newest first; of one
-    /// server when `server_id` is given (a deleted one too), else of live servers.
+    /// server when the filter names one (a deleted one too), else of live servers; narrowed to
+    /// the live tokens expiring soon or unused for a while when the filter says so.
     async fn list_tokens(
         &self,
         viewer: &Principal,
-        server_id: Option<&str>,
+        filter: &TokenFilter,
         page: &PageRequest,
     ) -> Result<Page<TokenRecord>>;
     /// R9: renames only.

@@ -47,6 +47,28 @@ pub struct ServerAccess {
     pub vault_ids: Vec<String>,
 }
 
+/// Which tokens a list shows (R10) and the expiry views (issue 18): the filters add up.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TokenFilter {
+    /// Only this server's tokens (a deleted server's too); without it, tokens of live servers.
+    pub server_id: Option<String>,
+    /// Only live tokens (active, not expired) that expire within this many seconds from now.
+    pub expiring_within: Option<i64>,
+    /// Only live tokens with no use in this many seconds: never used (whatever their age), or
+    /// last used longer ago (G7's last use, accurate to a minute).
+    pub unused_for: Option<i64>,
+}
+
+impl TokenFilter {
+    /// One server's tokens, or all the viewer may manage.
+    pub fn server(server_id: Option<&str>) -> Self {
+        TokenFilter {
+            server_id: server_id.map(str::to_owned),
+            ..TokenFilter::default()
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditFilter {
     pub action: Option<String>,

@@ -208,7 +208,7 @@ async fn g7_a_tokens_row_is_written_at_most_once_a_minute(db: TestDb) {
                 owner: true,
                 ..Default::default()
             },
-            Some(&a),
+            &connect_manager_store::TokenFilter::server(Some(&a)),
             &Default::default(),
         )
         .await

@@ -55,6 +55,12 @@ pub struct CreatedToken {
 pub struct TokenParams {
     /// Only this server's tokens (ID or name; a deleted server by ID).
     pub server: Option<String>,
+    /// Only live tokens (active, not expired) that expire within this long, in `--expires-in`'s
+    /// syntax (`7d`).
+    pub expiring_within: Option<String>,
+    /// Only live tokens with no use in this long (`30d`): never used, or last used (G7) before
+    /// then.
+    pub unused_for: Option<String>,
     /// Items per page, 1–1000 (default 100).
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,

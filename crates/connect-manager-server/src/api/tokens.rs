@@ -10,13 +10,14 @@ use connect_manager_core::api::tokens::{
     RotatedKey, ServerFilter, TokenParams, TokenVault,
 };
 use connect_manager_core::audit::{AuditAction, TargetType};
-use connect_manager_core::duration::parse_expires_in;
+use connect_manager_core::duration::{parse_duration, parse_expires_in};
 use connect_manager_core::model::{Token, TokenRecord, VaultAccess, check_grantable};
 use connect_manager_core::page::Page;
 use connect_manager_core::principal::Permission;
 use connect_manager_core::scope::TokenScope;
 use connect_manager_core::token::Jwks;
 use connect_manager_core::{Timestamp, name};
+use connect_manager_store::TokenFilter;
 
 use super::{Deleted, Errors, WithSecret, resolve_server, resolve_vault, with_secret};
 use crate::error::{ApiResult, ErrorBody};
@@ -99,7 +100,8 @@ async fn token_scope(state: &AppState, vaults: &[TokenVault]) -> ApiResult<Token
     Ok(TokenScope::new(scope)?)
 }
 
-/// `op connect token list [--server S]` (R10): active and revoked, newest first.
+/// `op connect token list [--server S]` (R10): active and revoked, newest first. With
+/// `expiring_within` or `unused_for`, only the live tokens in that view (issue 18).
 #[utoipa::path(get, path = "/v1/connect/tokens", tag = "connect tokens", params(TokenParams),
     security(("api_key" = [])),
     responses((status = 200, description = "A page of tokens, newest first.", body = Page<Token>), Errors))]
@@ -127,9 +129,22 @@ pub async fn list_tokens(
         ),
         None => None,
     };
+    let filter = TokenFilter {
+        server_id,
+        expiring_within: params
+            .expiring_within
+            .as_deref()
+            .map(|d| parse_duration("expiring_within", d))
+            .transpose()?,
+        unused_for: params
+            .unused_for
+            .as_deref()
+            .map(|d| parse_duration("unused_for", d))
+            .transpose()?,
+    };
     let records = state
         .store
-        .list_tokens(&caller.principal, server_id.as_deref(), &page)
+        .list_tokens(&caller.principal, &filter, &page)
         .await?;
     let now = Timestamp::now();
     Ok(Json(Page {

@@ -18,6 +18,9 @@ use crate::state::AppState;
 
 /// Rows per overview section.
 const SECTION: u32 = 10;
+/// "Expiring soon" and "unused" as the overview means them (the API's token filters).
+const EXPIRING_WITHIN: &str = "7d";
+const UNUSED_FOR: &str = "30d";
 
 #[derive(Template)]
 #[template(path = "console/overview.html")]
@@ -27,6 +30,10 @@ struct Overview {
     servers: Vec<ServerRow>,
     more_servers: bool,
     tokens: Vec<TokenRow>,
+    expiring: Vec<TokenRow>,
+    more_expiring: bool,
+    unused: Vec<TokenRow>,
+    more_unused: bool,
     events: Vec<EventRow>,
 }
 
@@ -42,18 +49,35 @@ pub async fn show(State(state): State<AppState>, console: Console) -> PageResult
     .await
     .or_fail(&console)?
     .0;
-    let tokens = api::tokens::list_tokens(
-        State(state.clone()),
-        console.caller(),
-        ApiQuery(TokenParams {
-            server: None,
-            limit: Some(SECTION),
-            cursor: None,
-        }),
-    )
+    let tokens = |params: TokenParams| {
+        let state = state.clone();
+        let caller = console.caller();
+        async move {
+            api::tokens::list_tokens(
+                State(state),
+                caller,
+                ApiQuery(TokenParams {
+                    limit: Some(SECTION),
+                    ..params
+                }),
+            )
+            .await
+            .map(|page| page.0)
+        }
+    };
+    let latest = tokens(TokenParams::default()).await.or_fail(&console)?;
+    let expiring = tokens(TokenParams {
+        expiring_within: Some(EXPIRING_WITHIN.into()),
+        ..Default::default()
+    })
     .await
-    .or_fail(&console)?
-    .0;
+    .or_fail(&console)?;
+    let unused = tokens(TokenParams {
+        unused_for: Some(UNUSED_FOR.into()),
+        ..Default::default()
+    })
+    .await
+    .or_fail(&console)?;
     let events = match console.principal.owner {
         false => Vec::new(),
         true => api::audit::list_events(
@@ -77,7 +101,11 @@ pub async fn show(State(state): State<AppState>, console: Console) -> PageResult
         may_create: console.principal.may_create_servers(),
         more_servers: servers.next_cursor.is_some(),
         servers: servers.items.into_iter().map(ServerRow::from).collect(),
-        tokens: tokens.items.into_iter().map(TokenRow::from).collect(),
+        tokens: latest.items.into_iter().map(TokenRow::from).collect(),
+        more_expiring: expiring.next_cursor.is_some(),
+        expiring: expiring.items.into_iter().map(TokenRow::from).collect(),
+        more_unused: unused.next_cursor.is_some(),
+        unused: unused.items.into_iter().map(TokenRow::from).collect(),
         events,
     }))
 }

@@ -279,6 +279,7 @@ pub async fn server_page(
             server: Some(server.id.clone()),
             limit: Some(TOKENS_PER_PAGE),
             cursor,
+            ..Default::default()
         }),
     )
     .await

@@ -20,7 +20,7 @@ use super::{
     require_changed,
 };
 use crate::sql_backend::SqlBackend;
-use crate::{Change, DbResult, NewToken, TokenStore};
+use crate::{Change, DbResult, NewToken, TokenFilter, TokenStore};
 
 /// Loads the tokens' scopes and builds the records, in the rows' order.
 async fn hydrate_tokens(conn: &mut Conn, rows: Vec<TokenRow>) -> Result<Vec<TokenRecord>> {
@@ -228,35 +228,47 @@ impl TokenStore for ThisStore {
     async fn list_tokens(
         &self,
         viewer: &Principal,
-        server_id: Option<&str>,
+        filter: &TokenFilter,
         page: &PageRequest,
     ) -> Result<Page<TokenRecord>> {
         let (at, id) = page.bounds();
+        let now = Timestamp::now();
+        let expiring_before = filter.expiring_within.map(|s| now.plus_seconds(s).0);
+        let unused_since = filter.unused_for.map(|s| now.plus_seconds(-s).0);
         let mut conn = self.conn().await?;
         // Two statements, not one with an OR, so each can walk its own index: one server's
         // tokens by (server_id, created_at, id), all tokens by (created_at, id).
         // A4: see `managed`.
         let visible = managed("t.server_id");
-        let sql = match server_id {
+        // The expiry views: only live tokens (active, not expired at $7), expiring before $8
+        // or unused since $9; a null bound leaves its view out.
+        let views = "($8 IS NULL AND $9 IS NULL OR t.state = 'ACTIVE' \
+                     AND (t.expires_at IS NULL OR t.expires_at > $7)) \
+                     AND ($8 IS NULL OR t.expires_at IS NOT NULL AND t.expires_at <= $8) \
+                     AND ($9 IS NULL OR t.last_used_at IS NULL OR t.last_used_at < $9)";
+        let sql = match filter.server_id {
             Some(_) => format!(
                 "SELECT {TOKEN_COLS} FROM tokens t WHERE t.server_id = $3 AND {visible} \
-                 AND (t.created_at, t.id) < ($4, $5) \
+                 AND {views} AND (t.created_at, t.id) < ($4, $5) \
                  ORDER BY t.created_at DESC, t.id DESC LIMIT $6"
             ),
             None => format!(
                 "SELECT {TOKEN_COLS} FROM tokens t JOIN servers s ON s.id = t.server_id \
                  WHERE s.state = 'ACTIVE' AND $3 IS NULL AND {visible} \
-                 AND (t.created_at, t.id) < ($4, $5) \
+                 AND {views} AND (t.created_at, t.id) < ($4, $5) \
                  ORDER BY t.created_at DESC, t.id DESC LIMIT $6"
             ),
         };
         let rows: Vec<TokenRow> = sqlx::query_as(AssertSqlSafe(sql))
             .bind(viewer.manages_all_servers())
             .bind(&viewer.user_id)
-            .bind(server_id)
+            .bind(filter.server_id.as_deref())
             .bind(at)
             .bind(id)
             .bind(page.fetch())
+            .bind(now.0)
+            .bind(expiring_before)
+            .bind(unused_since)
             .fetch_all(&mut *conn)
             .await
             .db()?;

@@ -6,7 +6,7 @@ use connect_manager_core::model::{GrantScope, GroupGrant, TokenState, VaultType}
 use connect_manager_core::page::PageRequest;
 use connect_manager_core::principal::Principal;
 use connect_manager_store::testing::{TestDb, name};
-use connect_manager_store::{Change, backend_tests};
+use connect_manager_store::{Change, TokenFilter, backend_tests};
 
 use crate::support::*;
 
@@ -46,7 +46,7 @@ async fn r7_tokens_need_granted_vaults_on_a_live_server(db: TestDb) {
     let all = everyone();
     assert!(
         store
-            .list_tokens(&all, None, &PageRequest::default())
+            .list_tokens(&all, &TokenFilter::default(), &PageRequest::default())
             .await
             .unwrap()
             .items
@@ -153,14 +153,18 @@ async fn r4_server_delete_revokes_every_token(db: TestDb) {
     let all = everyone();
     assert!(
         store
-            .list_tokens(&all, None, &PageRequest::default())
+            .list_tokens(&all, &TokenFilter::default(), &PageRequest::default())
             .await
             .unwrap()
             .items
             .is_empty()
     );
     let kept = store
-        .list_tokens(&all, Some(&s.id), &PageRequest::default())
+        .list_tokens(
+            &all,
+            &TokenFilter::server(Some(&s.id)),
+            &PageRequest::default(),
+        )
         .await
         .unwrap()
         .items;
@@ -194,7 +198,7 @@ async fn r10_token_lists_show_what_the_viewer_manages(db: TestDb) {
     made.reverse();
     let all = everyone();
     let page = store
-        .list_tokens(&all, None, &PageRequest::default())
+        .list_tokens(&all, &TokenFilter::default(), &PageRequest::default())
         .await
         .unwrap();
     assert_eq!(
@@ -209,7 +213,7 @@ async fn r10_token_lists_show_what_the_viewer_manages(db: TestDb) {
     // A SERVER grant is read from the database, so this viewer (no group) sees nothing…
     assert!(
         store
-            .list_tokens(&only_web, None, &PageRequest::default())
+            .list_tokens(&only_web, &TokenFilter::default(), &PageRequest::default())
             .await
             .unwrap()
             .items
@@ -239,7 +243,7 @@ async fn r10_token_lists_show_what_the_viewer_manages(db: TestDb) {
         ..Default::default()
     };
     let seen = store
-        .list_tokens(&viewer, None, &PageRequest::default())
+        .list_tokens(&viewer, &TokenFilter::default(), &PageRequest::default())
         .await
         .unwrap()
         .items;
@@ -343,7 +347,105 @@ async fn r1_exact_token_id_wins_over_150_tokens_named_with_it(db: TestDb) {
     ));
 }
 
+/// Issue 18's expiry views: `expiring_within` lists live tokens expiring within the window,
+/// `unused_for` live tokens never used or last used before it; neither shows revoked or
+/// expired tokens, and both combine with the server filter and with each other.
+async fn token_expiry_views_list_live_tokens_expiring_soon_or_unused(db: TestDb) {
+    use connect_manager_core::Timestamp;
+    use connect_manager_core::api::usage::TokenUsage;
+    let store = db.open().await;
+    let kid = signing_key(&store).await;
+    let v = store
+        .create_vault(&actor(), &name("v"), VaultType::Everyone)
+        .await
+        .unwrap();
+    let s = new_server(&store, "web", &[&v.id]).await.unwrap();
+    let other = new_server(&store, "api", &[&v.id]).await.unwrap();
+    let now = Timestamp::now();
+    let day = 86_400;
+    let make = async |server: &str, label: &str, expires_in: Option<i64>| {
+        let mut t = new_token(server, &kid, label, &[(&v.id, 48)]);
+        t.expires_at = expires_in.map(|s| now.plus_seconds(s));
+        store.create_token(&actor(), &t).await.unwrap().id
+    };
+    let soon = make(&s.id, "soon", Some(2 * day)).await;
+    let later = make(&s.id, "later", Some(30 * day)).await;
+    let never = make(&s.id, "never-expires", None).await;
+    make(&s.id, "expired", Some(-60)).await;
+    let revoked = make(&s.id, "revoked", Some(day)).await;
+    let elsewhere = make(&other.id, "elsewhere", Some(day)).await;
+    store.revoke_token(&actor(), &revoked).await.unwrap();
+    // `later` was used an hour ago, `never` forty days ago; the rest never.
+    let used = |id: &str, ago: i64| TokenUsage {
+        id: id.into(),
+        last_used_at: now.plus_seconds(-ago),
+        last_used_ip: None,
+    };
+    store
+        .record_token_usage(&s.id, &[used(&later, 3600), used(&never, 40 * day)])
+        .await
+        .unwrap();
+    let all = Principal {
+        owner: true,
+        ..Default::default()
+    };
+    let list = async |filter: TokenFilter| -> Vec<String> {
+        let mut ids: Vec<String> = store
+            .list_tokens(&all, &filter, &PageRequest::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|t| t.id)
+            .collect();
+        ids.sort();
+        ids
+    };
+    let sorted = |mut ids: Vec<&String>| {
+        ids.sort();
+        ids.into_iter().cloned().collect::<Vec<_>>()
+    };
+    let week = Some(7 * day);
+    let month = Some(30 * day);
+    assert_eq!(
+        list(TokenFilter {
+            expiring_within: week,
+            ..TokenFilter::default()
+        })
+        .await,
+        sorted(vec![&soon, &elsewhere])
+    );
+    assert_eq!(
+        list(TokenFilter {
+            expiring_within: week,
+            ..TokenFilter::server(Some(&s.id))
+        })
+        .await,
+        sorted(vec![&soon])
+    );
+    assert_eq!(
+        list(TokenFilter {
+            unused_for: month,
+            ..TokenFilter::server(Some(&s.id))
+        })
+        .await,
+        sorted(vec![&soon, &never])
+    );
+    assert_eq!(
+        list(TokenFilter {
+            expiring_within: Some(60 * day),
+            unused_for: month,
+            ..TokenFilter::server(Some(&s.id))
+        })
+        .await,
+        sorted(vec![&soon])
+    );
+    // Without a view the list still shows everything (R10), expired and revoked included.
+    assert_eq!(list(TokenFilter::server(Some(&s.id))).await.len(), 5);
+}
+
 backend_tests!(
+    token_expiry_views_list_live_tokens_expiring_soon_or_unused,
     r7_tokens_need_granted_vaults_on_a_live_server,
     r8_revoke_is_idempotent_and_announced,
     r4_server_delete_revokes_every_token,

@@ -107,7 +107,43 @@ async fn a_hidden_servers_token_cannot_be_revoked_from_the_console(db: TestDb) {
     assert_eq!(list["items"][0]["state"], "ACTIVE");
 }
 
+async fn the_overview_shows_tokens_expiring_soon_and_unused(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    app.vault("a", "USER_CREATED").await;
+    let (server, _) = app.server("web", &["a"]).await;
+    let id = server["id"].as_str().unwrap();
+    let b = Browser::signed_in(&app, OWNER_KEY).await;
+    let page = b.get("/ui/").await.expect(200);
+    assert!(page.html.contains("No live token expires within 7 days."));
+    assert!(
+        page.html
+            .contains("Every live token was used within 30 days.")
+    );
+    app.token(
+        id,
+        serde_json::json!({"name": "soon", "vaults": [{"vault": "a"}], "expires_in": "2d"}),
+    )
+    .await;
+    app.token(
+        id,
+        serde_json::json!({"name": "later", "vaults": [{"vault": "a"}], "expires_in": "30d"}),
+    )
+    .await;
+    let page = b.get("/ui/").await.expect(200);
+    let section = |heading: &str| {
+        let start = page.html.find(heading).unwrap();
+        let end = page.html[start..].find("</section>").unwrap();
+        page.html[start..start + end].to_owned()
+    };
+    let expiring = section("Tokens expiring within 7 days");
+    assert!(expiring.contains(">soon<") && !expiring.contains(">later<"));
+    // Neither was ever used.
+    let unused = section("Tokens never used or unused for 30 days");
+    assert!(unused.contains(">soon<") && unused.contains(">later<"));
+}
+
 backend_tests!(
+    the_overview_shows_tokens_expiring_soon_and_unused,
     a_token_made_in_the_console_is_active_with_the_chosen_scope,
     a_hidden_servers_token_cannot_be_revoked_from_the_console,
 );

@@ -93,7 +93,67 @@ async fn r4_server_delete_revokes_its_tokens(db: TestDb) {
     app.stop().await;
 }
 
+/// Issue 18's expiry views over HTTP: `?expiring_within=` and `?unused_for=` take R7's duration
+/// syntax, narrow the list to live tokens, combine with `?server=`, and a bad duration is 422
+/// naming the parameter.
+async fn token_list_expiry_views_filter_live_tokens(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    setup(&app).await;
+    let made = |name: &'static str, expires_in: Option<&'static str>| {
+        let app = &app;
+        async move {
+            let mut body = json!({"name": name, "vaults": [{"vault": "a"}]});
+            if let Some(e) = expires_in {
+                body["expires_in"] = json!(e);
+            }
+            app.token("web", body).await.0["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let soon = made("soon", Some("2d")).await;
+    let later = made("later", Some("30d")).await;
+    let never = made("never", None).await;
+    let names = |page: serde_json::Value| -> Vec<String> { ids(&page) };
+    assert_eq!(
+        names(
+            app.get("/v1/connect/tokens?expiring_within=7d")
+                .await
+                .expect(200)
+        ),
+        [soon.as_str()]
+    );
+    assert_eq!(
+        names(
+            app.get("/v1/connect/tokens?expiring_within=5w&server=web")
+                .await
+                .expect(200)
+        ),
+        [later.clone(), soon.clone()]
+    );
+    // None has been used yet: all three are unused for any window.
+    assert_eq!(
+        names(
+            app.get("/v1/connect/tokens?unused_for=30d")
+                .await
+                .expect(200)
+        ),
+        [never, later, soon]
+    );
+    for bad in ["expiring_within=0s", "unused_for=soon"] {
+        let field = bad.split('=').next().unwrap();
+        let err = app
+            .get(&format!("/v1/connect/tokens?{bad}"))
+            .await
+            .expect_error(422, "invalid_field");
+        assert!(err.to_string().contains(field), "{err}");
+    }
+    app.stop().await;
+}
+
 backend_tests!(
+    token_list_expiry_views_filter_live_tokens,
     r10_token_list_is_newest_first_paged_and_filtered,
     r12_expired_token_stays_active_and_is_never_valid,
     r4_server_delete_revokes_its_tokens,
