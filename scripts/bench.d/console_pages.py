@@ -15,6 +15,8 @@ import re
 import statistics
 import sys
 import time
+from html import unescape
+from urllib.parse import parse_qs
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 from tests.console.web import Api, Pages
@@ -25,9 +27,10 @@ MAX_BYTES = 100 * 1024
 
 def next_link(html: str, path: str) -> str | None:
     """The page's link to its next page (an href on the same path with a cursor)."""
-    for m in re.finditer(r'href="([^"]*[?&](?:amp;)?cursor=[^"]*)"', html):
-        href = m.group(1).replace("&amp;", "&")
-        if href.split("?", 1)[0] in (path, ""):
+    for m in re.finditer(r'href="([^"]*)"', html):
+        href = unescape(m.group(1))
+        base, _, query = href.partition("?")
+        if base in (path, "") and "cursor" in parse_qs(query):
             return href if href.startswith("/") else path + href
     return None
 

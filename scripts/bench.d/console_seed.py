@@ -70,7 +70,7 @@ def main() -> None:
         server, tokens, events = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 
         def series(n: int) -> str:
-            return f"SELECT generate_series(1, {n}) AS i"
+            return f"SELECT generate_series(1, {n})::bigint AS i"
 
         print("BEGIN;")
         print(TOKENS.format(tid="substr(md5(random()::text || n.i), 1, 26)", server=server, now=now, day=DAY, series=series(tokens)))
