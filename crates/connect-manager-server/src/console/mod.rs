@@ -104,7 +104,7 @@ pub fn router() -> Router<AppState> {
         .route("/ui/users/{id}/delete", post(users::delete))
         .route("/ui/audit", get(audit::list))
         .route("/ui/static/{file}", get(assets::serve))
-        .route("/ui/{*rest}", get(page::not_found).post(page::not_found))
+        .route("/ui/{*rest}", get(page::unknown).post(page::unknown))
         .layer(axum::middleware::map_response(headers))
 }
 

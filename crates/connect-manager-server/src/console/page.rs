@@ -159,7 +159,28 @@ impl IntoResponse for Failure {
     }
 }
 
-/// An unknown console address: the Not found page.
+/// An unknown console address: the sign-in page without a session (as for any `/ui/` address),
+/// else the Not found page.
+pub async fn unknown(console: Result<Console, Failure>) -> Response {
+    match console {
+        Err(failure) => failure.into_response(),
+        Ok(console) => {
+            let mut response = not_found().await;
+            if let Ok(html) = (ErrorPage {
+                layout: Layout::of(&console, ""),
+                title: "Not found".into(),
+                message: "there is no such page in the console".into(),
+            })
+            .render()
+            {
+                *response.body_mut() = html.into();
+            }
+            response
+        }
+    }
+}
+
+/// The Not found page (404).
 pub async fn not_found() -> Response {
     Failure::Api(
         Box::new(ApiError::new(
