@@ -64,7 +64,7 @@ def run_backend(args: argparse.Namespace, backend: str, work: str, photos: str |
         main_db = make_db(args.pg_url, "console_main")
         expiry_db = make_db(args.pg_url, "console_expiry")
     service = Service(args.bin, f"{backend}-main", work, main_db)
-    expiry = Service(args.bin, f"{backend}-expiry", work, expiry_db, {"CONNECT_MANAGER_CONSOLE_IDLE_TIMEOUT": "3s"})
+    expiry = Service(args.bin, f"{backend}-expiry", work, expiry_db, {"CONNECT_MANAGER_CONSOLE_IDLE_TIMEOUT": "4s"})
     passed = failed = 0
     b = None
     try:
