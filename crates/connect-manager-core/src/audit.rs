@@ -83,6 +83,10 @@ vocabulary! {
         SigningKeyRetire = "signing_key.retire",
         MasterKeyUpgrade = "master_key.upgrade",
         AuditList = "audit.list",
+        /// A console sign-in (issue 17): a session opened with an API key.
+        SessionCreate = "session.create",
+        /// A console sign-out: the session ended at once.
+        SessionDelete = "session.delete",
         /// `/readyz`'s write probe: inserted and deleted in one transaction, never seen.
         StorageProbe = "storage.probe",
     }

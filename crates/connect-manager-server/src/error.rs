@@ -24,7 +24,8 @@ pub struct ApiError {
 
 pub use connect_manager_core::api::error::{ErrorBody, ErrorDetail};
 
-/// Marks a response whose body is already the envelope.
+/// Marks a response whose body is already the envelope, or a console page (HTML, issue 17):
+/// either way `request_id.rs` leaves its body alone.
 #[derive(Clone, Copy)]
 pub(crate) struct Enveloped;
 

@@ -62,7 +62,7 @@ where
     }
 }
 
-fn actor_for(parts: &Parts, user_id: String) -> Actor {
+pub(crate) fn actor_for(parts: &Parts, user_id: String) -> Actor {
     Actor {
         user_id,
         request_id: parts
@@ -102,52 +102,71 @@ impl FromRequestParts<AppState> for Caller {
                 "send an API key: Authorization: Bearer <key>",
             ));
         };
-        let fingerprint = connect_manager_core::secret::fingerprint(key);
-        let attempt = match state
-            .auth_limiter
-            .admit(ClientAddr::of_parts(parts), &fingerprint, Target::Other)
-            .await
-        {
-            Ok(attempt) => attempt,
-            Err(refused) => {
-                crate::metrics::inc(&state.metrics.auth_rate_limited);
-                return Err(ApiError::refused(refused));
-            }
-        };
-        let now = Timestamp::now();
-        match state
-            .store
-            .authenticate_key(&api_key_hash(key), now)
-            .await?
-        {
-            KeyAuth::Valid {
-                principal,
-                key_id,
-                last_used_at,
-            } => {
-                attempt.succeeded();
-                record_key_use(state, key_id, last_used_at, now);
-                Ok(Caller {
-                    actor: actor_for(parts, principal.user_id.clone()),
-                    principal,
-                    denied: Default::default(),
-                })
-            }
-            KeyAuth::Expired { key_id, expired_at } => {
-                attempt.failed();
-                crate::metrics::inc(&state.metrics.auth_failures_user_expired);
-                tracing::info!(client_ip = %client_ip(parts), key_id = %key_id, "authentication failed: the API key expired");
-                Err(ApiError::unauthorized(format!(
-                    "the API key expired at {}: ask an owner for a new one",
-                    expired_at.to_rfc3339()
-                )))
-            }
-            KeyAuth::Unknown => {
-                attempt.failed();
-                crate::metrics::inc(&state.metrics.auth_failures_user);
-                tracing::info!(client_ip = %client_ip(parts), "authentication failed: unknown API key");
-                Err(ApiError::unauthorized("the API key is not valid"))
-            }
+        let principal = authenticate_key(parts, state, key).await?;
+        Ok(Caller::signed_in(
+            actor_for(parts, principal.user_id.clone()),
+            principal,
+        ))
+    }
+}
+
+/// A1: the user a live API key belongs to, through the limiter of failed authentications (the
+/// API's Bearer key and the console's sign-in both come here). An expired key is refused saying
+/// when it expired; a valid one has its last use recorded (at most once a minute).
+pub async fn authenticate_key(parts: &Parts, state: &AppState, key: &str) -> ApiResult<Principal> {
+    let fingerprint = connect_manager_core::secret::fingerprint(key);
+    let attempt = match state
+        .auth_limiter
+        .admit(ClientAddr::of_parts(parts), &fingerprint, Target::Other)
+        .await
+    {
+        Ok(attempt) => attempt,
+        Err(refused) => {
+            crate::metrics::inc(&state.metrics.auth_rate_limited);
+            return Err(ApiError::refused(refused));
+        }
+    };
+    let now = Timestamp::now();
+    match state
+        .store
+        .authenticate_key(&api_key_hash(key), now)
+        .await?
+    {
+        KeyAuth::Valid {
+            principal,
+            key_id,
+            last_used_at,
+        } => {
+            attempt.succeeded();
+            record_key_use(state, key_id, last_used_at, now);
+            Ok(principal)
+        }
+        KeyAuth::Expired { key_id, expired_at } => {
+            attempt.failed();
+            crate::metrics::inc(&state.metrics.auth_failures_user_expired);
+            tracing::info!(client_ip = %client_ip(parts), key_id = %key_id, "authentication failed: the API key expired");
+            Err(ApiError::unauthorized(format!(
+                "the API key expired at {}: ask an owner for a new one",
+                expired_at.to_rfc3339()
+            )))
+        }
+        KeyAuth::Unknown => {
+            attempt.failed();
+            crate::metrics::inc(&state.metrics.auth_failures_user);
+            tracing::info!(client_ip = %client_ip(parts), "authentication failed: unknown API key");
+            Err(ApiError::unauthorized("the API key is not valid"))
+        }
+    }
+}
+
+impl Caller {
+    /// The caller a console session signs in as (issue 17): the same principal an API key
+    /// gives, so every console action goes through the API's authorisation and audit.
+    pub fn signed_in(actor: Actor, principal: Principal) -> Caller {
+        Caller {
+            principal,
+            actor,
+            denied: Default::default(),
         }
     }
 }

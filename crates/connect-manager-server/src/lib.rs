@@ -6,6 +6,7 @@ pub mod api;
 pub mod cache;
 pub mod client;
 pub mod config;
+pub mod console;
 pub mod data_lock;
 pub mod error;
 pub mod extract;

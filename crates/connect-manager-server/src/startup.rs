@@ -350,6 +350,7 @@ pub async fn app_state(prepared: Prepared, config: &Config) -> Result<AppState, 
         auth_limiter,
         trusted_proxies: Arc::new(config.trusted_proxies.clone()),
         metrics: Default::default(),
+        console: crate::console::ConsoleSettings::new(config.console_sessions, &config.public_url),
     })
 }
 
@@ -358,6 +359,7 @@ pub fn app(state: AppState) -> Router {
     let trusted_proxies = state.trusted_proxies.clone();
     let (router, _) = crate::openapi::split();
     router
+        .merge(crate::console::router())
         .fallback(|| async {
             crate::error::ApiError::for_status(axum::http::StatusCode::NOT_FOUND)
         })

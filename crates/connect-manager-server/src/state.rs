@@ -26,6 +26,8 @@ pub struct AppState {
     /// Whose forwarding header names the client (client.rs).
     pub trusted_proxies: Arc<crate::client::TrustedProxies>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The console's session lifetimes and cookie settings (issue 17).
+    pub console: crate::console::ConsoleSettings,
 }
 
 enum Job {

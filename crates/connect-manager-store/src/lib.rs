@@ -38,19 +38,20 @@ mod types;
 pub use change::{CHANGE_CHANNEL, Change, ChangeListener, Listeners};
 pub(crate) use error::{DbResult, fit_for_reuse};
 pub use store::{
-    AuditStore, DEFAULT_API_KEY_NAME, GroupStore, InstallStore, ServerStore, Store, TokenStore,
-    UserStore, VaultStore,
+    AuditStore, DEFAULT_API_KEY_NAME, GroupStore, InstallStore, ServerStore, SessionStore, Store,
+    TokenStore, UserStore, VaultStore,
 };
 pub use types::{
-    AuditFilter, Bootstrap, KeyAuth, NewApiKey, NewServer, NewToken, Reseal, RetiredKey,
-    ServerAccess, ServerCredentials, TokenFilter, TokenGauges,
+    AuditFilter, Bootstrap, ConsoleSession, KeyAuth, NewApiKey, NewServer, NewToken, Reseal,
+    RetiredKey, ServerAccess, ServerCredentials, SessionLimits, TokenFilter, TokenGauges,
 };
 
 /// The store's traits, for code that calls them on a concrete store (a `dyn Store` needs none):
 /// `use connect_manager_store::prelude::*;`.
 pub mod prelude {
     pub use crate::store::{
-        AuditStore, GroupStore, InstallStore, ServerStore, Store, TokenStore, UserStore, VaultStore,
+        AuditStore, GroupStore, InstallStore, ServerStore, SessionStore, Store, TokenStore,
+        UserStore, VaultStore,
     };
 }
 

@@ -22,8 +22,8 @@ use connect_manager_core::principal::Principal;
 use connect_manager_core::token::SealedKey;
 
 use crate::{
-    AuditFilter, Backend, Bootstrap, ChangeListener, KeyAuth, NewApiKey, NewServer, NewToken,
-    PoolState, Reseal, RetiredKey, ServerAccess, TokenFilter, TokenGauges,
+    AuditFilter, Backend, Bootstrap, ChangeListener, ConsoleSession, KeyAuth, NewApiKey, NewServer,
+    NewToken, PoolState, Reseal, RetiredKey, ServerAccess, SessionLimits, TokenFilter, TokenGauges,
 };
 
 /// The name of an API key made without one.
@@ -34,7 +34,14 @@ pub const DEFAULT_API_KEY_NAME: &str = "key";
 /// [`PostgresStore`](crate::postgres::PostgresStore).
 #[async_trait]
 pub trait Store:
-    InstallStore + UserStore + GroupStore + VaultStore + ServerStore + TokenStore + AuditStore
+    InstallStore
+    + UserStore
+    + GroupStore
+    + VaultStore
+    + ServerStore
+    + TokenStore
+    + AuditStore
+    + SessionStore
 {
     fn backend(&self) -> Backend;
 
@@ -310,4 +317,34 @@ pub trait AuditStore: Send + Sync + 'static {
         filter: &AuditFilter,
         page: &PageRequest,
     ) -> Result<Page<AuditEvent>>;
+}
+
+/// Console sessions (issue 17): a browser signed in with a user's API key. Only the SHA-256 of
+/// the session ID is stored or passed here; the ID itself lives in the browser's cookie.
+#[async_trait]
+pub trait SessionStore: Send + Sync + 'static {
+    /// Opens a session for `actor.user_id` with the API key whose SHA-256 is `key_hash`;
+    /// audited `session.create` (target: the key). 404 when that user has no such key (deleted
+    /// between the check of the key and this call).
+    async fn create_session(
+        &self,
+        actor: &Actor,
+        key_hash: &str,
+        session_hash: &str,
+    ) -> Result<ConsoleSession>;
+    /// The live session whose ID has SHA-256 `session_hash` at `now`: its key still exists,
+    /// it was used within `limits.idle_micros` and opened within `limits.max_age_micros`.
+    /// Marks it used (`last_seen_at = now`) when the last mark is older than
+    /// [`SessionLimits::touch_every_micros`]. An expired session is deleted and reads `None`.
+    async fn session(
+        &self,
+        session_hash: &str,
+        now: Timestamp,
+        limits: SessionLimits,
+    ) -> Result<Option<ConsoleSession>>;
+    /// Ends a session at once (sign-out); audited `session.delete` when there was one. Ending
+    /// an unknown session is not an error (signing out twice).
+    async fn delete_session(&self, actor: &Actor, session_hash: &str) -> Result<()>;
+    /// Deletes every session expired at `now`; returns how many. Not audited (no one acted).
+    async fn delete_expired_sessions(&self, now: Timestamp, limits: SessionLimits) -> Result<u64>;
 }

@@ -138,3 +138,30 @@ pub enum KeyAuth {
         last_used_at: Option<Timestamp>,
     },
 }
+
+/// How long a console session lives (issue 17): idle since its last use, and at most since it
+/// was opened. Microseconds, as timestamps are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionLimits {
+    pub idle_micros: i64,
+    pub max_age_micros: i64,
+}
+
+impl SessionLimits {
+    /// `last_seen_at` is written at most this often (a minute, or a quarter of a shorter idle
+    /// timeout), so reading a page costs no write most of the time.
+    pub fn touch_every_micros(&self) -> i64 {
+        (self.idle_micros / 4).clamp(0, 60_000_000)
+    }
+}
+
+/// A live console session, with who it signs in as now (read on every lookup, as an API key's
+/// principal is: a removed membership counts on the next page).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleSession {
+    pub user_id: String,
+    pub api_key_id: String,
+    pub created_at: Timestamp,
+    pub last_seen_at: Timestamp,
+    pub principal: connect_manager_core::principal::Principal,
+}

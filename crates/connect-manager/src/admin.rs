@@ -74,6 +74,7 @@ impl DatabaseArgs {
             trusted_proxies: String::new(),
             forwarded_header: Default::default(),
             key_rotation_interval: None,
+            console: Default::default(),
         }
         .validate()?;
         Ok(open_checked(&config).await?)

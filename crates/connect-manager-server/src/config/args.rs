@@ -111,6 +111,37 @@ pub struct ServeArgs {
         value_name = "DURATION"
     )]
     pub key_rotation_interval: Option<String>,
+    #[command(flatten)]
+    pub console: ConsoleArgs,
+}
+
+/// The console's sessions (issue 17; docs/console.md).
+#[derive(clap::Args, Debug, Clone)]
+pub struct ConsoleArgs {
+    /// A console session ends after this long without a page (durations as R7: `90s`, `1h`).
+    #[arg(
+        long = "console-idle-timeout",
+        env = "CONNECT_MANAGER_CONSOLE_IDLE_TIMEOUT",
+        default_value = "1h"
+    )]
+    pub idle_timeout: String,
+
+    /// A console session ends this long after sign-in, however busy.
+    #[arg(
+        long = "console-max-age",
+        env = "CONNECT_MANAGER_CONSOLE_MAX_AGE",
+        default_value = "12h"
+    )]
+    pub max_age: String,
+}
+
+impl Default for ConsoleArgs {
+    fn default() -> Self {
+        ConsoleArgs {
+            idle_timeout: "1h".into(),
+            max_age: "12h".into(),
+        }
+    }
 }
 
 impl std::fmt::Debug for StorageArgs {

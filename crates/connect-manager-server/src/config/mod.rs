@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use connect_manager_core::secret::MIN_BOOTSTRAP_KEY_CHARS;
 use connect_manager_store::ConnectionSettings;
 
-pub use args::{LogFormat, ServeArgs, StorageArgs};
+pub use args::{ConsoleArgs, LogFormat, ServeArgs, StorageArgs};
 use connect_manager_core::secret::redacted;
 pub use database::{ConnectionArgs, SQLITE_FILE, resolve_database_url, with_password};
 
@@ -33,6 +33,8 @@ pub struct Config {
     pub log_format: LogFormat,
     pub auth_failures_per_minute: u32,
     pub trusted_proxies: crate::client::TrustedProxies,
+    /// How long console sessions live (issue 17).
+    pub console_sessions: connect_manager_store::SessionLimits,
     /// Scheduled signing-key rotation (issue 18): None when off.
     pub key_rotation_interval: Option<std::time::Duration>,
 }
@@ -183,6 +185,22 @@ impl ServeArgs {
                 .map_err(|e| ConfigError(format!("CONNECT_MANAGER_TRUSTED_PROXIES: {e}")))?;
         let key_rotation_interval =
             parse_key_rotation_interval(self.key_rotation_interval.as_deref())?;
+        let seconds = |setting: &str, text: &str| {
+            connect_manager_core::duration::parse_expires_in(text)
+                .map(|s| s.saturating_mul(1_000_000))
+                .map_err(|_| {
+                    ConfigError(format!(
+                        "{setting}: '{text}' is not a duration like 90s, 30m or 1h"
+                    ))
+                })
+        };
+        let console_sessions = connect_manager_store::SessionLimits {
+            idle_micros: seconds(
+                "CONNECT_MANAGER_CONSOLE_IDLE_TIMEOUT",
+                &self.console.idle_timeout,
+            )?,
+            max_age_micros: seconds("CONNECT_MANAGER_CONSOLE_MAX_AGE", &self.console.max_age)?,
+        };
         let config = Config {
             bind,
             data_dir,
@@ -195,6 +213,7 @@ impl ServeArgs {
             auth_failures_per_minute: self.auth_failures_per_minute,
             trusted_proxies,
             key_rotation_interval,
+            console_sessions,
         };
         if config.uses_data_dir() {
             ensure_data_dir(&config.data_dir)?;

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use connect_manager_server::config::{LogFormat, StorageArgs};
+use connect_manager_server::config::{ConsoleArgs, LogFormat, StorageArgs};
 use connect_manager_server::{ServeArgs, launch};
 use connect_manager_store::testing::TestDb;
 use reqwest::{Method, StatusCode};
@@ -103,6 +103,7 @@ impl TestApp {
             per_minute,
             "",
             key_rotation_interval,
+            &Setup::default(),
         )
         .await;
         self.base = base;
@@ -136,6 +137,13 @@ impl TestApp {
         .await
     }
 
+    /// A service with these public URL and console session settings (the console's tests).
+    pub async fn spawn_console(db: TestDb, setup: Setup) -> TestApp {
+        let data_dir = db.dir().join("data");
+        let url = db.url.clone();
+        TestApp::start_with(db, url, data_dir, 0, "", None, &setup).await
+    }
+
     async fn start(
         db: TestDb,
         url: String,
@@ -144,12 +152,34 @@ impl TestApp {
         trusted_proxies: &str,
         key_rotation_interval: Option<&str>,
     ) -> TestApp {
+        TestApp::start_with(
+            db,
+            url,
+            data_dir,
+            per_minute,
+            trusted_proxies,
+            key_rotation_interval,
+            &Setup::default(),
+        )
+        .await
+    }
+
+    async fn start_with(
+        db: TestDb,
+        url: String,
+        data_dir: PathBuf,
+        per_minute: u32,
+        trusted_proxies: &str,
+        key_rotation_interval: Option<&str>,
+        setup: &Setup,
+    ) -> TestApp {
         let (base, tx, task) = launch_service(
             url,
             data_dir.clone(),
             per_minute,
             trusted_proxies,
             key_rotation_interval,
+            setup,
         )
         .await;
         let app = TestApp {
@@ -362,6 +392,24 @@ impl TestApp {
     }
 }
 
+/// The settings a test may choose: the public URL (https by default: `Secure` `__Host-` console
+/// cookies; http: plain ones) and the console's session lifetimes.
+pub struct Setup {
+    pub public_url: &'static str,
+    pub idle_timeout: &'static str,
+    pub max_age: &'static str,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Setup {
+            public_url: "https://cm.example.test",
+            idle_timeout: "1h",
+            max_age: "12h",
+        }
+    }
+}
+
 /// Starts the service; returns its base URL, its shutdown trigger and its task.
 async fn launch_service(
     url: String,
@@ -369,6 +417,7 @@ async fn launch_service(
     per_minute: u32,
     trusted_proxies: &str,
     key_rotation_interval: Option<&str>,
+    setup: &Setup,
 ) -> (String, oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
     let args = ServeArgs {
         bind: "127.0.0.1:0".into(),
@@ -382,12 +431,16 @@ async fn launch_service(
         },
         bootstrap_key: Some(OWNER_KEY.into()),
         bootstrap_key_file: None,
-        public_url: Some("https://cm.example.test".into()),
+        public_url: Some(setup.public_url.into()),
         log_format: LogFormat::Text,
         auth_failures_per_minute: per_minute,
         trusted_proxies: trusted_proxies.into(),
         forwarded_header: Default::default(),
         key_rotation_interval: key_rotation_interval.map(str::to_owned),
+        console: ConsoleArgs {
+            idle_timeout: setup.idle_timeout.into(),
+            max_age: setup.max_age.into(),
+        },
     };
     let config = args.validate().expect("valid test config");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

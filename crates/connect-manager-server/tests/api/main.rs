@@ -6,6 +6,7 @@ mod matrix;
 mod api_keys;
 mod auth;
 mod concurrency;
+mod console;
 mod denials;
 mod errors;
 mod groups;

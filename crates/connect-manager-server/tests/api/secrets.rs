@@ -107,8 +107,14 @@ async fn database_holds_no_secret_in_clear(db: TestDb) {
             .unwrap(),
     )
     .unwrap();
+    // A console session (issue 17): its ID and its CSRF token are secrets too.
+    let browser = crate::console::Browser::signed_in(&app, OWNER_KEY).await;
+    let session = browser.cookie("__Host-cm_session").unwrap();
+    let csrf = connect_manager_server::console::csrf_token_of(&session);
     let master_key = std::fs::read_to_string(app.data_dir.join("master.key")).unwrap();
     let mut secrets = vec![
+        session,
+        csrf,
         OWNER_KEY.to_owned(),
         user_key,
         master_key.trim().to_owned(),
@@ -139,9 +145,15 @@ async fn database_holds_no_secret_in_clear(db: TestDb) {
     }
     let (dump, tables) = dump(&app.db).await;
     // settings, users, api_keys, groups, group_members, group_roles, vaults, servers,
-    // server_vaults, group_servers, audit_events, signing_keys, tokens, token_vaults, and sqlx's
-    // migrations table.
-    assert!(tables >= 15, "{tables} tables");
+    // server_vaults, group_servers, audit_events, signing_keys, tokens, token_vaults,
+    // console_sessions, and sqlx's migrations table.
+    assert!(tables >= 16, "{tables} tables");
+    assert!(
+        dump.contains(&connect_manager_server::console::session_hash_of(
+            browser.cookie("__Host-cm_session").as_deref().unwrap()
+        )),
+        "the session's hash is there"
+    );
     assert!(dump.contains("$argon2id$"), "the verifier is there");
     assert!(dump.len() > 1000, "the dump read the rows");
     for s in &secrets {

@@ -31,6 +31,7 @@ mod groups;
 mod install;
 mod rows;
 mod servers;
+mod sessions;
 mod tokens;
 mod users;
 mod vaults;
@@ -53,6 +54,43 @@ use crate::{Backend, Change, DbResult, Store};
 type Db = <ThisStore as SqlBackend>::Db;
 type Tx = crate::sql_backend::Tx<ThisStore>;
 type Conn = <Db as sqlx::Database>::Connection;
+
+/// Every user's group grants as rows `(user_id, scope, server_id)`: scope `OWNER` (a member of
+/// Owners), `MANAGER`, `ALL_SERVERS`, or `SERVER` with the server's ID (else ''). Joined to the
+/// API key (`authenticate_key`) or the session (`session`) being looked up, so a principal is
+/// one round trip.
+const USER_GRANTS: &str = "SELECT m.user_id AS user_id, 'OWNER' AS scope, '' AS server_id \
+     FROM group_members m JOIN groups g ON g.id = m.group_id \
+     WHERE g.builtin = 'owners' \
+     UNION ALL \
+     SELECT m.user_id, r.role, '' FROM group_members m \
+     JOIN group_roles r ON r.group_id = m.group_id \
+     UNION ALL \
+     SELECT m.user_id, 'SERVER', s.server_id FROM group_members m \
+     JOIN group_servers s ON s.group_id = m.group_id";
+
+/// The principal of `user_id` from its grants as [`USER_GRANTS`] reads them (scope, server ID;
+/// a user in no group has one row of `NULL`s): the API key lookup and the console's session
+/// lookup both fold their rows through it.
+fn principal_of(
+    user_id: String,
+    grants: impl IntoIterator<Item = (Option<String>, Option<String>)>,
+) -> connect_manager_core::principal::Principal {
+    let mut p = connect_manager_core::principal::Principal {
+        user_id,
+        ..Default::default()
+    };
+    for (scope, server_id) in grants {
+        match scope.as_deref() {
+            Some("OWNER") => p.owner = true,
+            Some("MANAGER") => p.manager = true,
+            Some("ALL_SERVERS") => p.all_servers = true,
+            Some(_) => p.servers.extend(server_id),
+            None => {}
+        }
+    }
+    p
+}
 
 /// `$first, $first+1, …` for `n` values.
 ///

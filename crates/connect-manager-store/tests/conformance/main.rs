@@ -8,6 +8,7 @@ mod groups;
 mod install;
 mod lookup;
 mod servers;
+mod sessions;
 mod support;
 mod tokens;
 mod users;

@@ -2,6 +2,7 @@
 //! the client commands against a live service, on both backends.
 
 mod cli;
+mod console;
 mod database;
 mod hardening;
 mod import_and_last_use;
