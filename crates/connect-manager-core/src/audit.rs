@@ -83,6 +83,16 @@ vocabulary! {
         SigningKeyRetire = "signing_key.retire",
         MasterKeyUpgrade = "master_key.upgrade",
         AuditList = "audit.list",
+        IssuerCreate = "issuer.create",
+        IssuerGet = "issuer.get",
+        IssuerDelete = "issuer.delete",
+        TrustPolicyCreate = "trust_policy.create",
+        TrustPolicyList = "trust_policy.list",
+        TrustPolicyGet = "trust_policy.get",
+        TrustPolicyDelete = "trust_policy.delete",
+        /// A token issued by the token exchange (issue 18): the actor is the workload
+        /// (`exchange:<policy ID>:<issuer>#<subject>`), the target the token.
+        TokenExchange = "token.exchange",
         /// `/readyz`'s write probe: inserted and deleted in one transaction, never seen.
         StorageProbe = "storage.probe",
     }
@@ -103,6 +113,8 @@ vocabulary! {
         SigningKey = "signing_key",
         Installation = "installation",
         Audit = "audit",
+        Issuer = "issuer",
+        TrustPolicy = "trust_policy",
         Storage = "storage",
     }
 }

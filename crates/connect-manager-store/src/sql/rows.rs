@@ -148,6 +148,7 @@ impl TokenRow {
             revoked_at: self.revoked_at.map(Timestamp),
             last_used_at: self.last_used_at.map(Timestamp),
             last_used_ip: self.last_used_ip,
+            exchange: None,
         })
     }
 }

@@ -139,6 +139,7 @@ impl TokenStore for ThisStore {
             vaults,
             last_used_at: None,
             last_used_ip: None,
+            exchange: None,
         })
     }
 
