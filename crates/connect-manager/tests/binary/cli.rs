@@ -15,6 +15,7 @@ use connect_manager_store::testing::TestDb;
 use crate::support::command;
 
 mod accounts;
+mod identity_provider;
 mod more;
 mod op;
 mod runner;

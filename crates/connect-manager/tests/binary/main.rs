@@ -4,7 +4,6 @@
 mod cli;
 mod database;
 mod hardening;
-mod identity_provider;
 mod import_and_last_use;
 mod ops;
 mod quickstart;
