@@ -8,6 +8,7 @@ pub mod client;
 pub mod config;
 pub mod data_lock;
 pub mod error;
+pub mod exchange;
 pub mod extract;
 pub mod limiter;
 pub mod metrics;

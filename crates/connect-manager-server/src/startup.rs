@@ -349,6 +349,9 @@ pub async fn app_state(prepared: Prepared, config: &Config) -> Result<AppState, 
         auth_limiter,
         trusted_proxies: Arc::new(config.trusted_proxies.clone()),
         metrics: Default::default(),
+        issuer_keys: Arc::new(crate::exchange::IssuerKeys::new(
+            config.allow_insecure_issuers,
+        )),
     })
 }
 

@@ -26,6 +26,8 @@ pub struct AppState {
     /// Whose forwarding header names the client (client.rs).
     pub trusted_proxies: Arc<crate::client::TrustedProxies>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Trusted issuers' keys, fetched and cached for the token exchange (issue 18).
+    pub issuer_keys: Arc<crate::exchange::IssuerKeys>,
 }
 
 enum Job {

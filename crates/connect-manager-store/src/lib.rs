@@ -38,18 +38,20 @@ mod types;
 pub use change::{CHANGE_CHANNEL, Change, ChangeListener, Listeners};
 pub(crate) use error::{DbResult, fit_for_reuse};
 pub use store::{
-    AuditStore, GroupStore, InstallStore, ServerStore, Store, TokenStore, UserStore, VaultStore,
+    AuditStore, GroupStore, InstallStore, ServerStore, Store, TokenStore, TrustStore, UserStore,
+    VaultStore,
 };
 pub use types::{
-    AuditFilter, Bootstrap, NewServer, NewToken, Reseal, RetiredKey, ServerAccess,
-    ServerCredentials,
+    AuditFilter, Bootstrap, NewIssuer, NewServer, NewToken, NewTrustPolicy, Reseal, RetiredKey,
+    ServerAccess, ServerCredentials,
 };
 
 /// The store's traits, for code that calls them on a concrete store (a `dyn Store` needs none):
 /// `use connect_manager_store::prelude::*;`.
 pub mod prelude {
     pub use crate::store::{
-        AuditStore, GroupStore, InstallStore, ServerStore, Store, TokenStore, UserStore, VaultStore,
+        AuditStore, GroupStore, InstallStore, ServerStore, Store, TokenStore, TrustStore,
+        UserStore, VaultStore,
     };
 }
 

@@ -73,6 +73,7 @@ impl DatabaseArgs {
             auth_failures_per_minute: 0,
             trusted_proxies: String::new(),
             forwarded_header: Default::default(),
+            allow_insecure_issuers: false,
         }
         .validate()?;
         Ok(open_checked(&config).await?)

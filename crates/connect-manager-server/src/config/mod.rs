@@ -33,6 +33,8 @@ pub struct Config {
     pub log_format: LogFormat,
     pub auth_failures_per_minute: u32,
     pub trusted_proxies: crate::client::TrustedProxies,
+    /// CONNECT_MANAGER_ALLOW_INSECURE_ISSUERS: http:// issuers on loopback (tests).
+    pub allow_insecure_issuers: bool,
 }
 
 impl std::fmt::Debug for Config {
@@ -58,6 +60,7 @@ impl std::fmt::Debug for Config {
             .field("log_format", &self.log_format)
             .field("auth_failures_per_minute", &self.auth_failures_per_minute)
             .field("trusted_proxies", &self.trusted_proxies)
+            .field("allow_insecure_issuers", &self.allow_insecure_issuers)
             .finish_non_exhaustive()
     }
 }
@@ -160,6 +163,7 @@ impl ServeArgs {
             log_format: self.log_format,
             auth_failures_per_minute: self.auth_failures_per_minute,
             trusted_proxies,
+            allow_insecure_issuers: self.allow_insecure_issuers,
         };
         if config.uses_data_dir() {
             ensure_data_dir(&config.data_dir)?;

@@ -346,6 +346,8 @@ async fn launch_service(
         auth_failures_per_minute: per_minute,
         trusted_proxies: trusted_proxies.into(),
         forwarded_header: Default::default(),
+        // The exchange tests' issuers serve plain HTTP on 127.0.0.1.
+        allow_insecure_issuers: true,
     };
     let config = args.validate().expect("valid test config");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -7,6 +7,7 @@ mod auth;
 mod concurrency;
 mod denials;
 mod errors;
+mod exchange;
 mod groups;
 mod headers;
 mod keys;

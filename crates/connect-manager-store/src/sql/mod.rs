@@ -32,6 +32,7 @@ mod install;
 mod rows;
 mod servers;
 mod tokens;
+mod trust;
 mod users;
 mod vaults;
 

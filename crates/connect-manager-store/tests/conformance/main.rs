@@ -10,5 +10,6 @@ mod lookup;
 mod servers;
 mod support;
 mod tokens;
+mod trust;
 mod users;
 mod vaults;
