@@ -53,7 +53,7 @@ pub enum TrustCommand {
         #[arg(long)]
         ttl: Option<String>,
     },
-    /// List trust policies: a server's, in the order they are tried, or every server's.
+    /// List trust policies, each server's in the order `token exchange` tries them (oldest first).
     #[command(visible_alias = "ls")]
     List {
         /// Only this server's policies (default: those of every server you may manage).
@@ -211,7 +211,10 @@ pub async fn run(client: &Client, out: Output, command: TrustCommand) -> anyhow:
             };
             let mut all = Vec::new();
             for s in servers {
-                all.extend(client.list_all::<TrustPolicy>(&policies_path(&s)).await?);
+                let mut policies = client.list_all::<TrustPolicy>(&policies_path(&s)).await?;
+                // In the order the exchange tries them: oldest first, then by ID.
+                policies.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+                all.extend(policies);
             }
             out.list(all)
         }

@@ -156,6 +156,7 @@ async fn issuer_and_trust_commands_manage_issuers_and_policies(db: TestDb) {
     assert_eq!(field(&out, "Vaults"), format!("{prod},r"));
     assert_eq!(field(&out, "TTL"), "30m");
     assert!(field(&out, "Issuer").starts_with(&issuer));
+    let first = json(&cli, &["trust", "get", "deploy", "--server", "web"]);
 
     // The issuer by its URL; the vault with the server's access; the default TTL (15 minutes).
     let second = json(
@@ -315,7 +316,19 @@ async fn issuer_and_trust_commands_manage_issuers_and_policies(db: TestDb) {
         ["ID", "NAME", "SERVER", "ISSUER", "SUBJECT", "VAULTS", "TTL"]
     );
     let names: Vec<String> = table_rows(&out).iter().map(|r| r[1].clone()).collect();
-    assert_eq!(names, ["deploy", "any-branch"], "tried oldest first");
+    // In the order they are tried: oldest first (created in the same second: by ID).
+    let mut tried = [&first, &second];
+    tried.sort_by_key(|p| {
+        (
+            p["created_at"].as_str().unwrap().to_owned(),
+            p["id"].as_str().unwrap().to_owned(),
+        )
+    });
+    assert_eq!(
+        names,
+        tried.map(|p| p["name"].as_str().unwrap()),
+        "in the order they are tried"
+    );
     assert_eq!(json(&cli, &["trust", "ls"]).as_array().unwrap().len(), 3);
     let api_only = json(&cli, &["trust", "ls", "--server", "api"]);
     assert_eq!(api_only.as_array().unwrap().len(), 1);
