@@ -271,7 +271,8 @@ pub trait TrustStore: Send + Sync + 'static {
         actor: &Actor,
         policy: &NewTrustPolicy,
     ) -> Result<TrustPolicyRecord>;
-    /// The server's policies, newest first.
+    /// The server's policies, oldest first: the order the exchange tries them in (the one list
+    /// that is not newest first, since its order decides).
     async fn list_trust_policies(
         &self,
         server_id: &str,

@@ -185,11 +185,12 @@ pub async fn create_trust_policy(
     Ok((StatusCode::CREATED, Json(policy.view())))
 }
 
-/// The server's trust policies, newest first (the exchange tries them oldest first).
+/// The server's trust policies in the order the exchange tries them: oldest first (unlike the
+/// other lists, since this order decides).
 #[utoipa::path(get, path = "/v1/connect/servers/{server}/trust-policies", tag = "workload identity",
     params(("server" = String, Path, description = "Server ID or name"), ListParams),
     security(("api_key" = [])),
-    responses((status = 200, description = "A page of trust policies, newest first.", body = Page<TrustPolicy>), Errors))]
+    responses((status = 200, description = "A page of trust policies, oldest first (the order they are tried in).", body = Page<TrustPolicy>), Errors))]
 pub async fn list_trust_policies(
     State(state): State<AppState>,
     caller: Caller,

@@ -319,11 +319,15 @@ impl TrustStore for ThisStore {
         server_id: &str,
         page: &PageRequest,
     ) -> Result<Page<TrustPolicyRecord>> {
-        let (at, id) = page.bounds();
+        // Oldest first, the order the exchange tries them in: the cursor is a lower bound.
+        let (at, id) = match &page.after {
+            Some(c) => (c.created_at, c.id.clone()),
+            None => (i64::MIN, String::new()),
+        };
         let mut conn = self.conn().await?;
         let rows: Vec<PolicyRow> = sqlx::query_as(AssertSqlSafe(format!(
-            "{POLICY_SELECT} WHERE p.server_id = $1 AND (p.created_at, p.id) < ($2, $3) \
-             ORDER BY p.created_at DESC, p.id DESC LIMIT $4"
+            "{POLICY_SELECT} WHERE p.server_id = $1 AND (p.created_at, p.id) > ($2, $3) \
+             ORDER BY p.created_at, p.id LIMIT $4"
         )))
         .bind(server_id)
         .bind(at)

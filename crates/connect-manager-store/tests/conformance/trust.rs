@@ -322,8 +322,8 @@ async fn exchange_policies_are_tried_oldest_first_per_issuer(db: TestDb) {
         .collect();
     assert_eq!(
         listed,
-        ["other", "third", "second", "first"],
-        "lists are newest first"
+        ["first", "second", "third", "other"],
+        "listed in the order they are tried"
     );
     let two = store
         .list_trust_policies(
@@ -336,7 +336,21 @@ async fn exchange_policies_are_tried_oldest_first_per_issuer(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(two.items.len(), 2);
-    assert!(two.next_cursor.is_some());
+    let rest = store
+        .list_trust_policies(
+            &s.id,
+            &PageRequest::parse(Some(2), two.next_cursor.as_deref()).unwrap(),
+        )
+        .await
+        .unwrap();
+    let paged: Vec<String> = two
+        .items
+        .iter()
+        .chain(&rest.items)
+        .map(|p| p.name.clone())
+        .collect();
+    assert_eq!(paged, listed, "pages follow without gaps");
+    assert!(rest.next_cursor.is_none());
 }
 
 async fn r4_a_deleted_servers_policies_go_with_it(db: TestDb) {

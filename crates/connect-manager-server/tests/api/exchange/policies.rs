@@ -43,7 +43,11 @@ async fn a3_trust_policies_are_managed_by_the_servers_managers(db: TestDb) {
         .iter()
         .map(|p| p["name"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(names, ["ci", "deploy"], "newest first");
+    assert_eq!(
+        names,
+        ["deploy", "ci"],
+        "oldest first, the order they are tried in"
+    );
     app.get_as(Some(&grantee), "/v1/connect/servers/web/trust-policies/ci")
         .await
         .expect(200);
