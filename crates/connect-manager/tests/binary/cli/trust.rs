@@ -1,6 +1,7 @@
 //! Workload identity's commands (issue 18) against a live service on each backend: `issuer
 //! add|list|remove`, `trust create|list|get|delete` and `token exchange`'s refusals (a real
-//! exchange, against a real identity provider, is `tests/binary/identity_provider.rs`).
+//! exchange, against a real identity provider, is `identity_provider.rs`), and docs/exchange.md's
+//! examples of them, run as written.
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -480,7 +481,104 @@ async fn token_exchange_refusals_are_one_line_without_the_subject_token(db: Test
     app.stop();
 }
 
+/// The `connect-manager` commands in docs/exchange.md's Examples (issuer add, trust create),
+/// each with its continuation lines joined: the words of each, quotes removed.
+fn docs_example_commands() -> Vec<Vec<String>> {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/exchange.md"
+    ))
+    .unwrap();
+    let examples = &doc[doc.find("## Examples").expect("an Examples section")..];
+    let mut commands = Vec::new();
+    for block in examples.split("```sh\n").skip(1) {
+        let block = &block[..block.find("```").unwrap()];
+        let joined = block.replace("\\\n", " ");
+        for line in joined.lines().map(str::trim) {
+            if let Some(rest) = line.strip_prefix("connect-manager ") {
+                commands.push(shell_words(rest));
+            }
+        }
+    }
+    commands
+}
+
+/// Words split on white space, `'…'` quoting (all the docs use).
+fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut quoted = false;
+    for c in line.chars() {
+        match c {
+            '\'' => {
+                quoted = !quoted;
+                word.get_or_insert_with(String::new);
+            }
+            c if c.is_whitespace() && !quoted => {
+                words.extend(word.take());
+            }
+            c => word.get_or_insert_with(String::new).push(c),
+        }
+    }
+    assert!(!quoted, "unbalanced quote in {line}");
+    words.extend(word);
+    words
+}
+
+/// docs/exchange.md's `issuer add` and `trust create` commands run as written (adding an issuer
+/// fetches nothing, so GitHub's, GitLab's and a cluster's URLs are taken offline), and make what
+/// the docs say.
+async fn exchange_docs_examples_run_as_written(db: TestDb) {
+    let (_dir, app, cli) = runner::start(&db).await;
+    cli.run(&["vault", "create", "Production"]).ok();
+    cli.run(&["server", "create", "web", "--vaults", "Production"])
+        .ok();
+    let commands = docs_example_commands();
+    let mut policies = Vec::new();
+    for words in &commands {
+        let args: Vec<&str> = words.iter().map(String::as_str).collect();
+        cli.run(&args).ok();
+        if args[..2] == ["trust", "create"] {
+            policies.push(args[2].to_owned());
+        }
+    }
+    let issuers = json(&cli, &["issuer", "list"]);
+    let mut urls: Vec<&str> = issuers
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["issuer"].as_str().unwrap())
+        .collect();
+    urls.sort_unstable();
+    assert_eq!(
+        urls,
+        [
+            "https://gitlab.com",
+            "https://oidc.prod-cluster.example.com",
+            "https://token.actions.githubusercontent.com",
+        ]
+    );
+    let listed = json(&cli, &["trust", "list", "--server", "web"]);
+    let names: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, policies);
+    assert_eq!(policies.len(), 4, "{commands:?}");
+    let gitlab = json(&cli, &["trust", "get", "api-gitlab", "--server", "web"]);
+    assert_eq!(
+        gitlab["subject"],
+        "project_path:acme/api:ref_type:branch:ref:main"
+    );
+    assert_eq!(gitlab["claims"]["ref_protected"], "true");
+    assert_eq!(gitlab["ttl_seconds"], 900);
+    app.stop();
+}
+
 backend_tests!(
     issuer_and_trust_commands_manage_issuers_and_policies,
     token_exchange_refusals_are_one_line_without_the_subject_token,
+    exchange_docs_examples_run_as_written,
 );
