@@ -14,6 +14,7 @@ pub mod extract;
 pub mod limiter;
 pub mod metrics;
 pub mod openapi;
+pub mod outbound;
 pub mod request_id;
 pub mod serve;
 pub mod startup;

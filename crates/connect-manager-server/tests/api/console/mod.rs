@@ -6,6 +6,7 @@
 
 mod csrf;
 mod headers;
+mod import;
 mod owners;
 mod servers;
 mod sessions;
