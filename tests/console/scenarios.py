@@ -28,7 +28,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 
 from . import a11y
-from .browser import BROWSER_TZ, Browser
+from .browser import BROWSER_TZ, Browser, submit
 from .service import Service
 from .web import Api, Pages, forms, h1
 
@@ -130,9 +130,7 @@ def form_with_action(b: Browser, suffix: str) -> Any:
 
 
 def click_submit(form: Any) -> None:
-    buttons = form.find_elements(By.CSS_SELECTOR, "button[type=submit], button:not([type]), input[type=submit]")
-    check(bool(buttons), "form without a submit button")
-    buttons[0].click()
+    submit(form)
 
 
 def choose(select_el: Any, value: str) -> None:
