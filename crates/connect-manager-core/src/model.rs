@@ -155,8 +155,23 @@ pub struct User {
 pub struct ApiKeyInfo {
     pub id: String,
     pub user_id: String,
+    /// What the key is for (R2; `key` unless named at creation; `bootstrap` for the first
+    /// owner's, `owner-key` for one made by `admin owner-key`).
+    pub name: String,
     pub created_at: Timestamp,
+    /// When the key stops authenticating; null when it does not expire.
+    #[schema(required = true)]
+    pub expires_at: Option<Timestamp>,
+    /// Whether `expires_at` has passed: the key is refused (401, saying it expired).
+    pub expired: bool,
+    /// When the key last authenticated a request, accurate to a minute; null until then.
+    #[schema(required = true)]
+    pub last_used_at: Option<Timestamp>,
 }
+
+/// How often an API key's `last_used_at` is written at most: a key used all the time costs one
+/// write a minute, and authenticating stays a read otherwise.
+pub const API_KEY_LAST_USE_RESOLUTION_SECONDS: i64 = 60;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]

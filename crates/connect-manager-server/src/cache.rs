@@ -290,10 +290,47 @@ impl KeyRing {
 
     /// Makes a new key; it signs from now on, here and on every replica.
     pub async fn rotate(&self, store: &DynStore, actor: &Actor) -> Result<String> {
+        self.make_key(store, actor, None)
+            .await?
+            .ok_or_else(|| Error::internal("an unconditional rotation made no key"))
+    }
+
+    /// Scheduled rotation: makes a new key, as [`Self::rotate`], if the newest key is older
+    /// than `interval`; decided by the store under the signing-key lock, so of replicas racing,
+    /// one makes it. The new key's ID, or `None` when the newest key is young enough.
+    pub async fn rotate_if_older(
+        &self,
+        store: &DynStore,
+        actor: &Actor,
+        interval: Duration,
+    ) -> Result<Option<String>> {
+        let seconds = i64::try_from(interval.as_secs()).unwrap_or(i64::MAX / 2_000_000);
+        let cutoff = Timestamp::now().plus_seconds(-seconds);
+        self.make_key(store, actor, Some(cutoff)).await
+    }
+
+    /// The one way the service makes a signing key: manual (`cutoff` None) or scheduled (only
+    /// if the newest key was made before `cutoff`).
+    async fn make_key(
+        &self,
+        store: &DynStore,
+        actor: &Actor,
+        cutoff: Option<Timestamp>,
+    ) -> Result<Option<String>> {
         let key: SealedKey = generate_key(&self.master);
-        store.add_signing_key(actor, &key).await?;
+        match cutoff {
+            None => store.add_signing_key(actor, &key).await?,
+            Some(cutoff) => {
+                if !store
+                    .add_signing_key_if_newest_before(actor, &key, cutoff)
+                    .await?
+                {
+                    return Ok(None);
+                }
+            }
+        }
         self.reload(store).await?;
-        Ok(key.kid)
+        Ok(Some(key.kid))
     }
 
     /// Retires a key: out of the JWKS, and its tokens stop verifying, here at once and on every

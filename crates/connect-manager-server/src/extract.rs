@@ -6,10 +6,13 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use connect_manager_core::Timestamp;
 use connect_manager_core::audit::{AuditAction, TargetType};
-use connect_manager_core::model::Actor;
+use connect_manager_core::model::{API_KEY_LAST_USE_RESOLUTION_SECONDS, Actor};
 use connect_manager_core::principal::{Permission, Principal};
 use connect_manager_core::secret::api_key_hash;
+
+use connect_manager_store::KeyAuth;
 
 use crate::client::ClientAddr;
 use crate::error::{ApiError, ApiResult};
@@ -31,6 +34,33 @@ pub struct ApiQuery<T>(pub T);
 #[derive(FromRequestParts)]
 #[from_request(via(axum::extract::Path), rejection(ApiError))]
 pub struct ApiPath<T>(pub T);
+
+/// A JSON body that may be left out: an empty body (whatever its content type) is `None`, as is
+/// `null`; anything else is read as [`ApiJson`] reads it, with its rejections. For endpoints
+/// that took no body before and gained optional fields (`POST /v1/users/{user}/keys`).
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<T, S> FromRequest<S> for OptionalJson<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> ApiResult<Self> {
+        let (parts, body) = req.into_parts();
+        let limited = axum::extract::Request::from_parts(parts.clone(), body);
+        let bytes = axum::body::Bytes::from_request(limited, state)
+            .await
+            .map_err(|r| ApiError::for_status(r.status()))?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(None));
+        }
+        let req = axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes));
+        let ApiJson(value) = ApiJson::<Option<T>>::from_request(req, state).await?;
+        Ok(OptionalJson(value))
+    }
+}
 
 pub(crate) fn actor_for(parts: &Parts, user_id: String) -> Actor {
     Actor {
@@ -81,7 +111,7 @@ impl FromRequestParts<AppState> for Caller {
 }
 
 /// A1: the user an API key belongs to, through the limiter of failed authentications (the API's
-/// Bearer key and the console's sign-in both come here).
+/// Bearer key and the console's sign-in both come here). A valid key's last use is recorded.
 pub async fn authenticate_key(parts: &Parts, state: &AppState, key: &str) -> ApiResult<Principal> {
     let fingerprint = connect_manager_core::secret::fingerprint(key);
     let attempt = match state
@@ -95,12 +125,31 @@ pub async fn authenticate_key(parts: &Parts, state: &AppState, key: &str) -> Api
             return Err(ApiError::refused(refused));
         }
     };
-    match state.store.principal_for_key(&api_key_hash(key)).await? {
-        Some(principal) => {
+    let now = Timestamp::now();
+    match state
+        .store
+        .authenticate_key(&api_key_hash(key), now)
+        .await?
+    {
+        KeyAuth::Valid {
+            principal,
+            key_id,
+            last_used_at,
+        } => {
             attempt.succeeded();
+            record_key_use(state, key_id, last_used_at, now);
             Ok(principal)
         }
-        None => {
+        KeyAuth::Expired { key_id, expired_at } => {
+            attempt.failed();
+            crate::metrics::inc(&state.metrics.auth_failures_user_expired);
+            tracing::info!(client_ip = %client_ip(parts), key_id = %key_id, "authentication failed: the API key expired");
+            Err(ApiError::unauthorized(format!(
+                "the API key expired at {}: ask an owner for a new one",
+                expired_at.to_rfc3339()
+            )))
+        }
+        KeyAuth::Unknown => {
             attempt.failed();
             crate::metrics::inc(&state.metrics.auth_failures_user);
             tracing::info!(client_ip = %client_ip(parts), "authentication failed: unknown API key");
@@ -119,6 +168,27 @@ impl Caller {
             denied: Default::default(),
         }
     }
+}
+
+/// Writes the key's last use when the stored one is a minute old or absent (the lookup returned
+/// it, so most requests write nothing), off the request's path: a failed write costs a log line,
+/// never the request.
+fn record_key_use(
+    state: &AppState,
+    key_id: String,
+    last_used_at: Option<Timestamp>,
+    now: Timestamp,
+) {
+    let resolution = API_KEY_LAST_USE_RESOLUTION_SECONDS * 1_000_000;
+    if last_used_at.is_some_and(|at| now.micros() - at.micros() < resolution) {
+        return;
+    }
+    let store = state.store.clone();
+    tokio::spawn(async move {
+        if let Err(e) = store.touch_api_key(&key_id, now).await {
+            tracing::debug!(error = %e, "could not record an API key's last use");
+        }
+    });
 }
 
 impl Caller {

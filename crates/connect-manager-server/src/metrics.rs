@@ -1,7 +1,9 @@
 //! `GET /metrics` in Prometheus text format: requests by method, matched route (never the raw
 //! path) and status with a latency histogram; tokens issued and revoked; introspections by
 //! result; failed authentications; the database pool; build info. Counters live in this process
-//! (each replica is scraped on its own).
+//! (each replica is scraped on its own). Two gauges come from the database, the same on every
+//! replica: live tokens expiring within 7 days and live tokens never used (issue 18), read by
+//! one COUNT statement at a scrape and reused for 10 s ([`TOKEN_GAUGES_TTL`]).
 //!
 //! Every label takes its value from a fixed set, so nothing a client sends can add a series:
 //! the method is one of the nine standard methods or `OTHER`, the route is a template of the
@@ -16,12 +18,15 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+
+use connect_manager_core::Timestamp;
+use connect_manager_store::TokenGauges;
 
 use crate::state::AppState;
 
@@ -47,12 +52,16 @@ pub struct Metrics {
     pub introspections_active: AtomicU64,
     pub introspections_inactive: AtomicU64,
     pub auth_failures_user: AtomicU64,
+    /// Failed authentications with an API key that expired (not in `auth_failures_user`).
+    pub auth_failures_user_expired: AtomicU64,
     pub auth_failures_server: AtomicU64,
     pub auth_rate_limited: AtomicU64,
     /// G7 usage reports accepted, the entries they carried, and the tokens' rows written.
     pub usage_reports: AtomicU64,
     pub usage_entries: AtomicU64,
     pub usage_written: AtomicU64,
+    /// The token gauges as last read, and when (see [`TOKEN_GAUGES_TTL`]).
+    token_gauges: tokio::sync::Mutex<Option<(Instant, TokenGauges)>>,
 }
 
 /// The route label of a request that matched no route (whatever its path).
@@ -205,9 +214,13 @@ impl Metrics {
         counter(
             w,
             "connect_manager_auth_failures_total",
-            "Failed authentications by kind of credential.",
+            "Failed authentications by kind of credential (an unknown API key, an expired one, a server's).",
             &[
                 ("kind=\"api_key\"", get(&self.auth_failures_user)),
+                (
+                    "kind=\"expired_api_key\"",
+                    get(&self.auth_failures_user_expired),
+                ),
                 ("kind=\"server\"", get(&self.auth_failures_server)),
             ],
         );
@@ -278,13 +291,73 @@ pub async fn record(State(state): State<AppState>, req: Request, next: Next) -> 
 #[utoipa::path(get, path = "/metrics", tag = "health",
     responses((status = 200, description = "Prometheus text format.", content_type = "text/plain", body = String)))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let mut text = state
+        .metrics
+        .render(state.store.pool_state(), state.store.backend().as_str());
+    if let Some(gauges) = state.metrics.token_gauges(&state.store).await {
+        render_token_gauges(&mut text, gauges);
+    }
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state
-            .metrics
-            .render(state.store.pool_state(), state.store.backend().as_str()),
+        text,
     )
+}
+
+/// The window of `connect_manager_tokens_expiring`: seven days.
+pub const EXPIRING_WITHIN_SECONDS: i64 = 7 * 86_400;
+
+/// How long the token gauges read at a scrape are reused: scrapes (unauthenticated) cost at
+/// most one COUNT statement per this long, however many arrive.
+pub const TOKEN_GAUGES_TTL: Duration = Duration::from_secs(10);
+
+impl Metrics {
+    /// The token gauges, read from the database (one statement, `Store::token_gauges`) at most
+    /// once per [`TOKEN_GAUGES_TTL`]; concurrent scrapes wait for the one read in flight. `None`
+    /// when the database cannot answer: the scrape goes on without them (the pool and request
+    /// series still say what is wrong).
+    async fn token_gauges(&self, store: &connect_manager_store::DynStore) -> Option<TokenGauges> {
+        let mut cached = self.token_gauges.lock().await;
+        if let Some((at, gauges)) = *cached
+            && at.elapsed() < TOKEN_GAUGES_TTL
+        {
+            return Some(gauges);
+        }
+        match store
+            .token_gauges(Timestamp::now(), EXPIRING_WITHIN_SECONDS)
+            .await
+        {
+            Ok(gauges) => {
+                *cached = Some((Instant::now(), gauges));
+                Some(gauges)
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "could not read the token gauges");
+                None
+            }
+        }
+    }
+}
+
+fn render_token_gauges(w: &mut String, gauges: TokenGauges) {
+    let _ = writeln!(
+        w,
+        "# HELP connect_manager_tokens_expiring Active tokens (not revoked, not expired, of a live \
+         server) that expire within 7 days."
+    );
+    let _ = writeln!(w, "# TYPE connect_manager_tokens_expiring gauge");
+    let _ = writeln!(
+        w,
+        "connect_manager_tokens_expiring{{within=\"7d\"}} {}",
+        gauges.expiring
+    );
+    let _ = writeln!(
+        w,
+        "# HELP connect_manager_tokens_never_used Active tokens (not revoked, not expired, of a \
+         live server) that no gateway has reported a use of (G7)."
+    );
+    let _ = writeln!(w, "# TYPE connect_manager_tokens_never_used gauge");
+    let _ = writeln!(w, "connect_manager_tokens_never_used {}", gauges.never_used);
 }

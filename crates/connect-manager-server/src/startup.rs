@@ -9,6 +9,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use connect_manager_core::Error;
+use connect_manager_core::model::Actor;
 use connect_manager_core::secret::{
     Kdf, MasterKey, MasterKeyText, api_key_hash, ct_eq, is_legacy_check, new_api_key,
 };
@@ -396,6 +397,9 @@ pub async fn launch(
     let prepared = prepare(&config).await?;
     let store = prepared.store.clone();
     let state = app_state(prepared, &config).await?;
+    let rotation = config
+        .key_rotation_interval
+        .map(|interval| spawn_key_rotation(&state, interval));
     tracing::info!(
         addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
         backend = store.backend().as_str(),
@@ -409,9 +413,43 @@ pub async fn launch(
             "requests still in flight after the shutdown grace period; stopping anyway"
         );
     }
+    if let Some(task) = rotation {
+        // A rotation in flight is rolled back with its transaction.
+        task.abort();
+        let _ = task.await;
+    }
     store.close().await;
     tracing::info!("connect-manager stopped");
     Ok(())
+}
+
+/// How often scheduled rotation compares the newest key's age with the interval (a read; it
+/// writes only when a key is due): a key is rotated at most this long after it is due.
+pub const KEY_ROTATION_CHECK: Duration = Duration::from_secs(60);
+
+/// Scheduled signing-key rotation (`CONNECT_MANAGER_KEY_ROTATION_INTERVAL`): at start and every
+/// [`KEY_ROTATION_CHECK`], a new key when the newest is older than `interval`, made the way
+/// `POST /v1/keys/rotate` makes one ([`KeyRing::rotate_if_older`]) and decided under the
+/// signing-key lock, so replicas sharing a database make one between them. Old keys are not
+/// retired: they stay in the JWKS while they verify a live token, until an owner retires them.
+fn spawn_key_rotation(state: &AppState, interval: Duration) -> tokio::task::JoinHandle<()> {
+    let store = state.store.clone();
+    let keys = state.keys.clone();
+    tokio::spawn(async move {
+        let actor = Actor::system("key-rotation");
+        loop {
+            match keys.rotate_if_older(&store, &actor, interval).await {
+                Ok(Some(kid)) => {
+                    tracing::info!(kid = %kid, "rotated the signing key on schedule");
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "scheduled signing key rotation failed; retrying");
+                }
+            }
+            tokio::time::sleep(KEY_ROTATION_CHECK).await;
+        }
+    })
 }
 
 /// What the first owner is called (A1).

@@ -38,12 +38,12 @@ mod types;
 pub use change::{CHANGE_CHANNEL, Change, ChangeListener, Listeners};
 pub(crate) use error::{DbResult, fit_for_reuse};
 pub use store::{
-    AuditStore, GroupStore, InstallStore, ServerStore, SessionStore, Store, TokenStore, UserStore,
-    VaultStore,
+    AuditStore, DEFAULT_API_KEY_NAME, GroupStore, InstallStore, ServerStore, SessionStore, Store,
+    TokenStore, UserStore, VaultStore,
 };
 pub use types::{
-    AuditFilter, Bootstrap, ConsoleSession, NewServer, NewToken, Reseal, RetiredKey, ServerAccess,
-    ServerCredentials, SessionLimits, TokenFilter,
+    AuditFilter, Bootstrap, ConsoleSession, KeyAuth, NewApiKey, NewServer, NewToken, Reseal,
+    RetiredKey, ServerAccess, ServerCredentials, SessionLimits, TokenFilter, TokenGauges,
 };
 
 /// The store's traits, for code that calls them on a concrete store (a `dyn Store` needs none):

@@ -22,9 +22,12 @@ use connect_manager_core::principal::Principal;
 use connect_manager_core::token::SealedKey;
 
 use crate::{
-    AuditFilter, Backend, Bootstrap, ChangeListener, ConsoleSession, NewServer, NewToken,
-    PoolState, Reseal, RetiredKey, ServerAccess, SessionLimits, TokenFilter,
+    AuditFilter, Backend, Bootstrap, ChangeListener, ConsoleSession, KeyAuth, NewApiKey, NewServer,
+    NewToken, PoolState, Reseal, RetiredKey, ServerAccess, SessionLimits, TokenFilter, TokenGauges,
 };
+
+/// The name of an API key made without one.
+pub const DEFAULT_API_KEY_NAME: &str = "key";
 
 /// The whole store: every resource's methods, and the connection's own. What [`crate::open`]
 /// returns, implemented by [`SqliteStore`](crate::sqlite::SqliteStore) and
@@ -72,8 +75,21 @@ pub trait InstallStore: Send + Sync + 'static {
     /// SHA-256 is `key_hash` (A1). Atomic: with several replicas starting at once, one creates.
     async fn bootstrap_owner(&self, name: &Name, email: &str, key_hash: &str) -> Result<Bootstrap>;
 
-    /// The caller behind an API key (by its SHA-256), with what their groups grant.
-    async fn principal_for_key(&self, key_hash: &str) -> Result<Option<Principal>>;
+    /// The caller behind an API key (by its SHA-256) at `now`, with what their groups grant; or
+    /// that the key expired (and when), or is unknown. Whether a key has expired is decided by
+    /// one SQL fragment (`sql::api_key_live`), the one place that states it.
+    async fn authenticate_key(&self, key_hash: &str, now: Timestamp) -> Result<KeyAuth>;
+
+    /// The caller behind a valid API key (by its SHA-256), with what their groups grant; `None`
+    /// for an unknown or expired key.
+    async fn principal_for_key(&self, key_hash: &str) -> Result<Option<Principal>> {
+        Ok(
+            match self.authenticate_key(key_hash, Timestamp::now()).await? {
+                KeyAuth::Valid { principal, .. } => Some(principal),
+                KeyAuth::Unknown | KeyAuth::Expired { .. } => None,
+            },
+        )
+    }
 
     /// Every signing key not retired, newest first (T3).
     async fn signing_keys(&self) -> Result<Vec<SealedKey>>;
@@ -82,6 +98,16 @@ pub trait InstallStore: Send + Sync + 'static {
     async fn signing_kids(&self) -> Result<Vec<String>>;
     /// Adds a signing key; it signs from now on, on every replica (T3).
     async fn add_signing_key(&self, actor: &Actor, key: &SealedKey) -> Result<()>;
+    /// Adds a signing key, as [`Self::add_signing_key`], only if the newest key not retired was
+    /// made before `cutoff` (or there is none): scheduled rotation. Decided in the adding
+    /// transaction under the signing-key lock, so of replicas racing, exactly one adds a key.
+    /// Whether it added one.
+    async fn add_signing_key_if_newest_before(
+        &self,
+        actor: &Actor,
+        key: &SealedKey,
+        cutoff: Timestamp,
+    ) -> Result<bool>;
     /// Retires a key: out of the JWKS, verifying nothing from now on, on every replica; its
     /// active tokens are revoked (they can no longer be verified). 404 for an unknown key; 409
     /// for the key that signs (the newest): rotate first. Retiring a retired key changes nothing.
@@ -113,12 +139,31 @@ pub trait UserStore: Send + Sync + 'static {
     async fn owners(&self) -> Result<Vec<User>>;
     /// Deletes the user and its keys; refuses to delete the last owner (A2).
     async fn delete_user(&self, actor: &Actor, user_id: &str) -> Result<()>;
+    /// An API key named `key` that does not expire (see [`Self::create_named_api_key`]).
     async fn create_api_key(
         &self,
         actor: &Actor,
         user_id: &str,
         key_hash: &str,
+    ) -> Result<ApiKeyInfo> {
+        let key = NewApiKey {
+            key_hash: key_hash.to_owned(),
+            name: Name::parse("name", DEFAULT_API_KEY_NAME)?,
+            expires_at: None,
+        };
+        self.create_named_api_key(actor, user_id, &key).await
+    }
+    /// A new API key of the user, with its name and expiry.
+    async fn create_named_api_key(
+        &self,
+        actor: &Actor,
+        user_id: &str,
+        key: &NewApiKey,
     ) -> Result<ApiKeyInfo>;
+    /// Records that the key authenticated a request at `at`: written only when the stored last
+    /// use is older than `API_KEY_LAST_USE_RESOLUTION_SECONDS` (or absent), so a key is written
+    /// at most once a minute and never moved back. Not audited (telemetry). Whether it wrote.
+    async fn touch_api_key(&self, key_id: &str, at: Timestamp) -> Result<bool>;
     async fn list_api_keys(&self, user_id: &str, page: &PageRequest) -> Result<Page<ApiKeyInfo>>;
     async fn delete_api_key(&self, actor: &Actor, user_id: &str, key_id: &str) -> Result<()>;
 }
@@ -234,6 +279,10 @@ pub trait TokenStore: Send + Sync + 'static {
         filter: &TokenFilter,
         page: &PageRequest,
     ) -> Result<Page<TokenRecord>>;
+    /// The `/metrics` gauges at `now`, over the live tokens (active, not expired) of live
+    /// servers: how many expire within `expiring_within` seconds, and how many were never used.
+    /// One statement.
+    async fn token_gauges(&self, now: Timestamp, expiring_within: i64) -> Result<TokenGauges>;
     /// R9: renames only.
     async fn rename_token(&self, actor: &Actor, token_id: &str, name: &Name)
     -> Result<TokenRecord>;

@@ -6,6 +6,7 @@ use connect_manager_core::Result;
 use connect_manager_core::Timestamp;
 use connect_manager_core::model::User;
 use connect_manager_core::name::Name;
+use connect_manager_core::principal::Principal;
 use connect_manager_core::scope::TokenScope;
 use connect_manager_core::token::SealedKey;
 
@@ -69,6 +70,15 @@ impl TokenFilter {
     }
 }
 
+/// The token gauges of `/metrics` (issue 18), over live tokens of live servers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TokenGauges {
+    /// Expiring within the window asked for.
+    pub expiring: u64,
+    /// Never used (no last use reported by a gateway, G7).
+    pub never_used: u64,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditFilter {
     pub action: Option<String>,
@@ -99,6 +109,34 @@ pub enum Bootstrap {
     Created(User),
     /// The database already had users: nothing was changed.
     AlreadyDone,
+}
+
+/// A new API key as the store writes it: its hash (the key itself is never stored), its name and
+/// when it expires (null: never).
+#[derive(Debug, Clone)]
+pub struct NewApiKey {
+    pub key_hash: String,
+    pub name: Name,
+    pub expires_at: Option<Timestamp>,
+}
+
+/// What an API key is, looked up by its hash (A1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyAuth {
+    /// No key has this hash.
+    Unknown,
+    /// The key exists but expired at `expired_at`: refused, saying so.
+    Expired {
+        key_id: String,
+        expired_at: Timestamp,
+    },
+    /// The key authenticates `principal`; `last_used_at` is the stored last use, so the caller
+    /// writes a new one only when it is a minute old ([`UserStore::touch_api_key`](crate::UserStore::touch_api_key)).
+    Valid {
+        principal: Principal,
+        key_id: String,
+        last_used_at: Option<Timestamp>,
+    },
 }
 
 /// How long a console session lives (issue 17): idle since its last use, and at most since it

@@ -73,6 +73,7 @@ impl DatabaseArgs {
             auth_failures_per_minute: 0,
             trusted_proxies: String::new(),
             forwarded_header: Default::default(),
+            key_rotation_interval: None,
             console: Default::default(),
         }
         .validate()?;
@@ -133,12 +134,14 @@ async fn owner_key(user: Option<String>, database: DatabaseArgs) -> anyhow::Resu
             .context("the database has no owner; start the service once to create one")?,
     };
     let key = new_api_key();
+    let new = connect_manager_store::NewApiKey {
+        key_hash: api_key_hash(&key),
+        name: connect_manager_core::name::Name::parse("name", "owner-key")
+            .map_err(anyhow::Error::msg)?,
+        expires_at: None,
+    };
     store
-        .create_api_key(
-            &Actor::system("admin-owner-key"),
-            &owner.id,
-            &api_key_hash(&key),
-        )
+        .create_named_api_key(&Actor::system("admin-owner-key"), &owner.id, &new)
         .await
         .map_err(anyhow::Error::msg)?;
     store.close().await;

@@ -1,7 +1,7 @@
 //! `user key …`: a user's API keys (owners, A1). A new key is shown once; lists show metadata.
 
 use clap::Subcommand;
-use connect_manager_core::api::users::CreatedApiKey;
+use connect_manager_core::api::users::{CreateApiKey, CreatedApiKey};
 use connect_manager_core::model::ApiKeyInfo;
 use serde_json::Value;
 
@@ -15,6 +15,13 @@ pub enum KeyCommand {
     Create {
         /// The user, by ID or email.
         user: String,
+        /// What the key is for (default: `key`).
+        #[arg(long)]
+        name: Option<String>,
+        /// The key stops working after this long: a sum of <n>s|m|h|d|w terms (`90d`, `1w2d`).
+        /// Default: it does not expire.
+        #[arg(long)]
+        expires_in: Option<String>,
     },
     /// List a user's API keys (metadata only).
     #[command(visible_alias = "ls")]
@@ -33,18 +40,34 @@ pub enum KeyCommand {
 }
 
 impl Render for ApiKeyInfo {
-    const COLUMNS: &'static [&'static str] = &["ID", "Created"];
+    const COLUMNS: &'static [&'static str] = &["ID", "Name", "Created", "Expires", "Last used"];
 
     fn row(&self, style: &Style) -> Vec<String> {
-        vec![self.id.clone(), style.time(self.created_at)]
+        let expires = if self.expired {
+            format!("{} (expired)", style.time(self.expires_at))
+        } else {
+            style.time(self.expires_at)
+        };
+        vec![
+            self.id.clone(),
+            self.name.clone(),
+            style.time(self.created_at),
+            expires,
+            style.time(self.last_used_at),
+        ]
     }
 }
 
 pub async fn run(client: &Client, out: Output, command: KeyCommand) -> anyhow::Result<()> {
     match command {
-        KeyCommand::Create { user } => {
+        KeyCommand::Create {
+            user,
+            name,
+            expires_in,
+        } => {
             let path = format!("{}/keys", user_path(&user));
-            let k: CreatedApiKey = client.post(&path, &()).await?;
+            let body = CreateApiKey { name, expires_in };
+            let k: CreatedApiKey = client.post(&path, &body).await?;
             out.custom(&k, || println!("{}", k.key))
         }
         KeyCommand::List { user } => {

@@ -59,6 +59,14 @@ pub enum TokenCommand {
         /// Only this server's tokens (a deleted server by its ID).
         #[arg(long)]
         server: Option<String>,
+        /// Only live tokens (active, not expired) that expire within this long: a sum of
+        /// <n>s|m|h|d|w terms, as --expires-in (`7d`).
+        #[arg(long, value_name = "DURATION")]
+        expiring_within: Option<String>,
+        /// Only live tokens not used for this long (`30d`): never used, or last used by a gateway
+        /// before then.
+        #[arg(long, value_name = "DURATION")]
+        unused_for: Option<String>,
     },
 }
 
@@ -125,8 +133,25 @@ pub async fn run(client: &Client, out: Output, command: TokenCommand) -> anyhow:
             let t: Token = client.patch(&path, &RenameToken { name }).await?;
             out.changed(&t)
         }
-        TokenCommand::List { server } => {
-            let path = format!("/v1/connect/tokens{}", server_query(&server));
+        TokenCommand::List {
+            server,
+            expiring_within,
+            unused_for,
+        } => {
+            let query = [
+                ("server", &server),
+                ("expiring_within", &expiring_within),
+                ("unused_for", &unused_for),
+            ]
+            .iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", enc(v))))
+            .collect::<Vec<_>>()
+            .join("&");
+            let path = if query.is_empty() {
+                "/v1/connect/tokens".to_owned()
+            } else {
+                format!("/v1/connect/tokens?{query}")
+            };
             out.list(client.list_all::<Token>(&path).await?)
         }
     }

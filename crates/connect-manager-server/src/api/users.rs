@@ -3,8 +3,10 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use connect_manager_core::api::users::{CreateUser, CreatedApiKey};
+use connect_manager_core::Timestamp;
+use connect_manager_core::api::users::{CreateApiKey, CreateUser, CreatedApiKey};
 use connect_manager_core::audit::{AuditAction, TargetType};
+use connect_manager_core::duration::parse_expires_in;
 use connect_manager_core::model::{ApiKeyInfo, User};
 use connect_manager_core::name;
 use connect_manager_core::page::Page;
@@ -13,8 +15,9 @@ use connect_manager_core::secret::{api_key_hash, new_api_key};
 
 use super::{Errors, ListParams, WithSecret, resolve_user, with_secret};
 use crate::error::ApiResult;
-use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller, OptionalJson};
 use crate::state::AppState;
+use connect_manager_store::{DEFAULT_API_KEY_NAME, NewApiKey};
 
 /// Create a user (owners).
 #[utoipa::path(post, path = "/v1/users", tag = "users", request_body = CreateUser,
@@ -110,9 +113,11 @@ pub async fn delete_user(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Create an API key for a user (owners). The key is in this response only.
+/// Create an API key for a user (owners). The key is in this response only. The body is
+/// optional: without one (or with `null` or `{}`) the key is named `key` and does not expire.
 #[utoipa::path(post, path = "/v1/users/{user}/keys", tag = "users",
     params(("user" = String, Path, description = "User ID or email")),
+    request_body(content = Option<CreateApiKey>, description = "Optional: a name and an expiry."),
     security(("api_key" = [])),
     responses((status = 201, description = "The new API key, shown this once.", body = CreatedApiKey,
         headers(("Cache-Control" = String, description = "`no-store`: the body carries a secret."))), Errors))]
@@ -120,6 +125,7 @@ pub async fn create_api_key(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(user): ApiPath<String>,
+    OptionalJson(body): OptionalJson<CreateApiKey>,
 ) -> ApiResult<WithSecret<CreatedApiKey>> {
     caller
         .authorize(
@@ -130,15 +136,32 @@ pub async fn create_api_key(
             &user,
         )
         .await?;
+    let body = body.unwrap_or_default();
+    let name = name::Name::parse("name", body.name.as_deref().unwrap_or(DEFAULT_API_KEY_NAME))?;
+    let lifetime = body
+        .expires_in
+        .as_deref()
+        .map(parse_expires_in)
+        .transpose()?;
     let user = resolve_user(&state, &user).await?;
     let key = new_api_key();
+    let new = NewApiKey {
+        key_hash: api_key_hash(&key),
+        name,
+        expires_at: lifetime.map(|s| Timestamp::now().plus_seconds(s)),
+    };
     let info = state
         .store
-        .create_api_key(&caller.actor, &user.id, &api_key_hash(&key))
+        .create_named_api_key(&caller.actor, &user.id, &new)
         .await?;
     Ok(with_secret(
         StatusCode::CREATED,
-        CreatedApiKey { id: info.id, key },
+        CreatedApiKey {
+            id: info.id,
+            key,
+            name: info.name,
+            expires_at: info.expires_at,
+        },
     ))
 }
 

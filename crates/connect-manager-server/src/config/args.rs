@@ -101,6 +101,17 @@ pub struct ServeArgs {
     )]
     pub forwarded_header: crate::client::ForwardedHeader,
 
+    /// Make a new token signing key when the newest is older than this: a sum of
+    /// <n>s|m|h|d|w terms (`30d`, `12w`), at least 1h. Once across replicas. Older keys stay
+    /// published while they verify a live token; retire them with `signing-key retire`.
+    /// Default: off (rotate by hand).
+    #[arg(
+        long,
+        env = "CONNECT_MANAGER_KEY_ROTATION_INTERVAL",
+        value_name = "DURATION"
+    )]
+    pub key_rotation_interval: Option<String>,
+
     #[command(flatten)]
     pub console: ConsoleArgs,
 }
@@ -167,6 +178,7 @@ impl std::fmt::Debug for ServeArgs {
             .field("public_url", &self.public_url)
             .field("log_format", &self.log_format)
             .field("auth_failures_per_minute", &self.auth_failures_per_minute)
+            .field("key_rotation_interval", &self.key_rotation_interval)
             .finish_non_exhaustive()
     }
 }

@@ -35,6 +35,37 @@ pub struct Config {
     pub trusted_proxies: crate::client::TrustedProxies,
     /// How long console sessions live (issue 17).
     pub console_sessions: connect_manager_store::SessionLimits,
+    /// Scheduled signing-key rotation (issue 18): None when off.
+    pub key_rotation_interval: Option<std::time::Duration>,
+}
+
+/// The shortest scheduled rotation interval accepted: keys rotated more often than hourly would
+/// pile up in the JWKS while their tokens live.
+pub const MIN_KEY_ROTATION_SECONDS: i64 = 3600;
+
+/// `CONNECT_MANAGER_KEY_ROTATION_INTERVAL`: unset or empty is off; otherwise R7's duration
+/// syntax, at least [`MIN_KEY_ROTATION_SECONDS`].
+pub fn parse_key_rotation_interval(
+    text: Option<&str>,
+) -> Result<Option<std::time::Duration>, ConfigError> {
+    let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    let bad = |why: &str| {
+        ConfigError(format!(
+            "CONNECT_MANAGER_KEY_ROTATION_INTERVAL: '{text}' {why}"
+        ))
+    };
+    let seconds = connect_manager_core::duration::parse_duration("key_rotation_interval", text)
+        .map_err(|_| {
+            bad("is not a sum of <n>s, <n>m, <n>h, <n>d or <n>w terms such as 30d (at most 10 years)")
+        })?;
+    if seconds < MIN_KEY_ROTATION_SECONDS {
+        return Err(bad("is shorter than the minimum of 1h"));
+    }
+    Ok(Some(std::time::Duration::from_secs(
+        u64::try_from(seconds).unwrap_or_default(),
+    )))
 }
 
 impl std::fmt::Debug for Config {
@@ -60,6 +91,7 @@ impl std::fmt::Debug for Config {
             .field("log_format", &self.log_format)
             .field("auth_failures_per_minute", &self.auth_failures_per_minute)
             .field("trusted_proxies", &self.trusted_proxies)
+            .field("key_rotation_interval", &self.key_rotation_interval)
             .finish_non_exhaustive()
     }
 }
@@ -167,6 +199,8 @@ impl ServeArgs {
             )?,
             max_age_micros: seconds("CONNECT_MANAGER_CONSOLE_MAX_AGE", &self.console.max_age)?,
         };
+        let key_rotation_interval =
+            parse_key_rotation_interval(self.key_rotation_interval.as_deref())?;
         let config = Config {
             bind,
             data_dir,
@@ -179,6 +213,7 @@ impl ServeArgs {
             auth_failures_per_minute: self.auth_failures_per_minute,
             trusted_proxies,
             console_sessions,
+            key_rotation_interval,
         };
         if config.uses_data_dir() {
             ensure_data_dir(&config.data_dir)?;
@@ -220,6 +255,27 @@ mod tests {
     use clap::Parser;
 
     use super::*;
+
+    #[test]
+    fn key_rotation_interval_is_off_by_default_and_at_least_an_hour() {
+        assert_eq!(parse_key_rotation_interval(None).unwrap(), None);
+        assert_eq!(parse_key_rotation_interval(Some(" ")).unwrap(), None);
+        assert_eq!(
+            parse_key_rotation_interval(Some("1h")).unwrap(),
+            Some(std::time::Duration::from_secs(3600))
+        );
+        assert_eq!(
+            parse_key_rotation_interval(Some("4w2d")).unwrap(),
+            Some(std::time::Duration::from_secs(30 * 86_400))
+        );
+        for bad in ["59m", "3599s", "0h", "-1d", "monthly", "1.5d"] {
+            let e = parse_key_rotation_interval(Some(bad)).unwrap_err().0;
+            assert!(
+                e.starts_with("CONNECT_MANAGER_KEY_ROTATION_INTERVAL: ") && !e.contains('\n'),
+                "{bad}: {e}"
+            );
+        }
+    }
 
     #[derive(Debug, Parser)]
     struct Serve {

@@ -4,7 +4,7 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use connect_manager_core::api::ListParams;
-use connect_manager_core::api::users::CreateUser;
+use connect_manager_core::api::users::{CreateApiKey, CreateUser};
 use connect_manager_core::model::User;
 
 use super::page::{
@@ -13,7 +13,7 @@ use super::page::{
 use super::session::Console;
 use crate::api;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, OptionalJson};
 use crate::state::AppState;
 
 const USERS_PER_PAGE: u32 = 50;
@@ -104,7 +104,10 @@ pub async fn create(
 
 pub struct KeyRow {
     pub id: String,
+    pub name: String,
     pub created: String,
+    pub expires: String,
+    pub last_used: String,
 }
 
 #[derive(Template)]
@@ -159,7 +162,13 @@ async fn user_page(
                 .into_iter()
                 .map(|k| KeyRow {
                     created: time(k.created_at),
+                    expires: match k.expired {
+                        true => "expired".into(),
+                        false => super::page::time_or(k.expires_at, "never"),
+                    },
+                    last_used: super::page::time_or(k.last_used_at, "never"),
                     id: k.id,
+                    name: k.name,
                 })
                 .collect(),
             user: UserRow::from(user),
@@ -202,10 +211,20 @@ async fn back(
 pub async fn create_key(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Posted { console, .. }: Posted,
+    Posted { console, fields }: Posted,
 ) -> PageResult {
-    match api::users::create_api_key(State(state.clone()), console.caller(), ApiPath(id.clone()))
-        .await
+    let set = |v: &str| Some(v.to_owned()).filter(|v| !v.is_empty());
+    let body = CreateApiKey {
+        name: set(fields.get("name")),
+        expires_in: set(fields.get("expires_in")),
+    };
+    match api::users::create_api_key(
+        State(state.clone()),
+        console.caller(),
+        ApiPath(id.clone()),
+        OptionalJson(Some(body)),
+    )
+    .await
     {
         Ok((_, _, created)) => {
             let mut response = user_page(

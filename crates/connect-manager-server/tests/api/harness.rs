@@ -75,12 +75,22 @@ impl TestApp {
     pub async fn spawn_with(db: TestDb, per_minute: u32, trusted_proxies: &str) -> TestApp {
         let data_dir = db.dir().join("data");
         let url = db.url.clone();
-        TestApp::start(db, url, data_dir, per_minute, trusted_proxies).await
+        TestApp::start(db, url, data_dir, per_minute, trusted_proxies, None).await
     }
 
     /// Stops this service and starts a new one on the same database, data directory and port
     /// settings: a restart, with nothing of the old process's memory (caches, limiter) left.
     pub async fn restart(&mut self, per_minute: u32) {
+        self.restart_with(per_minute, None).await;
+    }
+
+    /// A restart with scheduled signing-key rotation at `interval`
+    /// (`CONNECT_MANAGER_KEY_ROTATION_INTERVAL`).
+    pub async fn restart_rotating(&mut self, interval: &str) {
+        self.restart_with(0, Some(interval)).await;
+    }
+
+    async fn restart_with(&mut self, per_minute: u32, key_rotation_interval: Option<&str>) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -92,6 +102,7 @@ impl TestApp {
             self.data_dir.clone(),
             per_minute,
             "",
+            key_rotation_interval,
             &Setup::default(),
         )
         .await;
@@ -103,17 +114,34 @@ impl TestApp {
 
     /// Another replica on the same database and data directory (so the same master key).
     pub async fn replica(&self) -> TestApp {
+        self.replica_with(None).await
+    }
+
+    /// Another replica, rotating signing keys on schedule at `interval`.
+    pub async fn replica_rotating(&self, interval: &str) -> TestApp {
+        self.replica_with(Some(interval)).await
+    }
+
+    async fn replica_with(&self, key_rotation_interval: Option<&str>) -> TestApp {
         let db = TestDb::for_backend(self.db.backend)
             .await
             .expect("a database for the replica");
-        TestApp::start(db, self.db.url.clone(), self.data_dir.clone(), 0, "").await
+        TestApp::start(
+            db,
+            self.db.url.clone(),
+            self.data_dir.clone(),
+            0,
+            "",
+            key_rotation_interval,
+        )
+        .await
     }
 
     /// A service with these public URL and console session settings (the console's tests).
     pub async fn spawn_console(db: TestDb, setup: Setup) -> TestApp {
         let data_dir = db.dir().join("data");
         let url = db.url.clone();
-        TestApp::start_with(db, url, data_dir, 0, "", &setup).await
+        TestApp::start_with(db, url, data_dir, 0, "", None, &setup).await
     }
 
     async fn start(
@@ -122,6 +150,7 @@ impl TestApp {
         data_dir: PathBuf,
         per_minute: u32,
         trusted_proxies: &str,
+        key_rotation_interval: Option<&str>,
     ) -> TestApp {
         TestApp::start_with(
             db,
@@ -129,6 +158,7 @@ impl TestApp {
             data_dir,
             per_minute,
             trusted_proxies,
+            key_rotation_interval,
             &Setup::default(),
         )
         .await
@@ -140,10 +170,18 @@ impl TestApp {
         data_dir: PathBuf,
         per_minute: u32,
         trusted_proxies: &str,
+        key_rotation_interval: Option<&str>,
         setup: &Setup,
     ) -> TestApp {
-        let (base, tx, task) =
-            launch_service(url, data_dir.clone(), per_minute, trusted_proxies, setup).await;
+        let (base, tx, task) = launch_service(
+            url,
+            data_dir.clone(),
+            per_minute,
+            trusted_proxies,
+            key_rotation_interval,
+            setup,
+        )
+        .await;
         let app = TestApp {
             base,
             client: {
@@ -378,6 +416,7 @@ async fn launch_service(
     data_dir: PathBuf,
     per_minute: u32,
     trusted_proxies: &str,
+    key_rotation_interval: Option<&str>,
     setup: &Setup,
 ) -> (String, oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
     let args = ServeArgs {
@@ -397,6 +436,7 @@ async fn launch_service(
         auth_failures_per_minute: per_minute,
         trusted_proxies: trusted_proxies.into(),
         forwarded_header: Default::default(),
+        key_rotation_interval: key_rotation_interval.map(str::to_owned),
         console: ConsoleArgs {
             idle_timeout: setup.idle_timeout.into(),
             max_age: setup.max_age.into(),

@@ -3,6 +3,7 @@
 mod harness;
 mod matrix;
 
+mod api_keys;
 mod auth;
 mod concurrency;
 mod console;
@@ -10,6 +11,7 @@ mod denials;
 mod errors;
 mod groups;
 mod headers;
+mod key_rotation;
 mod keys;
 mod limiter;
 mod lookup;

@@ -181,4 +181,69 @@ async fn tokens_revoked_total_counts_the_tokens_a_server_delete_revokes(db: Test
     app.stop().await;
 }
 
-backend_tests!(tokens_revoked_total_counts_the_tokens_a_server_delete_revokes);
+/// The value of a sample line (`name{labels}` as written), if present.
+fn sample(text: &str, series: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// Issue 18: gauges of live tokens expiring within 7 days and never used, from the database.
+async fn metrics_gauge_tokens_expiring_within_7_days_and_never_used(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    app.vault("Prod", "USER_CREATED").await;
+    let (server, secret) = app.server("web", &["Prod"]).await;
+    let id = server["id"].as_str().unwrap();
+    let (gone, _) = app.server("gone", &["Prod"]).await;
+    let token = async |server: &str, expires_in: Option<&str>| {
+        let mut body = json!({"name": "t", "vaults": [{"vault": "Prod"}]});
+        if let Some(e) = expires_in {
+            body["expires_in"] = json!(e);
+        }
+        app.token(server, body).await.0["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    token(id, Some("2d")).await; // expiring, never used
+    let used = token(id, Some("6d")).await; // expiring, used
+    token(id, Some("8d")).await; // never used
+    token(id, None).await; // never used
+    let revoked = token(id, Some("1d")).await; // revoked: neither
+    token(gone["id"].as_str().unwrap(), Some("1d")).await; // its server deleted: neither
+    app.delete(&format!("/v1/connect/tokens/{revoked}"))
+        .await
+        .expect(200);
+    app.delete(&format!(
+        "/v1/connect/servers/{}",
+        gone["id"].as_str().unwrap()
+    ))
+    .await
+    .expect(204);
+    app.post_as_server(
+        "/v1/connect/self/usage",
+        id,
+        &secret,
+        json!({"tokens": [{"id": used, "last_used_at": connect_manager_core::Timestamp::now()}]}),
+    )
+    .await
+    .expect(204);
+    let text = scrape(&app).await;
+    assert_eq!(
+        sample(&text, "connect_manager_tokens_expiring{within=\"7d\"}"),
+        Some(2),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "connect_manager_tokens_never_used"),
+        Some(3),
+        "{text}"
+    );
+    assert!(text.contains("# TYPE connect_manager_tokens_expiring gauge"));
+    assert!(text.contains("# TYPE connect_manager_tokens_never_used gauge"));
+    app.stop().await;
+}
+
+backend_tests!(
+    tokens_revoked_total_counts_the_tokens_a_server_delete_revokes,
+    metrics_gauge_tokens_expiring_within_7_days_and_never_used,
+);

@@ -11,10 +11,10 @@ use connect_manager_core::token::SealedKey;
 use connect_manager_core::{Error, Result, Timestamp};
 use sqlx::AssertSqlSafe;
 
-use super::rows::{KEY_COLS, KeyRow};
-use super::{PrincipalRow, ThisStore, USER_GRANTS, commit, principal_of};
+use super::rows::{KEY_COLS, KeyPrincipalRow, KeyRow};
+use super::{ThisStore, USER_GRANTS, commit};
 use crate::sql_backend::SqlBackend;
-use crate::{Bootstrap, Change, DbResult, InstallStore, Reseal, RetiredKey};
+use crate::{Bootstrap, Change, DbResult, InstallStore, KeyAuth, Reseal, RetiredKey};
 
 #[async_trait]
 impl InstallStore for ThisStore {
@@ -99,7 +99,8 @@ impl InstallStore for ThisStore {
             .db()?;
         let key_id = new_lower();
         sqlx::query(
-            "INSERT INTO api_keys (id, user_id, key_hash, created_at) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO api_keys (id, user_id, key_hash, created_at, name) \
+             VALUES ($1, $2, $3, $4, 'bootstrap')",
         )
         .bind(&key_id)
         .bind(&owner.id)
@@ -115,21 +116,54 @@ impl InstallStore for ThisStore {
         Ok(Bootstrap::Created(owner))
     }
 
-    async fn principal_for_key(&self, key_hash: &str) -> Result<Option<Principal>> {
-        // One round trip: the key's user and every grant of the user's groups.
-        let rows: Vec<PrincipalRow> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT k.user_id, k.key_hash, x.scope, x.server_id FROM api_keys k \
+    async fn authenticate_key(&self, key_hash: &str, now: Timestamp) -> Result<KeyAuth> {
+        // One round trip: the key, whether it is live, and every grant of the user's groups.
+        let rows: Vec<KeyPrincipalRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT k.id AS key_id, k.user_id, k.key_hash, k.expires_at, k.last_used_at, \
+             {live} AS live, x.scope, x.server_id FROM api_keys k \
              LEFT JOIN ({USER_GRANTS}) x ON x.user_id = k.user_id \
-             WHERE k.key_hash = $1"
+             WHERE k.key_hash = $1",
+            live = super::api_key_live("k", "$2"),
         )))
         .bind(key_hash)
+        .bind(now.micros())
         .fetch_all(&mut *self.conn().await?)
         .await
         .db()?;
-        match rows.first() {
-            Some((_, stored, _, _)) if ct_eq(stored, key_hash) => Ok(principal_of(rows)),
-            _ => Ok(None),
+        let Some(first) = rows.first() else {
+            return Ok(KeyAuth::Unknown);
+        };
+        if !ct_eq(&first.key_hash, key_hash) {
+            return Ok(KeyAuth::Unknown);
         }
+        let key_id = first.key_id.clone();
+        if !first.live {
+            return Ok(KeyAuth::Expired {
+                key_id,
+                expired_at: Timestamp(first.expires_at.unwrap_or_default()),
+            });
+        }
+        let last_used_at = first.last_used_at.map(Timestamp);
+        let mut p = Principal {
+            user_id: first.user_id.clone(),
+            ..Principal::default()
+        };
+        for row in rows {
+            match row.scope.as_deref() {
+                Some("OWNER") => p.owner = true,
+                Some("MANAGER") => p.manager = true,
+                Some("ALL_SERVERS") => p.all_servers = true,
+                Some(_) => {
+                    p.servers.extend(row.server_id);
+                }
+                None => {}
+            }
+        }
+        Ok(KeyAuth::Valid {
+            principal: p,
+            key_id,
+            last_used_at,
+        })
     }
 
     async fn signing_keys(&self) -> Result<Vec<SealedKey>> {
@@ -155,20 +189,34 @@ impl InstallStore for ThisStore {
 
     async fn add_signing_key(&self, actor: &Actor, key: &SealedKey) -> Result<()> {
         let mut tx = self.write_tx().await?;
-        sqlx::query(
-            "INSERT INTO signing_keys (kid, sealed_private, x, y, created_at) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(&key.kid)
-        .bind(&key.sealed_private)
-        .bind(&key.x)
-        .bind(&key.y)
-        .bind(Timestamp::now().micros())
-        .execute(&mut *tx)
-        .await
-        .db()?;
-        audit!(tx, actor, SigningKeyCreate, SigningKey, &key.kid).await?;
+        ThisStore::lock_signing_keys(&mut tx).await?;
+        insert_signing_key(&mut tx, actor, key).await?;
         self.commit_announcing(tx, Change::Keys).await
+    }
+
+    async fn add_signing_key_if_newest_before(
+        &self,
+        actor: &Actor,
+        key: &SealedKey,
+        cutoff: Timestamp,
+    ) -> Result<bool> {
+        // A cheap read first: nearly every check finds a young key and writes nothing.
+        let newest = newest_signing_key_at(&mut *self.conn().await?).await?;
+        if newest.is_some_and(|at| at > cutoff.micros()) {
+            return Ok(false);
+        }
+        // Decided again under the lock: of replicas racing here, the first makes the key and
+        // the others, waiting on the lock, then read it and make none.
+        let mut tx = self.write_tx().await?;
+        ThisStore::lock_signing_keys(&mut tx).await?;
+        let newest = newest_signing_key_at(&mut tx).await?;
+        if newest.is_some_and(|at| at > cutoff.micros()) {
+            tx.rollback().await.db()?;
+            return Ok(false);
+        }
+        insert_signing_key(&mut tx, actor, key).await?;
+        self.commit_announcing(tx, Change::Keys).await?;
+        Ok(true)
     }
 
     async fn retire_signing_key(&self, actor: &Actor, kid: &str) -> Result<RetiredKey> {
@@ -317,4 +365,37 @@ impl InstallStore for ThisStore {
         self.commit_announcing(tx, Change::Keys).await?;
         Ok(true)
     }
+}
+
+/// When the newest key not retired was made (microseconds), if there is one.
+async fn newest_signing_key_at(conn: &mut super::Conn) -> Result<Option<i64>> {
+    sqlx::query_scalar("SELECT MAX(created_at) FROM signing_keys WHERE retired_at IS NULL")
+        .fetch_one(conn)
+        .await
+        .db()
+}
+
+/// The one statement that writes a signing key, with its audit event, in the caller's
+/// transaction (which holds the signing-key lock).
+async fn insert_signing_key(tx: &mut super::Tx, actor: &Actor, key: &SealedKey) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO signing_keys (kid, sealed_private, x, y, created_at) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&key.kid)
+    .bind(&key.sealed_private)
+    .bind(&key.x)
+    .bind(&key.y)
+    .bind(Timestamp::now().micros())
+    .execute(&mut **tx)
+    .await
+    .db()?;
+    super::audit(
+        tx,
+        actor,
+        connect_manager_core::audit::AuditAction::SigningKeyCreate,
+        connect_manager_core::audit::TargetType::SigningKey,
+        &key.kid,
+    )
+    .await
 }

@@ -100,7 +100,8 @@ fn principal_of(rows: Vec<PrincipalRow>) -> Option<connect_manager_core::princip
 /// - the `*_COLS` column lists of `rows.rs`, and the `SELECT <cols> FROM <table>` and column
 ///   names passed to [`page_rows`], [`find_rows`] and [`children_of`] (string literals at every
 ///   call);
-/// - [`managed`]'s column name (a literal at every call);
+/// - [`managed`]'s column name and [`api_key_live`]'s alias and placeholder (literals at every
+///   call);
 /// - the backend's `LOCK_*` row-lock clauses (constants of `SqlBackend`);
 /// - fixed SQL chosen by a `match` (`list_tokens`).
 ///
@@ -189,6 +190,15 @@ fn managed(column: &str) -> String {
         "($1 OR {column} IN (SELECT gs.server_id FROM group_servers gs \
          JOIN group_members m ON m.group_id = gs.group_id WHERE m.user_id = $2))"
     )
+}
+
+/// Whether the API key row `alias` (`api_keys <alias>`) authenticates at `now`, a placeholder
+/// bound to the time in microseconds: the ONE place that says when an API key has expired. The
+/// principal lookup (`authenticate_key`) and the key list (`expired`) read it, and so must
+/// anything else that accepts an API key or something derived from one (a console session).
+/// A key expires at `expires_at`: from that instant on it is refused.
+fn api_key_live(alias: &str, now: &str) -> String {
+    format!("({alias}.expires_at IS NULL OR {alias}.expires_at > {now})")
 }
 
 /// A row type the shared SQL reads (`rows.rs`).

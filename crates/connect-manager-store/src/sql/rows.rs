@@ -32,7 +32,12 @@ impl From<UserRow> for User {
 pub(super) struct ApiKeyRow {
     id: String,
     user_id: String,
+    name: String,
     created_at: i64,
+    expires_at: Option<i64>,
+    /// `NOT api_key_live(…)` at the time of the read.
+    expired: bool,
+    last_used_at: Option<i64>,
 }
 
 impl From<ApiKeyRow> for ApiKeyInfo {
@@ -40,9 +45,27 @@ impl From<ApiKeyRow> for ApiKeyInfo {
         ApiKeyInfo {
             id: r.id,
             user_id: r.user_id,
+            name: r.name,
             created_at: Timestamp(r.created_at),
+            expires_at: r.expires_at.map(Timestamp),
+            expired: r.expired,
+            last_used_at: r.last_used_at.map(Timestamp),
         }
     }
+}
+
+/// An API key as authentication reads it, one row per grant of its user's groups.
+#[derive(sqlx::FromRow)]
+pub(super) struct KeyPrincipalRow {
+    pub(super) key_id: String,
+    pub(super) user_id: String,
+    pub(super) key_hash: String,
+    pub(super) expires_at: Option<i64>,
+    pub(super) last_used_at: Option<i64>,
+    /// `api_key_live(…)`.
+    pub(super) live: bool,
+    pub(super) scope: Option<String>,
+    pub(super) server_id: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]

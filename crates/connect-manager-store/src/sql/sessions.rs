@@ -1,14 +1,14 @@
 //! Console sessions ([`SessionStore`], issue 17). A session row holds the SHA-256 of the session
-//! ID, never the ID; every lookup joins the API key it was opened with, so whatever ends the key
-//! (its deletion, its user's deletion: the foreign keys cascade too) ends the session on the
-//! next page.
+//! ID, never the ID; every lookup joins the API key it was opened with, live (`api_key_live`), so
+//! whatever ends the key (its deletion, its user's deletion: the foreign keys cascade too; its
+//! expiry) ends the session on the next page.
 
 use async_trait::async_trait;
 use connect_manager_core::model::Actor;
 use connect_manager_core::{Error, Result, Timestamp};
 use sqlx::AssertSqlSafe;
 
-use super::{PrincipalRow, ThisStore, USER_GRANTS, commit, principal_of};
+use super::{PrincipalRow, ThisStore, USER_GRANTS, api_key_live, commit, principal_of};
 use crate::{ConsoleSession, DbResult, SessionLimits, SessionStore};
 
 /// A session lookup's row: the session, and one grant of its user ([`USER_GRANTS`]).
@@ -24,12 +24,13 @@ impl SessionStore for ThisStore {
     ) -> Result<ConsoleSession> {
         let now = Timestamp::now();
         let mut tx = self.write_tx().await?;
-        let key_id: Option<String> = sqlx::query_scalar(
+        let key_id: Option<String> = sqlx::query_scalar(AssertSqlSafe(format!(
             "INSERT INTO console_sessions (id_hash, user_id, api_key_id, created_at, last_seen_at) \
              SELECT $1, k.user_id, k.id, $2, $2 FROM api_keys k \
-             WHERE k.key_hash = $3 AND k.user_id = $4 \
+             WHERE k.key_hash = $3 AND k.user_id = $4 AND {live} \
              RETURNING api_key_id",
-        )
+            live = api_key_live("k", "$2"),
+        )))
         .bind(session_hash)
         .bind(now.micros())
         .bind(key_hash)
@@ -61,11 +62,13 @@ impl SessionStore for ThisStore {
         let rows: Vec<SessionRow> = sqlx::query_as(AssertSqlSafe(format!(
             "SELECT s.user_id, s.api_key_id, s.created_at, s.last_seen_at, x.scope, x.server_id \
              FROM console_sessions s \
-             JOIN api_keys k ON k.id = s.api_key_id AND k.user_id = s.user_id \
+             JOIN api_keys k ON k.id = s.api_key_id AND k.user_id = s.user_id AND {live} \
              LEFT JOIN ({USER_GRANTS}) x ON x.user_id = s.user_id \
-             WHERE s.id_hash = $1"
+             WHERE s.id_hash = $1",
+            live = api_key_live("k", "$2"),
         )))
         .bind(session_hash)
+        .bind(now.micros())
         .fetch_all(&mut *conn)
         .await
         .db()?;

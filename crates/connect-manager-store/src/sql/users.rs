@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use connect_manager_core::id::new_lower;
 use connect_manager_core::lookup::Found;
-use connect_manager_core::model::{Actor, ApiKeyInfo, User};
+use connect_manager_core::model::{API_KEY_LAST_USE_RESOLUTION_SECONDS, Actor, ApiKeyInfo, User};
 use connect_manager_core::name::Name;
 use connect_manager_core::page::{Page, PageRequest};
 use connect_manager_core::{Error, Result, Timestamp};
@@ -12,7 +12,8 @@ use super::groups::ensure_not_last_owner;
 use super::rows::{ApiKeyRow, USER_COLS, UserRow};
 use super::{ThisStore, commit, find_rows, matchable, page_rows, require_changed};
 use crate::sql_backend::SqlBackend;
-use crate::{DbResult, UserStore};
+use crate::{DbResult, NewApiKey, UserStore};
+use sqlx::AssertSqlSafe;
 
 #[async_trait]
 impl UserStore for ThisStore {
@@ -88,26 +89,33 @@ impl UserStore for ThisStore {
         commit(tx).await
     }
 
-    async fn create_api_key(
+    async fn create_named_api_key(
         &self,
         actor: &Actor,
         user_id: &str,
-        key_hash: &str,
+        key: &NewApiKey,
     ) -> Result<ApiKeyInfo> {
         let mut tx = self.write_tx().await?;
+        let now = Timestamp::now();
         let info = ApiKeyInfo {
             id: new_lower(),
             user_id: user_id.to_owned(),
-            created_at: Timestamp::now(),
+            name: key.name.as_str().to_owned(),
+            created_at: now,
+            expires_at: key.expires_at,
+            expired: key.expires_at.is_some_and(|e| e <= now),
+            last_used_at: None,
         };
         let inserted = sqlx::query(
-            "INSERT INTO api_keys (id, user_id, key_hash, created_at) \
-             SELECT $1, id, $3, $4 FROM users WHERE id = $2",
+            "INSERT INTO api_keys (id, user_id, key_hash, created_at, name, expires_at) \
+             SELECT $1, id, $3, $4, $5, $6 FROM users WHERE id = $2",
         )
         .bind(&info.id)
         .bind(user_id)
-        .bind(key_hash)
+        .bind(&key.key_hash)
         .bind(info.created_at.micros())
+        .bind(&info.name)
+        .bind(info.expires_at.map(Timestamp::micros))
         .execute(&mut *tx)
         .await
         .db()?
@@ -120,19 +128,38 @@ impl UserStore for ThisStore {
 
     async fn list_api_keys(&self, user_id: &str, page: &PageRequest) -> Result<Page<ApiKeyInfo>> {
         let (at, id) = page.bounds();
-        let rows: Vec<ApiKeyRow> = sqlx::query_as(
-            "SELECT id, user_id, created_at FROM api_keys \
+        let rows: Vec<ApiKeyRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT id, user_id, name, created_at, expires_at, last_used_at, \
+             NOT {live} AS expired FROM api_keys k \
              WHERE user_id = $1 AND (created_at, id) < ($2, $3) \
              ORDER BY created_at DESC, id DESC LIMIT $4",
-        )
+            live = super::api_key_live("k", "$5"),
+        )))
         .bind(user_id)
         .bind(at)
         .bind(id)
         .bind(page.fetch())
+        .bind(Timestamp::now().micros())
         .fetch_all(&mut *self.conn().await?)
         .await
         .db()?;
         Ok(page.finish(rows.into_iter().map(ApiKeyInfo::from).collect()))
+    }
+
+    async fn touch_api_key(&self, key_id: &str, at: Timestamp) -> Result<bool> {
+        // A plain UPDATE, not a write transaction of its own with an audit event: telemetry.
+        let written = sqlx::query(
+            "UPDATE api_keys SET last_used_at = $1 \
+             WHERE id = $2 AND (last_used_at IS NULL OR last_used_at <= $1 - $3)",
+        )
+        .bind(at.micros())
+        .bind(key_id)
+        .bind(API_KEY_LAST_USE_RESOLUTION_SECONDS * 1_000_000)
+        .execute(&mut *self.conn().await?)
+        .await
+        .db()?
+        .rows_affected();
+        Ok(written > 0)
     }
 
     async fn delete_api_key(&self, actor: &Actor, user_id: &str, key_id: &str) -> Result<()> {

@@ -6,7 +6,7 @@ use connect_manager_core::model::{GrantScope, GroupGrant, TokenState, VaultType}
 use connect_manager_core::page::PageRequest;
 use connect_manager_core::principal::Principal;
 use connect_manager_store::testing::{TestDb, name};
-use connect_manager_store::{Change, TokenFilter, backend_tests};
+use connect_manager_store::{Change, TokenFilter, TokenGauges, backend_tests};
 
 use crate::support::*;
 
@@ -444,7 +444,84 @@ async fn token_expiry_views_list_live_tokens_expiring_soon_or_unused(db: TestDb)
     assert_eq!(list(TokenFilter::server(Some(&s.id))).await.len(), 5);
 }
 
+/// The `/metrics` gauges: live tokens (active, unexpired) of live servers only, expiring within
+/// the window, and never used.
+async fn token_gauges_count_live_tokens_expiring_soon_and_never_used(db: TestDb) {
+    use connect_manager_core::Timestamp;
+    use connect_manager_core::api::usage::TokenUsage;
+    let store = db.open().await;
+    let kid = signing_key(&store).await;
+    let v = store
+        .create_vault(&actor(), &name("v"), VaultType::Everyone)
+        .await
+        .unwrap();
+    let s = new_server(&store, "web", &[&v.id]).await.unwrap();
+    let gone = new_server(&store, "gone", &[&v.id]).await.unwrap();
+    let now = Timestamp::now();
+    let day = 86_400;
+    let make = async |server: &str, label: &str, expires_in: Option<i64>| {
+        let mut t = new_token(server, &kid, label, &[(&v.id, 48)]);
+        t.expires_at = expires_in.map(|s| now.plus_seconds(s));
+        store.create_token(&actor(), &t).await.unwrap().id
+    };
+    let week = 7 * day;
+    assert_eq!(
+        store.token_gauges(now, week).await.unwrap(),
+        TokenGauges::default()
+    );
+    make(&s.id, "soon", Some(2 * day)).await; // expiring, never used
+    let used_soon = make(&s.id, "used-soon", Some(6 * day)).await; // expiring, used
+    make(&s.id, "later", Some(8 * day)).await; // never used
+    make(&s.id, "forever", None).await; // never used
+    make(&s.id, "expired", Some(-60)).await; // not live
+    let revoked = make(&s.id, "revoked", Some(day)).await; // not live
+    make(&gone.id, "of-a-deleted-server", Some(day)).await; // server not live
+    store.revoke_token(&actor(), &revoked).await.unwrap();
+    store.delete_server(&actor(), &gone.id).await.unwrap();
+    store
+        .record_token_usage(
+            &s.id,
+            &[TokenUsage {
+                id: used_soon,
+                last_used_at: now,
+                last_used_ip: None,
+            }],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.token_gauges(now, week).await.unwrap(),
+        TokenGauges {
+            expiring: 2,
+            never_used: 3
+        }
+    );
+    // The window moves with `now`: three days on, `soon` has expired and `later` expires within
+    // a week; seven days on, `used-soon` has expired too.
+    assert_eq!(
+        store
+            .token_gauges(now.plus_seconds(3 * day), week)
+            .await
+            .unwrap(),
+        TokenGauges {
+            expiring: 2,
+            never_used: 2
+        }
+    );
+    assert_eq!(
+        store
+            .token_gauges(now.plus_seconds(7 * day), week)
+            .await
+            .unwrap(),
+        TokenGauges {
+            expiring: 1,
+            never_used: 2
+        }
+    );
+}
+
 backend_tests!(
+    token_gauges_count_live_tokens_expiring_soon_and_never_used,
     token_expiry_views_list_live_tokens_expiring_soon_or_unused,
     r7_tokens_need_granted_vaults_on_a_live_server,
     r8_revoke_is_idempotent_and_announced,

@@ -1,10 +1,10 @@
 //! Users, their API keys and memberships; the last owner stays (A2).
 
-use connect_manager_core::Error;
 use connect_manager_core::lookup::Found;
 use connect_manager_core::page::PageRequest;
+use connect_manager_core::{Error, Timestamp};
 use connect_manager_store::testing::{TestDb, name};
-use connect_manager_store::{Bootstrap, backend_tests};
+use connect_manager_store::{Bootstrap, KeyAuth, NewApiKey, backend_tests};
 
 use crate::support::*;
 
@@ -127,4 +127,109 @@ async fn users_keys_and_memberships_cascade(db: TestDb) {
     ));
 }
 
-backend_tests!(a2_last_owner_stays, users_keys_and_memberships_cascade,);
+/// An API key authenticates until `expires_at` and from that instant is refused as expired (not
+/// unknown), the same whether the lookup or the list asks.
+async fn api_key_expiry_is_decided_at_expires_at(db: TestDb) {
+    let store = db.open().await;
+    let u = store
+        .create_user(&actor(), &name("Ann"), "ann@x")
+        .await
+        .unwrap();
+    let at = Timestamp::now().plus_seconds(3600);
+    let key = NewApiKey {
+        key_hash: "hash-exp".into(),
+        name: name("ci"),
+        expires_at: Some(at),
+    };
+    let info = store
+        .create_named_api_key(&actor(), &u.id, &key)
+        .await
+        .unwrap();
+    assert_eq!(info.name, "ci");
+    let before = Timestamp(at.micros() - 1);
+    assert!(matches!(
+        store.authenticate_key("hash-exp", before).await.unwrap(),
+        KeyAuth::Valid { ref key_id, last_used_at: None, .. } if *key_id == info.id
+    ));
+    assert_eq!(
+        store.authenticate_key("hash-exp", at).await.unwrap(),
+        KeyAuth::Expired {
+            key_id: info.id.clone(),
+            expired_at: at
+        }
+    );
+    assert_eq!(
+        store.authenticate_key("nope", at).await.unwrap(),
+        KeyAuth::Unknown
+    );
+    let listed = store
+        .list_api_keys(&u.id, &PageRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(listed.items[0].expires_at, Some(at));
+    assert!(!listed.items[0].expired, "an hour to go");
+    // A key without an expiry never expires.
+    store
+        .create_api_key(&actor(), &u.id, "hash-forever")
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .authenticate_key("hash-forever", Timestamp(i64::MAX / 2))
+            .await
+            .unwrap(),
+        KeyAuth::Valid { .. }
+    ));
+}
+
+/// `last_used_at` is written when absent or a minute old, never moved back, and the lookup
+/// returns it (so the caller decides without a write).
+async fn api_key_last_use_is_written_at_most_once_a_minute(db: TestDb) {
+    let store = db.open().await;
+    let u = store
+        .create_user(&actor(), &name("Ann"), "ann@x")
+        .await
+        .unwrap();
+    let info = store
+        .create_api_key(&actor(), &u.id, "hash-use")
+        .await
+        .unwrap();
+    let t0 = Timestamp::now();
+    assert!(store.touch_api_key(&info.id, t0).await.unwrap());
+    assert!(
+        !store
+            .touch_api_key(&info.id, t0.plus_seconds(30))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .touch_api_key(&info.id, t0.plus_seconds(-120))
+            .await
+            .unwrap()
+    );
+    let KeyAuth::Valid { last_used_at, .. } = store.authenticate_key("hash-use", t0).await.unwrap()
+    else {
+        panic!("valid")
+    };
+    assert_eq!(last_used_at, Some(t0));
+    assert!(
+        store
+            .touch_api_key(&info.id, t0.plus_seconds(60))
+            .await
+            .unwrap()
+    );
+    let listed = store
+        .list_api_keys(&u.id, &PageRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(listed.items[0].last_used_at, Some(t0.plus_seconds(60)));
+    assert!(!store.touch_api_key("no-such-key", t0).await.unwrap());
+}
+
+backend_tests!(
+    a2_last_owner_stays,
+    users_keys_and_memberships_cascade,
+    api_key_expiry_is_decided_at_expires_at,
+    api_key_last_use_is_written_at_most_once_a_minute,
+);

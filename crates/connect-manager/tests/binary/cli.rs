@@ -14,6 +14,7 @@ use connect_manager_store::testing::TestDb;
 use crate::support::command;
 
 mod accounts;
+mod expiry;
 mod more;
 mod op;
 mod runner;

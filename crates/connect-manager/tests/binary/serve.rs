@@ -93,6 +93,19 @@ fn config_errors_stop_startup_with_exit_code_2() {
             )],
             "CONNECT_MANAGER_TRUSTED_PROXIES",
         ),
+        // Issue 18: scheduled rotation, below its minimum and nonsense.
+        (
+            vec![("CONNECT_MANAGER_KEY_ROTATION_INTERVAL", "30m".into())],
+            "minimum of 1h",
+        ),
+        (
+            vec![("CONNECT_MANAGER_KEY_ROTATION_INTERVAL", "monthly".into())],
+            "CONNECT_MANAGER_KEY_ROTATION_INTERVAL",
+        ),
+        (
+            vec![("CONNECT_MANAGER_KEY_ROTATION_INTERVAL", "0d".into())],
+            "CONNECT_MANAGER_KEY_ROTATION_INTERVAL",
+        ),
     ];
     for (env, mentions) in cases {
         let mut cmd = command(dir.path());
