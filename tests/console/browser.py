@@ -15,10 +15,9 @@ from collections.abc import Callable
 from typing import Any
 
 from selenium import webdriver
-from selenium.common.exceptions import WebDriverException
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service as DriverService
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 CHROMIUM = os.environ.get("CONSOLE_CHROMIUM", "/usr/bin/chromium")
@@ -161,5 +160,19 @@ def submit(form: Any, timeout: float = 15.0) -> None:
         raise AssertionError("form without a submit button")
     buttons[0].click()
     wait = WebDriverWait(form.parent, timeout, poll_frequency=0.05)
-    wait.until(expected_conditions.staleness_of(form), "the form's page did not go away after submitting it")
+    wait.until(lambda _d: gone(form), "the form's page did not go away after submitting it")
     wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
+
+
+def gone(element: Any) -> bool:
+    """Whether `element`'s document has been replaced. chromedriver says so either as a stale
+    element or, mid-navigation, as "Node with given id does not belong to the document"."""
+    try:
+        element.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as e:
+        if "does not belong to the document" in str(e) or "no such element" in str(e).lower():
+            return True
+        raise
+    return False
