@@ -52,6 +52,7 @@ PAGES = (
     "groups",
     "group",
     "vaults",
+    "vault-import",
     "users",
     "user",
     "key-created",
@@ -655,6 +656,9 @@ def the_remaining_pages(ctx: Ctx) -> None:
     b.get(f"/ui/groups/{ctx.state['group']['id']}")
     check(b.h1() != "Not found", "group page")
     ctx.look("group")
+    b.get("/ui/vaults/import")
+    check(b.h1() not in ("", "Not found"), f"the vault import page: h1 {b.h1()!r}")
+    ctx.look("vault-import")
     b.get("/ui/users")
     ctx.look("users")
     uid = owner_id(ctx)
