@@ -3,8 +3,6 @@
 
 seed.py sqlite PATH SERVER_ID SERVERS PER_SERVER      (writes with Python's sqlite3)
 seed.py postgres-sql SERVER_ID SERVERS PER_SERVER     (prints SQL for psql)
-seed.py audit-sqlite PATH EVENTS                      (audit events, for the console's rows)
-seed.py audit-postgres-sql EVENTS
 
 Adds SERVERS-1 more servers (state ACTIVE, no usable credentials) and PER_SERVER tokens on every
 server, SERVER_ID's included, scoped to SERVER_ID's first granted vault, signed by the newest
@@ -24,13 +22,6 @@ FROM tokens t WHERE t.name = 'seeded';
 SERVERS = """
 INSERT INTO servers (id, name, name_key, state, created_at, updated_at, creator_id, tokens_version, secret_verifier)
 SELECT {sid}, 'seeded-' || n.i, 'seeded-' || n.i, 'ACTIVE', 1, 1, 'BENCH', 1, 'seeded'
-FROM ({series}) n;
-"""
-AUDIT = """
-INSERT INTO audit_events (id, at, actor_id, action, target_type, target_id, request_id, client_ip, outcome)
-SELECT {eid}, 1000000 + n.i, 'BENCHACTOR0000000000000000',
-       CASE n.i % 3 WHEN 0 THEN 'token.create' WHEN 1 THEN 'vault.grant' ELSE 'server.get' END,
-       'token', {eid}, 'bench', '127.0.0.1', 'success'
 FROM ({series}) n;
 """
 
@@ -58,21 +49,6 @@ def main():
         if servers > 1:
             print(SERVERS.format(sid="upper(substr(md5(random()::text || n.i), 1, 26))", series=series(servers - 1)))
         print(TOKENS.format(tid="substr(md5(random()::text || s.id || n.i), 1, 26)", at="1000000 + n.i", series=series(per), web=web))
-        print("COMMIT; ANALYZE;")
-    elif mode == "audit-sqlite":
-        import sqlite3
-        path, events = sys.argv[2], int(sys.argv[3])
-        series = f"WITH RECURSIVE seq(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM seq WHERE i < {events}) SELECT i FROM seq"
-        db = sqlite3.connect(path, timeout=60)
-        with db:
-            db.executescript(AUDIT.format(eid="lower(hex(randomblob(13)))", series=series))
-        db.execute("ANALYZE")
-        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        db.close()
-    elif mode == "audit-postgres-sql":
-        events = int(sys.argv[2])
-        print("BEGIN;")
-        print(AUDIT.format(eid="substr(md5(random()::text || n.i), 1, 26)", series=f"SELECT generate_series(1, {events}) AS i"))
         print("COMMIT; ANALYZE;")
     else:
         sys.exit(__doc__)

@@ -111,7 +111,6 @@ pub struct ServeArgs {
         value_name = "DURATION"
     )]
     pub key_rotation_interval: Option<String>,
-
     #[command(flatten)]
     pub console: ConsoleArgs,
 }

@@ -183,6 +183,8 @@ impl ServeArgs {
         let trusted_proxies =
             crate::client::TrustedProxies::parse(&self.trusted_proxies, self.forwarded_header)
                 .map_err(|e| ConfigError(format!("CONNECT_MANAGER_TRUSTED_PROXIES: {e}")))?;
+        let key_rotation_interval =
+            parse_key_rotation_interval(self.key_rotation_interval.as_deref())?;
         let seconds = |setting: &str, text: &str| {
             connect_manager_core::duration::parse_expires_in(text)
                 .map(|s| s.saturating_mul(1_000_000))
@@ -199,8 +201,6 @@ impl ServeArgs {
             )?,
             max_age_micros: seconds("CONNECT_MANAGER_CONSOLE_MAX_AGE", &self.console.max_age)?,
         };
-        let key_rotation_interval =
-            parse_key_rotation_interval(self.key_rotation_interval.as_deref())?;
         let config = Config {
             bind,
             data_dir,
@@ -212,8 +212,8 @@ impl ServeArgs {
             log_format: self.log_format,
             auth_failures_per_minute: self.auth_failures_per_minute,
             trusted_proxies,
-            console_sessions,
             key_rotation_interval,
+            console_sessions,
         };
         if config.uses_data_dir() {
             ensure_data_dir(&config.data_dir)?;
