@@ -33,6 +33,8 @@ pub struct Config {
     pub log_format: LogFormat,
     pub auth_failures_per_minute: u32,
     pub trusted_proxies: crate::client::TrustedProxies,
+    /// CONNECT_MANAGER_ALLOW_INSECURE_ISSUERS: http:// issuers on loopback (tests).
+    pub allow_insecure_issuers: bool,
     /// How long console sessions live (issue 17).
     pub console_sessions: connect_manager_store::SessionLimits,
     /// Scheduled signing-key rotation (issue 18): None when off.
@@ -92,6 +94,7 @@ impl std::fmt::Debug for Config {
             .field("auth_failures_per_minute", &self.auth_failures_per_minute)
             .field("trusted_proxies", &self.trusted_proxies)
             .field("key_rotation_interval", &self.key_rotation_interval)
+            .field("allow_insecure_issuers", &self.allow_insecure_issuers)
             .finish_non_exhaustive()
     }
 }
@@ -214,6 +217,7 @@ impl ServeArgs {
             trusted_proxies,
             key_rotation_interval,
             console_sessions,
+            allow_insecure_issuers: self.allow_insecure_issuers,
         };
         if config.uses_data_dir() {
             ensure_data_dir(&config.data_dir)?;

@@ -33,6 +33,7 @@ mod rows;
 mod servers;
 mod sessions;
 mod tokens;
+mod trust;
 mod users;
 mod vaults;
 
