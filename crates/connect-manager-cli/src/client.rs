@@ -144,6 +144,40 @@ impl Client {
             .with_context(|| format!("unexpected answer from {}", self.base))
     }
 
+    /// POSTs `fields` as `application/x-www-form-urlencoded` WITHOUT the API key: for the token
+    /// exchange, where the subject token in the form is the only credential. The answer's status
+    /// and body, whatever the status; the caller reads its errors (RFC 6749's shape, not E1's).
+    pub async fn post_form_anonymous(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+    ) -> anyhow::Result<(StatusCode, Vec<u8>)> {
+        let body = fields
+            .iter()
+            .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let req = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(body);
+        let response = send_traced(self.debug, req)
+            .await
+            .with_context(|| format!("cannot reach {}", self.base))?;
+        let status = response.status();
+        let bytes = response.bytes().await.context("reading the response")?;
+        Ok((status, bytes.to_vec()))
+    }
+
+    /// The service's address, for messages.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
         self.send(Method::GET, path, None::<&()>).await
     }

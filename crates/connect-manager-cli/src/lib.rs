@@ -17,8 +17,8 @@ pub mod import;
 pub mod output;
 
 pub use commands::{
-    AccountCommand, AuditCommand, ClientArgs, ClientCommand, GlobalArgs, GroupCommand, KeyCommand,
-    ServerCommand, SigningKeyCommand, TokenCommand, UserCommand, VaultCommand, run_account,
-    run_client,
+    AccountCommand, AuditCommand, ClientArgs, ClientCommand, GlobalArgs, GroupCommand,
+    IssuerCommand, KeyCommand, ServerCommand, SigningKeyCommand, TokenCommand, TrustCommand,
+    UserCommand, VaultCommand, run_account, run_client,
 };
 pub use credentials::{CredentialsCommand, run_credentials};

@@ -87,6 +87,16 @@ vocabulary! {
         SessionCreate = "session.create",
         /// A console sign-out: the session ended at once.
         SessionDelete = "session.delete",
+        IssuerCreate = "issuer.create",
+        IssuerGet = "issuer.get",
+        IssuerDelete = "issuer.delete",
+        TrustPolicyCreate = "trust_policy.create",
+        TrustPolicyList = "trust_policy.list",
+        TrustPolicyGet = "trust_policy.get",
+        TrustPolicyDelete = "trust_policy.delete",
+        /// A token issued by the token exchange (issue 18): the actor is the workload
+        /// (`exchange:<policy ID>:<issuer>#<subject>`), the target the token.
+        TokenExchange = "token.exchange",
         /// `/readyz`'s write probe: inserted and deleted in one transaction, never seen.
         StorageProbe = "storage.probe",
     }
@@ -107,6 +117,8 @@ vocabulary! {
         SigningKey = "signing_key",
         Installation = "installation",
         Audit = "audit",
+        Issuer = "issuer",
+        TrustPolicy = "trust_policy",
         Storage = "storage",
     }
 }

@@ -18,6 +18,7 @@ pub mod scope;
 pub mod secret;
 pub mod timestamp;
 pub mod token;
+pub mod trust;
 
 pub use error::{Error, Result};
 pub use timestamp::Timestamp;

@@ -332,6 +332,10 @@ pub struct Token {
     /// The client address the gateway saw on that request; null until the token is used.
     #[schema(required = true)]
     pub last_used_ip: Option<String>,
+    /// Where a token issued by the token exchange came from (issue 18); null for a token made
+    /// with `POST …/tokens`.
+    #[schema(required = true)]
+    pub exchange: Option<crate::api::trust::TokenExchangeOrigin>,
 }
 
 /// A token as stored: everything but the JWT.
@@ -351,6 +355,8 @@ pub struct TokenRecord {
     /// G7: last use as the gateways reported it (accurate to a minute).
     pub last_used_at: Option<Timestamp>,
     pub last_used_ip: Option<String>,
+    /// The exchange that issued it, if one did.
+    pub exchange: Option<crate::api::trust::TokenExchangeOrigin>,
 }
 
 impl TokenRecord {
@@ -392,6 +398,7 @@ impl TokenRecord {
             integration_id: self.server_id.clone(),
             last_used_at: self.last_used_at,
             last_used_ip: self.last_used_ip.clone(),
+            exchange: self.exchange.clone(),
         }
     }
 }

@@ -110,8 +110,9 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
-/// A1: the user an API key belongs to, through the limiter of failed authentications (the API's
-/// Bearer key and the console's sign-in both come here). A valid key's last use is recorded.
+/// A1: the user a live API key belongs to, through the limiter of failed authentications (the
+/// API's Bearer key and the console's sign-in both come here). An expired key is refused saying
+/// when it expired; a valid one has its last use recorded (at most once a minute).
 pub async fn authenticate_key(parts: &Parts, state: &AppState, key: &str) -> ApiResult<Principal> {
     let fingerprint = connect_manager_core::secret::fingerprint(key);
     let attempt = match state

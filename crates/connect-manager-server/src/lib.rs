@@ -9,6 +9,7 @@ pub mod config;
 pub mod console;
 pub mod data_lock;
 pub mod error;
+pub mod exchange;
 pub mod extract;
 pub mod limiter;
 pub mod metrics;

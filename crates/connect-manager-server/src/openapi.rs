@@ -8,7 +8,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::{audit, groups, health, servers, tokens, usage, users, vaults};
+use crate::api::{audit, exchange, groups, health, servers, tokens, trust, usage, users, vaults};
 use crate::state::AppState;
 
 /// The committed description, served at `GET /openapi.yaml`.
@@ -32,6 +32,7 @@ pub const OPENAPI_YAML: &str = include_str!("../../../openapi.yaml");
         (name = "users", description = "Users and API keys (owners)"),
         (name = "groups", description = "Groups and members (owners)"),
         (name = "audit", description = "The audit trail (owners)"),
+        (name = "workload identity", description = "Trusted issuers, trust policies and the token exchange (RFC 8693)"),
         (name = "health", description = "Liveness, readiness, this description"),
     )
 )]
@@ -110,6 +111,14 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(tokens::rotate_key))
         .routes(routes!(tokens::retire_key))
         .routes(routes!(audit::list_events))
+        .routes(routes!(trust::create_issuer, trust::list_issuers))
+        .routes(routes!(trust::get_issuer, trust::delete_issuer))
+        .routes(routes!(
+            trust::create_trust_policy,
+            trust::list_trust_policies
+        ))
+        .routes(routes!(trust::get_trust_policy, trust::delete_trust_policy))
+        .routes(routes!(exchange::token_exchange))
 }
 
 /// `POST /v1/connect/self/usage` with its own body limit: a full report is larger than 64 KiB.

@@ -351,6 +351,9 @@ pub async fn app_state(prepared: Prepared, config: &Config) -> Result<AppState, 
         trusted_proxies: Arc::new(config.trusted_proxies.clone()),
         metrics: Default::default(),
         console: crate::console::ConsoleSettings::new(config.console_sessions, &config.public_url),
+        issuer_keys: Arc::new(crate::exchange::IssuerKeys::new(
+            config.allow_insecure_issuers,
+        )),
     })
 }
 

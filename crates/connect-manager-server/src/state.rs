@@ -28,6 +28,8 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The console's session lifetimes and cookie settings (issue 17).
     pub console: crate::console::ConsoleSettings,
+    /// Trusted issuers' keys, fetched and cached for the token exchange (issue 18).
+    pub issuer_keys: Arc<crate::exchange::IssuerKeys>,
 }
 
 enum Job {

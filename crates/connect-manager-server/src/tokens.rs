@@ -1,7 +1,8 @@
 //! Issuing a token (T1, R7): the one way a token comes to be, whichever endpoint asks for one
-//! (`POST /v1/connect/servers/{server}/tokens` today; a token exchange would call the same).
-//! Signed with the newest key, stored with its audit event, counted.
+//! (`POST /v1/connect/servers/{server}/tokens`, and the token exchange of issue 18 through
+//! [`issue_exchanged`]). Signed with the newest key, stored with its audit event, counted.
 
+use connect_manager_core::api::trust::TokenExchangeOrigin;
 use connect_manager_core::model::{Actor, Server, TokenRecord};
 use connect_manager_core::name::Name;
 use connect_manager_core::scope::TokenScope;
@@ -22,6 +23,20 @@ pub async fn issue(
     name: Name,
     scope: TokenScope,
     lifetime: Option<i64>,
+) -> ApiResult<(TokenRecord, String)> {
+    issue_exchanged(state, actor, server, name, scope, lifetime, None).await
+}
+
+/// As [`issue`], for a token the exchange makes: `origin` (the subject token's issuer and
+/// subject, the policy) is stored on it and its audit event is `token.exchange`.
+pub async fn issue_exchanged(
+    state: &AppState,
+    actor: &Actor,
+    server: &Server,
+    name: Name,
+    scope: TokenScope,
+    lifetime: Option<i64>,
+    origin: Option<TokenExchangeOrigin>,
 ) -> ApiResult<(TokenRecord, String)> {
     let keys = state.keys.for_signing(&state.store).await?;
     let kid = keys
@@ -51,6 +66,7 @@ pub async fn issue(
                 created_at: now,
                 expires_at: lifetime.map(|s| now.plus_seconds(s)),
                 vaults: scope,
+                exchange: origin,
             },
         )
         .await?;

@@ -39,11 +39,12 @@ pub use change::{CHANGE_CHANNEL, Change, ChangeListener, Listeners};
 pub(crate) use error::{DbResult, fit_for_reuse};
 pub use store::{
     AuditStore, DEFAULT_API_KEY_NAME, GroupStore, InstallStore, ServerStore, SessionStore, Store,
-    TokenStore, UserStore, VaultStore,
+    TokenStore, TrustStore, UserStore, VaultStore,
 };
 pub use types::{
-    AuditFilter, Bootstrap, ConsoleSession, KeyAuth, NewApiKey, NewServer, NewToken, Reseal,
-    RetiredKey, ServerAccess, ServerCredentials, SessionLimits, TokenFilter, TokenGauges,
+    AuditFilter, Bootstrap, ConsoleSession, KeyAuth, NewApiKey, NewIssuer, NewServer, NewToken,
+    NewTrustPolicy, Reseal, RetiredKey, ServerAccess, ServerCredentials, SessionLimits,
+    TokenFilter, TokenGauges,
 };
 
 /// The store's traits, for code that calls them on a concrete store (a `dyn Store` needs none):
@@ -51,7 +52,7 @@ pub use types::{
 pub mod prelude {
     pub use crate::store::{
         AuditStore, GroupStore, InstallStore, ServerStore, SessionStore, Store, TokenStore,
-        UserStore, VaultStore,
+        TrustStore, UserStore, VaultStore,
     };
 }
 

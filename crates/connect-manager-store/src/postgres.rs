@@ -340,6 +340,8 @@ impl SqlBackend for PostgresStore {
     /// `sql::vaults::load_grantable_vault`. A key share lock, the one the grant's foreign key
     /// takes anyway, taken at the read instead of at the insert.
     const LOCK_VAULT_KEY: &'static str = " FOR KEY SHARE";
+    const LOCK_ISSUER_SHARE: &'static str = " FOR SHARE";
+    const LOCK_ISSUER_UPDATE: &'static str = " FOR UPDATE";
 
     fn pool(&self) -> &Pool {
         &self.pool

@@ -49,6 +49,14 @@ pub(crate) trait SqlBackend: Send + Sync + Sized + 'static {
     /// the vault row.
     const LOCK_VAULT_KEY: &'static str;
 
+    /// A trust policy being made against a concurrent delete of its issuer: appended to the
+    /// read of the issuer row (issue 18).
+    const LOCK_ISSUER_SHARE: &'static str;
+
+    /// An issuer's delete against a concurrent policy naming it: appended to its read of the
+    /// issuer row, before it checks that no policy names it.
+    const LOCK_ISSUER_UPDATE: &'static str;
+
     /// The connection pool.
     fn pool(&self) -> &sqlx::Pool<Self::Db>;
 

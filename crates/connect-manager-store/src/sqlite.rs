@@ -101,6 +101,8 @@ impl SqlBackend for SqliteStore {
     const LOCK_SERVER_SHARE: &'static str = "";
     const LOCK_SERVER_UPDATE: &'static str = "";
     const LOCK_VAULT_KEY: &'static str = "";
+    const LOCK_ISSUER_SHARE: &'static str = "";
+    const LOCK_ISSUER_UPDATE: &'static str = "";
 
     fn pool(&self) -> &Pool {
         &self.pool

@@ -22,9 +22,12 @@ use connect_manager_core::principal::Principal;
 use connect_manager_core::token::SealedKey;
 
 use crate::{
-    AuditFilter, Backend, Bootstrap, ChangeListener, ConsoleSession, KeyAuth, NewApiKey, NewServer,
-    NewToken, PoolState, Reseal, RetiredKey, ServerAccess, SessionLimits, TokenFilter, TokenGauges,
+    AuditFilter, Backend, Bootstrap, ChangeListener, ConsoleSession, KeyAuth, NewApiKey, NewIssuer,
+    NewServer, NewToken, NewTrustPolicy, PoolState, Reseal, RetiredKey, ServerAccess,
+    SessionLimits, TokenFilter, TokenGauges,
 };
+use connect_manager_core::api::trust::Issuer;
+use connect_manager_core::trust::TrustPolicyRecord;
 
 /// The name of an API key made without one.
 pub const DEFAULT_API_KEY_NAME: &str = "key";
@@ -40,6 +43,7 @@ pub trait Store:
     + VaultStore
     + ServerStore
     + TokenStore
+    + TrustStore
     + AuditStore
     + SessionStore
 {
@@ -297,6 +301,55 @@ pub trait TokenStore: Send + Sync + 'static {
     /// taken as now. Not audited (telemetry, not a change anyone made). Returns how many tokens'
     /// rows it wrote.
     async fn record_token_usage(&self, server_id: &str, usage: &[TokenUsage]) -> Result<u64>;
+}
+
+/// Workload identity (issue 18): trusted issuers (owners) and servers' trust policies (their
+/// managers). The exchange reads them and issues through [`TokenStore::create_token`].
+#[async_trait]
+pub trait TrustStore: Send + Sync + 'static {
+    /// 409 `name_taken` for a name in use, 409 `issuer_taken` for an issuer URL trusted already.
+    async fn create_issuer(&self, actor: &Actor, issuer: &NewIssuer) -> Result<Issuer>;
+    async fn list_issuers(&self, page: &PageRequest) -> Result<Page<Issuer>>;
+    /// R1: the issuer whose ID is `reference`, else those whose name matches it.
+    async fn find_issuers(&self, reference: &str) -> Result<Found<Issuer>>;
+    /// The trusted issuer whose URL is exactly `url` (a token's `iss`).
+    async fn issuer_by_url(&self, url: &str) -> Result<Option<Issuer>>;
+    /// 409 `issuer_in_use` while a trust policy names it; 404 when there is no such issuer.
+    async fn delete_issuer(&self, actor: &Actor, issuer_id: &str) -> Result<()>;
+    /// R7's checks on the scope (the server live, every vault granted to it); 409 `name_taken`
+    /// for a name in use among the server's policies.
+    async fn create_trust_policy(
+        &self,
+        actor: &Actor,
+        policy: &NewTrustPolicy,
+    ) -> Result<TrustPolicyRecord>;
+    /// The server's policies, oldest first: the order the exchange tries them in (the one list
+    /// that is not newest first, since its order decides).
+    async fn list_trust_policies(
+        &self,
+        server_id: &str,
+        page: &PageRequest,
+    ) -> Result<Page<TrustPolicyRecord>>;
+    /// R1 among the server's policies.
+    async fn find_trust_policies(
+        &self,
+        server_id: &str,
+        reference: &str,
+    ) -> Result<Found<TrustPolicyRecord>>;
+    /// The server's policies for tokens of `issuer_id`, oldest first: the order the exchange
+    /// tries them in.
+    async fn exchange_policies(
+        &self,
+        server_id: &str,
+        issuer_id: &str,
+    ) -> Result<Vec<TrustPolicyRecord>>;
+    /// 404 when the server has no such policy.
+    async fn delete_trust_policy(
+        &self,
+        actor: &Actor,
+        server_id: &str,
+        policy_id: &str,
+    ) -> Result<()>;
 }
 
 /// The audit trail (A5).

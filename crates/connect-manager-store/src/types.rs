@@ -38,6 +38,30 @@ pub struct NewToken {
     pub created_at: Timestamp,
     pub expires_at: Option<Timestamp>,
     pub vaults: TokenScope,
+    /// Made by the token exchange (issue 18): where from. Audited as `token.exchange` rather
+    /// than `token.create`.
+    pub exchange: Option<connect_manager_core::api::trust::TokenExchangeOrigin>,
+}
+
+/// A new trusted issuer (issue 18).
+#[derive(Debug, Clone)]
+pub struct NewIssuer {
+    pub name: Name,
+    /// The URL, checked (`connect_manager_core::trust::check_issuer_url`).
+    pub issuer: String,
+}
+
+/// A new trust policy of a server (issue 18): references resolved, patterns and ttl checked.
+#[derive(Debug, Clone)]
+pub struct NewTrustPolicy {
+    pub server_id: String,
+    pub issuer_id: String,
+    pub name: Name,
+    pub audience: String,
+    pub subject: String,
+    pub claims: std::collections::BTreeMap<String, String>,
+    pub vaults: TokenScope,
+    pub ttl_seconds: i64,
 }
 
 /// What introspection needs of a live server (T4, R6): its credentials and the vaults it is

@@ -36,6 +36,7 @@ async fn two_servers_with_a_token_each(store: &DynStore) -> ((String, String), (
                     expires_at: None,
                     vaults: connect_manager_core::scope::TokenScope::new(vec![(v.id.clone(), 48)])
                         .unwrap(),
+                    exchange: None,
                 },
             )
             .await

@@ -34,6 +34,7 @@ async fn token(store: &DynStore, server_id: &str, vault_id: &str, kid: &str) -> 
                 expires_at: None,
                 vaults: connect_manager_core::scope::TokenScope::new(vec![(vault_id.into(), 48)])
                     .unwrap(),
+                exchange: None,
             },
         )
         .await

@@ -75,6 +75,7 @@ impl DatabaseArgs {
             forwarded_header: Default::default(),
             key_rotation_interval: None,
             console: Default::default(),
+            allow_insecure_issuers: false,
         }
         .validate()?;
         Ok(open_checked(&config).await?)

@@ -11,7 +11,8 @@ mod cli_docs;
 use admin::AdminCommand;
 use connect_manager_cli::{
     AccountCommand, AuditCommand, ClientArgs, ClientCommand, CredentialsCommand, GlobalArgs,
-    GroupCommand, ServerCommand, SigningKeyCommand, TokenCommand, UserCommand, VaultCommand,
+    GroupCommand, IssuerCommand, ServerCommand, SigningKeyCommand, TokenCommand, TrustCommand,
+    UserCommand, VaultCommand,
 };
 use connect_manager_server::ServeArgs;
 
@@ -60,6 +61,11 @@ enum Command {
     Audit(Client<AuditCommand>),
     /// List, rotate and retire the keys that sign tokens (owners).
     SigningKey(Client<SigningKeyCommand>),
+    /// Trust OIDC issuers whose tokens may be exchanged for servers' tokens (owners).
+    Issuer(Client<IssuerCommand>),
+    /// Manage a server's trust policies: which workloads' tokens `token exchange` trades for its
+    /// tokens, and what those reach.
+    Trust(Client<TrustCommand>),
     /// Save, list and forget accounts: a service's address and API key (op account).
     #[command(subcommand)]
     Account(AccountCommand),
@@ -124,6 +130,8 @@ fn main() -> ExitCode {
         Command::User(c) => client(c.client, ClientCommand::User(c.command)),
         Command::Audit(c) => client(c.client, ClientCommand::Audit(c.command)),
         Command::SigningKey(c) => client(c.client, ClientCommand::SigningKey(c.command)),
+        Command::Issuer(c) => client(c.client, ClientCommand::Issuer(c.command)),
+        Command::Trust(c) => client(c.client, ClientCommand::Trust(c.command)),
         Command::Account(command) => {
             report(runtime.block_on(connect_manager_cli::run_account(global, command)))
         }

@@ -2,7 +2,8 @@
 //! [`servers`] (`op connect server`), [`tokens`] (`op connect token`), [`vaults`] (`op connect
 //! vault grant|revoke` and the registry), [`groups`] (`op connect group grant|revoke` and the
 //! owners' groups), [`users`] and their API [`keys`], the [`audit`] trail and the
-//! [`signing_keys`]; [`accounts`] saves a service's address
+//! [`signing_keys`]; [`issuers`] and [`trust`] policies (workload identity, with `token exchange`
+//! in [`tokens`]); [`accounts`] saves a service's address
 //! and key (`account add|list|forget`, as op's). Each command builds its request from
 //! `connect_manager_core::api`, calls the API through [`Client`] and hands the answer to
 //! [`Output`]. What they share is here: the global flags (op's, taken anywhere on the command
@@ -12,10 +13,12 @@
 pub mod accounts;
 pub mod audit;
 pub mod groups;
+pub mod issuers;
 pub mod keys;
 pub mod servers;
 pub mod signing_keys;
 pub mod tokens;
+pub mod trust;
 pub mod users;
 pub mod vaults;
 
@@ -32,10 +35,12 @@ use crate::output::{Format, Output, Style};
 pub use accounts::{AccountCommand, run_account};
 pub use audit::AuditCommand;
 pub use groups::GroupCommand;
+pub use issuers::IssuerCommand;
 pub use keys::KeyCommand;
 pub use servers::ServerCommand;
 pub use signing_keys::SigningKeyCommand;
 pub use tokens::TokenCommand;
+pub use trust::TrustCommand;
 pub use users::UserCommand;
 pub use vaults::VaultCommand;
 
@@ -115,6 +120,8 @@ pub enum ClientCommand {
     User(UserCommand),
     Audit(AuditCommand),
     SigningKey(SigningKeyCommand),
+    Issuer(IssuerCommand),
+    Trust(TrustCommand),
 }
 
 pub async fn run_client(
@@ -141,6 +148,8 @@ pub async fn run_client(
         ClientCommand::User(c) => users::run(&client, out, c).await,
         ClientCommand::Audit(c) => audit::run(&client, out, c).await,
         ClientCommand::SigningKey(c) => signing_keys::run(&client, out, c).await,
+        ClientCommand::Issuer(c) => issuers::run(&client, out, c).await,
+        ClientCommand::Trust(c) => trust::run(&client, out, c).await,
     }
 }
 

@@ -1,7 +1,17 @@
 //! `token …` (`op connect token`): a server's tokens. A new token's JWT is shown once.
+//! `token exchange` (issue 18) trades a workload's JWT from a trusted issuer for a short-lived
+//! token of a server (RFC 8693, `POST /v1/token-exchange`), with no API key.
 
+use std::io::Read;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
 use clap::Subcommand;
+use connect_manager_core::api::error::ErrorBody;
 use connect_manager_core::api::tokens::{CreateToken, CreatedToken, RenameToken, TokenVault};
+use connect_manager_core::api::trust::{
+    GRANT_TYPE_TOKEN_EXCHANGE, OAuthError, TOKEN_TYPE_JWT, TokenExchangeResponse,
+};
 use connect_manager_core::model::{Token, VaultAccess};
 
 use super::{one, references};
@@ -67,6 +77,17 @@ pub enum TokenCommand {
         /// before then.
         #[arg(long, value_name = "DURATION")]
         unused_for: Option<String>,
+    },
+    /// Exchange a workload's identity token (a JWT from a trusted issuer: a CI job's OIDC token,
+    /// a Kubernetes service-account token) for a short-lived token of a server, under the first
+    /// of its trust policies that matches. Needs no API key. Prints only the token (a JWT).
+    Exchange {
+        /// The server the token is for, by name or ID.
+        #[arg(long)]
+        server: String,
+        /// The file holding the workload's JWT; `-` reads it from standard input.
+        #[arg(long, value_name = "FILE")]
+        subject_token_file: PathBuf,
     },
 }
 
@@ -154,7 +175,76 @@ pub async fn run(client: &Client, out: Output, command: TokenCommand) -> anyhow:
             };
             out.list(client.list_all::<Token>(&path).await?)
         }
+        TokenCommand::Exchange {
+            server,
+            subject_token_file,
+        } => {
+            let subject_token = read_subject_token(&subject_token_file)?;
+            let exchanged = exchange(client, &server, &subject_token).await?;
+            out.custom(&exchanged, || println!("{}", exchanged.access_token))
+        }
     }
+}
+
+/// The subject token from `path` (`-`: standard input), without surrounding white space.
+fn read_subject_token(path: &std::path::Path) -> anyhow::Result<String> {
+    let text = if path.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("reading the subject token from standard input")?;
+        text
+    } else {
+        std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the subject token file {}", path.display()))?
+    };
+    let token = text.trim();
+    if token.is_empty() {
+        bail!(
+            "the subject token {} is empty",
+            if path.as_os_str() == "-" {
+                "on standard input".to_owned()
+            } else {
+                format!("file {}", path.display())
+            }
+        );
+    }
+    Ok(token.to_owned())
+}
+
+/// `POST /v1/token-exchange` (RFC 8693). A refusal is one line: the RFC 6749 error code and the
+/// service's description of what did not match (which never holds the token).
+async fn exchange(
+    client: &Client,
+    server: &str,
+    subject_token: &str,
+) -> anyhow::Result<TokenExchangeResponse> {
+    let (status, body) = client
+        .post_form_anonymous(
+            "/v1/token-exchange",
+            &[
+                ("grant_type", GRANT_TYPE_TOKEN_EXCHANGE),
+                ("subject_token", subject_token),
+                ("subject_token_type", TOKEN_TYPE_JWT),
+                ("resource", server),
+            ],
+        )
+        .await?;
+    if status.is_success() {
+        return serde_json::from_slice(&body)
+            .with_context(|| format!("unexpected answer from {}", client.base()));
+    }
+    if let Ok(e) = serde_json::from_slice::<OAuthError>(&body) {
+        bail!(
+            "token exchange refused ({}): {}",
+            e.error,
+            e.error_description
+        );
+    }
+    if let Ok(e) = serde_json::from_slice::<ErrorBody>(&body) {
+        bail!("token exchange failed: {}", e.error.message);
+    }
+    bail!("token exchange failed: {} answered {status}", client.base())
 }
 
 /// `vault[,r|,w|,rw]`: the suffix after the last comma, when it is one of these, is the access.

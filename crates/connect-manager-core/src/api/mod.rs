@@ -15,6 +15,7 @@ pub mod groups;
 pub mod health;
 pub mod servers;
 pub mod tokens;
+pub mod trust;
 pub mod usage;
 pub mod users;
 pub mod vaults;

@@ -3,11 +3,13 @@
 //! never here; one module per resource, as the routes are.
 
 pub mod audit;
+pub mod exchange;
 pub mod groups;
 pub mod health;
 mod resolve;
 pub mod servers;
 pub mod tokens;
+pub mod trust;
 pub mod usage;
 pub mod users;
 pub mod vaults;

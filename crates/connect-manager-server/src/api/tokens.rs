@@ -90,7 +90,7 @@ pub async fn create_token(
 
 /// R7: the vaults a token request names, by ID (each must pass R5), with their access bits
 /// (omitted: read and write).
-async fn token_scope(state: &AppState, vaults: &[TokenVault]) -> ApiResult<TokenScope> {
+pub(crate) async fn token_scope(state: &AppState, vaults: &[TokenVault]) -> ApiResult<TokenScope> {
     let mut scope = Vec::with_capacity(vaults.len());
     for v in vaults {
         let vault = resolve_vault(state, &v.vault).await?;

@@ -92,6 +92,17 @@ pub struct ServeArgs {
     #[arg(long, env = "CONNECT_MANAGER_TRUSTED_PROXIES", default_value = "")]
     pub trusted_proxies: String,
 
+    /// Let trusted issuers (the token exchange) be plain http:// on a loopback address. For
+    /// tests only: issuers are https:// otherwise.
+    #[arg(
+        long,
+        env = "CONNECT_MANAGER_ALLOW_INSECURE_ISSUERS",
+        default_value_t = false,
+        action = clap::ArgAction::Set,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub allow_insecure_issuers: bool,
+
     /// The header the trusted proxies append the client's address to.
     #[arg(
         long,
@@ -111,7 +122,6 @@ pub struct ServeArgs {
         value_name = "DURATION"
     )]
     pub key_rotation_interval: Option<String>,
-
     #[command(flatten)]
     pub console: ConsoleArgs,
 }

@@ -33,6 +33,8 @@ pub struct Config {
     pub log_format: LogFormat,
     pub auth_failures_per_minute: u32,
     pub trusted_proxies: crate::client::TrustedProxies,
+    /// CONNECT_MANAGER_ALLOW_INSECURE_ISSUERS: http:// issuers on loopback (tests).
+    pub allow_insecure_issuers: bool,
     /// How long console sessions live (issue 17).
     pub console_sessions: connect_manager_store::SessionLimits,
     /// Scheduled signing-key rotation (issue 18): None when off.
@@ -92,6 +94,7 @@ impl std::fmt::Debug for Config {
             .field("auth_failures_per_minute", &self.auth_failures_per_minute)
             .field("trusted_proxies", &self.trusted_proxies)
             .field("key_rotation_interval", &self.key_rotation_interval)
+            .field("allow_insecure_issuers", &self.allow_insecure_issuers)
             .finish_non_exhaustive()
     }
 }
@@ -183,6 +186,8 @@ impl ServeArgs {
         let trusted_proxies =
             crate::client::TrustedProxies::parse(&self.trusted_proxies, self.forwarded_header)
                 .map_err(|e| ConfigError(format!("CONNECT_MANAGER_TRUSTED_PROXIES: {e}")))?;
+        let key_rotation_interval =
+            parse_key_rotation_interval(self.key_rotation_interval.as_deref())?;
         let seconds = |setting: &str, text: &str| {
             connect_manager_core::duration::parse_expires_in(text)
                 .map(|s| s.saturating_mul(1_000_000))
@@ -199,8 +204,6 @@ impl ServeArgs {
             )?,
             max_age_micros: seconds("CONNECT_MANAGER_CONSOLE_MAX_AGE", &self.console.max_age)?,
         };
-        let key_rotation_interval =
-            parse_key_rotation_interval(self.key_rotation_interval.as_deref())?;
         let config = Config {
             bind,
             data_dir,
@@ -212,8 +215,9 @@ impl ServeArgs {
             log_format: self.log_format,
             auth_failures_per_minute: self.auth_failures_per_minute,
             trusted_proxies,
-            console_sessions,
             key_rotation_interval,
+            console_sessions,
+            allow_insecure_issuers: self.allow_insecure_issuers,
         };
         if config.uses_data_dir() {
             ensure_data_dir(&config.data_dir)?;

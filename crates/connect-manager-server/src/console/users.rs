@@ -8,7 +8,7 @@ use connect_manager_core::api::users::{CreateApiKey, CreateUser};
 use connect_manager_core::model::User;
 
 use super::page::{
-    Layout, OrFail, PageResult, Paging, Posted, encode, next_link, render, see, time,
+    Layout, OrFail, PageResult, Paging, Posted, encode, next_link, render, see, time, time_or,
 };
 use super::session::Console;
 use crate::api;
@@ -107,6 +107,7 @@ pub struct KeyRow {
     pub name: String,
     pub created: String,
     pub expires: String,
+    pub expired: bool,
     pub last_used: String,
 }
 
@@ -162,13 +163,11 @@ async fn user_page(
                 .into_iter()
                 .map(|k| KeyRow {
                     created: time(k.created_at),
-                    expires: match k.expired {
-                        true => "expired".into(),
-                        false => super::page::time_or(k.expires_at, "never"),
-                    },
-                    last_used: super::page::time_or(k.last_used_at, "never"),
-                    id: k.id,
+                    expires: time_or(k.expires_at, "never"),
+                    expired: k.expired,
+                    last_used: time_or(k.last_used_at, "never"),
                     name: k.name,
+                    id: k.id,
                 })
                 .collect(),
             user: UserRow::from(user),
@@ -207,16 +206,17 @@ async fn back(
     }
 }
 
-/// POST …/keys: a new key, shown this once in `<code id="new-key">`.
+/// POST …/keys (`name`, `expires_in`, both optional): a new key, shown this once in
+/// `<code id="new-key">`.
 pub async fn create_key(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Posted { console, fields }: Posted,
 ) -> PageResult {
-    let set = |v: &str| Some(v.to_owned()).filter(|v| !v.is_empty());
+    let given = |field: &str| Some(fields.get(field).to_owned()).filter(|v| !v.is_empty());
     let body = CreateApiKey {
-        name: set(fields.get("name")),
-        expires_in: set(fields.get("expires_in")),
+        name: given("name"),
+        expires_in: given("expires_in"),
     };
     match api::users::create_api_key(
         State(state.clone()),

@@ -441,6 +441,8 @@ async fn launch_service(
             idle_timeout: setup.idle_timeout.into(),
             max_age: setup.max_age.into(),
         },
+        // The exchange tests' issuers serve plain HTTP on 127.0.0.1.
+        allow_insecure_issuers: true,
     };
     let config = args.validate().expect("valid test config");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

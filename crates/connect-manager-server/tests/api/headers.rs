@@ -84,7 +84,12 @@ async fn a1_every_401_declares_and_sends_www_authenticate(db: TestDb) {
 }
 
 /// The schemas of bodies that carry a secret.
-const SECRET_BODIES: [&str; 3] = ["CreatedApiKey", "CreatedToken", "ServerWithCredentials"];
+const SECRET_BODIES: [&str; 4] = [
+    "CreatedApiKey",
+    "CreatedToken",
+    "ServerWithCredentials",
+    "TokenExchangeResponse",
+];
 
 /// Every response carrying a key, a JWT or a credentials file says `Cache-Control: no-store`:
 /// the description declares it on every response whose body is one of those schemas (found by
@@ -115,6 +120,8 @@ async fn every_response_carrying_a_secret_is_no_store(db: TestDb) {
         "POST /v1/connect/servers",
         "POST /v1/connect/servers/{server}/credentials",
         "POST /v1/connect/servers/{server}/tokens",
+        // Sent for real: exchange::issued::exchange_answers_an_access_token_of_the_server.
+        "POST /v1/token-exchange",
         "POST /v1/users/{user}/keys",
     ];
     assert_eq!(declared, expected);

@@ -9,6 +9,7 @@ mod concurrency;
 mod console;
 mod denials;
 mod errors;
+mod exchange;
 mod groups;
 mod headers;
 mod key_rotation;

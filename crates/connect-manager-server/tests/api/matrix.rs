@@ -63,6 +63,7 @@ const COLUMNS: [&str; 9] = [
 const PUBLIC: [u16; 9] = [200; 9];
 const SERVER_AUTH: [u16; 9] = [401; 9];
 const READ: [u16; 9] = [401, 401, 401, 200, 200, 200, 200, 200, 200];
+const EXCHANGE: [u16; 9] = [400; 9];
 const CREATE_SERVER: [u16; 9] = [401, 401, 401, 201, 201, 403, 403, 403, 403];
 
 const fn owner(ok: u16) -> [u16; 9] {
@@ -143,6 +144,28 @@ const MATRIX: &[(&str, [u16; 9])] = &[
     ("POST /v1/keys/rotate", owner(201)),
     ("POST /v1/keys/{kid}/retire", owner(200)),
     ("GET /v1/audit/events", owner(200)),
+    ("POST /v1/issuers", owner(201)),
+    ("GET /v1/issuers", READ),
+    ("GET /v1/issuers/{issuer}", READ),
+    ("DELETE /v1/issuers/{issuer}", owner(204)),
+    (
+        "POST /v1/connect/servers/{server}/trust-policies",
+        manage(201),
+    ),
+    (
+        "GET /v1/connect/servers/{server}/trust-policies",
+        manage(200),
+    ),
+    (
+        "GET /v1/connect/servers/{server}/trust-policies/{policy}",
+        manage(200),
+    ),
+    (
+        "DELETE /v1/connect/servers/{server}/trust-policies/{policy}",
+        manage(204),
+    ),
+    // No credential: the subject token is one. The cells send no form: 400 for everyone.
+    ("POST /v1/token-exchange", EXCHANGE),
 ];
 
 async fn authorization_matrix(db: TestDb) {

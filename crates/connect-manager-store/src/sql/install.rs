@@ -5,14 +5,13 @@ use async_trait::async_trait;
 use connect_manager_core::id::new_lower;
 use connect_manager_core::model::{Actor, User};
 use connect_manager_core::name::{Name, name_key};
-use connect_manager_core::principal::Principal;
 use connect_manager_core::secret::ct_eq;
 use connect_manager_core::token::SealedKey;
 use connect_manager_core::{Error, Result, Timestamp};
 use sqlx::AssertSqlSafe;
 
 use super::rows::{KEY_COLS, KeyPrincipalRow, KeyRow};
-use super::{ThisStore, USER_GRANTS, commit};
+use super::{ThisStore, USER_GRANTS, commit, principal_of};
 use crate::sql_backend::SqlBackend;
 use crate::{Bootstrap, Change, DbResult, InstallStore, KeyAuth, Reseal, RetiredKey};
 
@@ -144,21 +143,8 @@ impl InstallStore for ThisStore {
             });
         }
         let last_used_at = first.last_used_at.map(Timestamp);
-        let mut p = Principal {
-            user_id: first.user_id.clone(),
-            ..Principal::default()
-        };
-        for row in rows {
-            match row.scope.as_deref() {
-                Some("OWNER") => p.owner = true,
-                Some("MANAGER") => p.manager = true,
-                Some("ALL_SERVERS") => p.all_servers = true,
-                Some(_) => {
-                    p.servers.extend(row.server_id);
-                }
-                None => {}
-            }
-        }
+        let user_id = first.user_id.clone();
+        let p = principal_of(user_id, rows.into_iter().map(|r| (r.scope, r.server_id)));
         Ok(KeyAuth::Valid {
             principal: p,
             key_id,

@@ -33,6 +33,7 @@ mod rows;
 mod servers;
 mod sessions;
 mod tokens;
+mod trust;
 mod users;
 mod vaults;
 
@@ -57,7 +58,7 @@ type Conn = <Db as sqlx::Database>::Connection;
 
 /// Every user's group grants as rows `(user_id, scope, server_id)`: scope `OWNER` (a member of
 /// Owners), `MANAGER`, `ALL_SERVERS`, or `SERVER` with the server's ID (else ''). Joined to the
-/// API key (`principal_for_key`) or the session (`session`) being looked up, so a principal is
+/// API key (`authenticate_key`) or the session (`session`) being looked up, so a principal is
 /// one round trip.
 const USER_GRANTS: &str = "SELECT m.user_id AS user_id, 'OWNER' AS scope, '' AS server_id \
      FROM group_members m JOIN groups g ON g.id = m.group_id \
@@ -69,18 +70,18 @@ const USER_GRANTS: &str = "SELECT m.user_id AS user_id, 'OWNER' AS scope, '' AS 
      SELECT m.user_id, 'SERVER', s.server_id FROM group_members m \
      JOIN group_servers s ON s.group_id = m.group_id";
 
-/// A row of a principal's lookup: the user, a value the caller checks (the key hash, or the
-/// session's key ID), and one grant of [`USER_GRANTS`] (none: `NULL`s).
-type PrincipalRow = (String, String, Option<String>, Option<String>);
-
-/// The principal whose rows these are (`None` for no rows).
-fn principal_of(rows: Vec<PrincipalRow>) -> Option<connect_manager_core::principal::Principal> {
-    let user_id = rows.first()?.0.clone();
+/// The principal of `user_id` from its grants as [`USER_GRANTS`] reads them (scope, server ID;
+/// a user in no group has one row of `NULL`s): the API key lookup and the console's session
+/// lookup both fold their rows through it.
+fn principal_of(
+    user_id: String,
+    grants: impl IntoIterator<Item = (Option<String>, Option<String>)>,
+) -> connect_manager_core::principal::Principal {
     let mut p = connect_manager_core::principal::Principal {
         user_id,
         ..Default::default()
     };
-    for (_, _, scope, server_id) in rows {
+    for (scope, server_id) in grants {
         match scope.as_deref() {
             Some("OWNER") => p.owner = true,
             Some("MANAGER") => p.manager = true,
@@ -89,7 +90,7 @@ fn principal_of(rows: Vec<PrincipalRow>) -> Option<connect_manager_core::princip
             None => {}
         }
     }
-    Some(p)
+    p
 }
 
 /// `$first, $first+1, …` for `n` values.

@@ -149,9 +149,13 @@ pub(super) struct TokenRow {
     revoked_at: Option<i64>,
     last_used_at: Option<i64>,
     last_used_ip: Option<String>,
+    exchange_issuer: Option<String>,
+    exchange_subject: Option<String>,
+    exchange_policy_id: Option<String>,
 }
 pub(super) const TOKEN_COLS: &str = "t.id, t.server_id, t.name, t.state, t.issuer, t.kid, \
-     t.created_at, t.expires_at, t.revoked_at, t.last_used_at, t.last_used_ip";
+     t.created_at, t.expires_at, t.revoked_at, t.last_used_at, t.last_used_ip, \
+     t.exchange_issuer, t.exchange_subject, t.exchange_policy_id";
 
 impl TokenRow {
     /// The token record, with `vaults` as its scope.
@@ -171,6 +175,20 @@ impl TokenRow {
             revoked_at: self.revoked_at.map(Timestamp),
             last_used_at: self.last_used_at.map(Timestamp),
             last_used_ip: self.last_used_ip,
+            exchange: match (
+                self.exchange_issuer,
+                self.exchange_subject,
+                self.exchange_policy_id,
+            ) {
+                (Some(issuer), Some(subject), Some(policy_id)) => {
+                    Some(connect_manager_core::api::trust::TokenExchangeOrigin {
+                        issuer,
+                        subject,
+                        policy_id,
+                    })
+                }
+                _ => None,
+            },
         })
     }
 }

@@ -306,6 +306,8 @@ impl ServerStore for ThisStore {
         for sql in [
             "DELETE FROM server_vaults WHERE server_id = $1",
             "DELETE FROM group_servers WHERE server_id = $1",
+            // Issue 18: its trust policies go with it (their scopes by cascade).
+            "DELETE FROM trust_policies WHERE server_id = $1",
         ] {
             sqlx::query(sql)
                 .bind(server_id)

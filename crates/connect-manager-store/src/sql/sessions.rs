@@ -1,14 +1,14 @@
 //! Console sessions ([`SessionStore`], issue 17). A session row holds the SHA-256 of the session
-//! ID, never the ID; every lookup joins the API key it was opened with, live (`api_key_live`), so
-//! whatever ends the key (its deletion, its user's deletion: the foreign keys cascade too; its
-//! expiry) ends the session on the next page.
+//! ID, never the ID; every lookup joins the API key it was opened with, live as A1 decides it
+//! ([`api_key_live`](super::api_key_live)), so whatever ends the key (its deletion, its user's
+//! deletion: the foreign keys cascade too; its expiry) ends the session on the next page.
 
 use async_trait::async_trait;
 use connect_manager_core::model::Actor;
 use connect_manager_core::{Error, Result, Timestamp};
 use sqlx::AssertSqlSafe;
 
-use super::{PrincipalRow, ThisStore, USER_GRANTS, api_key_live, commit, principal_of};
+use super::{ThisStore, USER_GRANTS, api_key_live, commit, principal_of};
 use crate::{ConsoleSession, DbResult, SessionLimits, SessionStore};
 
 /// A session lookup's row: the session, and one grant of its user ([`USER_GRANTS`]).
@@ -101,11 +101,11 @@ impl SessionStore for ThisStore {
             seen = now;
         }
         let principal = principal_of(
+            user_id.clone(),
             rows.into_iter()
-                .map(|(u, k, _, _, scope, server)| -> PrincipalRow { (u, k, scope, server) })
-                .collect(),
+                .map(|(_, _, _, _, scope, server)| (scope, server)),
         );
-        Ok(principal.map(|principal| ConsoleSession {
+        Ok(Some(ConsoleSession {
             user_id,
             api_key_id,
             created_at: Timestamp(created_at),

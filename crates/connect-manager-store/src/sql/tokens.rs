@@ -102,9 +102,11 @@ impl TokenStore for ThisStore {
                 details: serde_json::json!({ "vault": vault_id, "server": new.server_id }),
             });
         }
+        let origin = new.exchange.as_ref();
         sqlx::query(
             "INSERT INTO tokens (id, server_id, name, name_key, state, issuer, kid, created_at, \
-             expires_at, revoked_at) VALUES ($1, $2, $3, $4, 'ACTIVE', $5, $6, $7, $8, NULL)",
+             expires_at, revoked_at, exchange_issuer, exchange_subject, exchange_policy_id) \
+             VALUES ($1, $2, $3, $4, 'ACTIVE', $5, $6, $7, $8, NULL, $9, $10, $11)",
         )
         .bind(&new.id)
         .bind(&new.server_id)
@@ -114,6 +116,9 @@ impl TokenStore for ThisStore {
         .bind(&new.kid)
         .bind(new.created_at.micros())
         .bind(new.expires_at.map(Timestamp::micros))
+        .bind(origin.map(|o| o.issuer.as_str()))
+        .bind(origin.map(|o| o.subject.as_str()))
+        .bind(origin.map(|o| o.policy_id.as_str()))
         .execute(&mut *tx)
         .await
         .db()?;
@@ -129,7 +134,11 @@ impl TokenStore for ThisStore {
             q = q.bind(vault_id.to_owned()).bind(access);
         }
         q.execute(&mut *tx).await.db()?;
-        audit!(tx, actor, TokenCreate, Token, &new.id).await?;
+        if origin.is_some() {
+            audit!(tx, actor, TokenExchange, Token, &new.id).await?;
+        } else {
+            audit!(tx, actor, TokenCreate, Token, &new.id).await?;
+        }
         commit(tx).await?;
         let vaults = new.vaults.to_vec();
         Ok(TokenRecord {
@@ -145,6 +154,7 @@ impl TokenStore for ThisStore {
             vaults,
             last_used_at: None,
             last_used_ip: None,
+            exchange: new.exchange.clone(),
         })
     }
 

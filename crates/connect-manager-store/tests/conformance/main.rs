@@ -11,5 +11,6 @@ mod servers;
 mod sessions;
 mod support;
 mod tokens;
+mod trust;
 mod users;
 mod vaults;

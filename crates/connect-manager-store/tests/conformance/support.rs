@@ -67,6 +67,7 @@ pub(crate) fn new_token(
                 .collect::<Vec<_>>(),
         )
         .unwrap(),
+        exchange: None,
     }
 }
 

@@ -5,7 +5,8 @@
 //! users bring (issue 15: `--vaults V,r`, JSON lists as bare arrays, `-` reading op's JSON, the
 //! global flags anywhere); `cli/accounts.rs`: saved accounts (`account add|list|forget`);
 //! `cli/more.rs`: what only curl reached before (`server rotate-credentials`, `audit list`,
-//! `signing-key …`); `cli/runner.rs`: starting the service, running a command as a user
+//! `signing-key …`); `cli/trust.rs`: workload identity (`issuer …`, `trust …`, `token exchange`);
+//! `cli/runner.rs`: starting the service, running a command as a user
 //! and reading what it printed.
 
 use connect_manager_store::backend_tests;
@@ -15,9 +16,11 @@ use crate::support::command;
 
 mod accounts;
 mod expiry;
+mod identity_provider;
 mod more;
 mod op;
 mod runner;
+mod trust;
 use runner::{credentials_server_id, table_rows};
 
 async fn cli_end_to_end(db: TestDb) {

@@ -26,6 +26,8 @@ pub struct TestManager {
     starts: u32,
     /// `CONNECT_MANAGER_PUBLIC_URL` when set (else the manager's default, `base`).
     public_url: Option<String>,
+    /// More of the manager's environment (`CONNECT_MANAGER_ALLOW_INSECURE_ISSUERS`, …).
+    env: Vec<(String, String)>,
     client: reqwest::Client,
 }
 
@@ -57,7 +59,16 @@ impl TestManager {
         Some(TestManager::launch(Some(db)).await)
     }
 
+    /// A ready manager on SQLite with `env` set too.
+    pub async fn start_with_env(env: &[(&str, &str)]) -> TestManager {
+        TestManager::launch_with(None, env).await
+    }
+
     async fn launch(db: Option<TestDb>) -> TestManager {
+        TestManager::launch_with(db, &[]).await
+    }
+
+    async fn launch_with(db: Option<TestDb>, env: &[(&str, &str)]) -> TestManager {
         let mut m = TestManager {
             dir: tempfile::tempdir().unwrap(),
             base: String::new(),
@@ -67,6 +78,10 @@ impl TestManager {
             _db: db,
             starts: 0,
             public_url: None,
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
             client: http(),
         };
         m.base = format!("http://127.0.0.1:{}", m.port);
@@ -90,6 +105,9 @@ impl TestManager {
         }
         if let Some(url) = &self.public_url {
             cmd.env("CONNECT_MANAGER_PUBLIC_URL", url);
+        }
+        for (k, v) in &self.env {
+            cmd.env(k, v);
         }
         let log = self.log_path();
         let stderr = std::fs::File::create(&log).unwrap();

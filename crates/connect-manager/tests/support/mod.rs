@@ -9,6 +9,8 @@
 //! - `manager.rs`: the manager (`serve`) as the gateway's tests drive it: vaults, servers and
 //!   their credentials files, tokens, its metrics; stop and restart on the same port and data.
 //! - `gateway.rs`: `connect-manager gateway` and the gateway tests' scene.
+//! - `idp.rs`: a real OpenID provider (oidc-provider on Node, tests/idp) issuing JWT access
+//!   tokens, for the token exchange.
 //! - `standin.rs`: the Connect API stand-in (tests/gateway/connect_standin.py), used by the
 //!   gateway's tests and by `vault import`'s.
 
@@ -16,6 +18,7 @@
 #![allow(dead_code)]
 
 pub mod gateway;
+pub mod idp;
 pub mod manager;
 pub mod running;
 pub mod standin;

@@ -52,6 +52,19 @@ impl Fixture {
         let (ty, _) = app
             .token("y", json!({"name": "ty", "vaults": [{"vault": "shared"}]}))
             .await;
+        app.post(
+            "/v1/issuers",
+            json!({"issuer": "https://token.actions.githubusercontent.com", "name": "gh"}),
+        )
+        .await
+        .expect(201);
+        app.post(
+            &format!("/v1/connect/servers/{x}/trust-policies"),
+            json!({"name": "p", "issuer": "gh", "audience": "cm", "subject": "*",
+                "vaults": [{"vault": "shared"}]}),
+        )
+        .await
+        .expect(201);
         let keys = HashMap::from([
             (Who::NoKey, None),
             (Who::BadKey, Some("cmk_this-is-not-a-key".to_owned())),
@@ -231,6 +244,49 @@ pub(super) async fn request(
                 .to_owned();
             app.post("/v1/keys/rotate", json!({})).await.expect(201);
             (format!("/v1/keys/{old}/retire"), none)
+        }
+        "POST /v1/issuers" => (
+            path.to_owned(),
+            Some(json!({"issuer": format!("https://i{n}.example"), "name": format!("i{n}")})),
+        ),
+        "GET /v1/issuers/{issuer}" => ("/v1/issuers/gh".to_owned(), none),
+        "DELETE /v1/issuers/{issuer}" => {
+            let i = app
+                .post(
+                    "/v1/issuers",
+                    json!({"issuer": format!("https://d{n}.example"), "name": format!("d{n}")}),
+                )
+                .await
+                .expect(201);
+            (format!("/v1/issuers/{}", id(&i)), none)
+        }
+        "POST /v1/connect/servers/{server}/trust-policies" => (
+            format!("/v1/connect/servers/{server}/trust-policies"),
+            Some(
+                json!({"name": format!("p{n}"), "issuer": "gh", "audience": "cm",
+                "subject": "*", "vaults": [{"vault": "shared"}]}),
+            ),
+        ),
+        "GET /v1/connect/servers/{server}/trust-policies" => {
+            (format!("/v1/connect/servers/{server}/trust-policies"), none)
+        }
+        "GET /v1/connect/servers/{server}/trust-policies/{policy}" => (
+            format!("/v1/connect/servers/{server}/trust-policies/p"),
+            none,
+        ),
+        "DELETE /v1/connect/servers/{server}/trust-policies/{policy}" => {
+            let p = app
+                .post(
+                    &format!("/v1/connect/servers/{server}/trust-policies"),
+                    json!({"name": format!("d{n}"), "issuer": "gh", "audience": "cm",
+                        "subject": "*", "vaults": [{"vault": "shared"}]}),
+                )
+                .await
+                .expect(201);
+            (
+                format!("/v1/connect/servers/{server}/trust-policies/{}", id(&p)),
+                none,
+            )
         }
         _ => (path.to_owned(), none),
     };

@@ -17,6 +17,14 @@ pub(super) const OWNER: &str = "cli-owner-key-0123456789abcdefghijklmn";
 /// The service on `db`, with the owner key [`OWNER`], and a user in a working directory of its
 /// own beside it. Keep the directory until the end: the service's data is in it.
 pub(super) async fn start(db: &TestDb) -> (tempfile::TempDir, Running, Cli) {
+    start_with(db, &[]).await
+}
+
+/// [`start`], the service with `env` set too.
+pub(super) async fn start_with(
+    db: &TestDb,
+    env: &[(&str, &str)],
+) -> (tempfile::TempDir, Running, Cli) {
     let dir = tempfile::tempdir().unwrap();
     let mut serve = command(dir.path());
     serve
@@ -24,6 +32,9 @@ pub(super) async fn start(db: &TestDb) -> (tempfile::TempDir, Running, Cli) {
         .env("CONNECT_MANAGER_BOOTSTRAP_KEY", OWNER)
         .env("CONNECT_MANAGER_DATA_DIR", dir.path().join("data"))
         .env("CONNECT_MANAGER_AUTH_FAILURES_PER_MINUTE", "0");
+    for (k, v) in env {
+        serve.env(k, v);
+    }
     let mut app = Running::start(serve, dir.path());
     app.wait_ready().await;
     let work = dir.path().join("work");
