@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from selenium import webdriver
-from selenium.common.exceptions import WebDriverException
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service as DriverService
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -109,7 +109,11 @@ class Browser:
         return self.driver.find_element(By.TAG_NAME, "body").text
 
     def wait(self, what: Callable[[], Any], timeout: float = 10.0, message: str = "") -> Any:
-        return WebDriverWait(self.driver, timeout, poll_frequency=0.05).until(lambda _d: what(), message)
+        # A page that navigates while it is read raises (stale element, "node does not belong to
+        # the document"): read again at the next poll.
+        return WebDriverWait(
+            self.driver, timeout, poll_frequency=0.05, ignored_exceptions=(WebDriverException,)
+        ).until(lambda _d: what(), message)
 
     def wait_path(self, prefix: str, timeout: float = 10.0) -> None:
         self.wait(lambda: self.path.startswith(prefix), timeout, f"expected a page at {prefix}, still at {self.path}")
@@ -118,12 +122,8 @@ class Browser:
         self.wait(lambda: self.driver.execute_script("return document.readyState") == "complete")
 
     def submit_form_of(self, element: Any) -> None:
-        """Clicks the submit button of the form that holds `element`."""
-        form = element.find_element(By.XPATH, "./ancestor-or-self::form")
-        buttons = form.find_elements(By.CSS_SELECTOR, "button[type=submit], button:not([type]), input[type=submit]")
-        if not buttons:
-            raise AssertionError("form without a submit button")
-        buttons[0].click()
+        """Clicks the submit button of the form that holds `element` and waits for the next page."""
+        submit(element.find_element(By.XPATH, "./ancestor-or-self::form"))
 
     def cookie(self, name_suffix: str = "cm_session") -> dict[str, Any] | None:
         for c in self.driver.get_cookies():
@@ -150,3 +150,29 @@ class Browser:
             self.driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
         with open(path, "wb") as f:
             f.write(base64.b64decode(shot["data"]))
+
+
+def submit(form: Any, timeout: float = 15.0) -> None:
+    """Clicks the form's submit button and waits until the page it was on is gone (the answer to
+    the POST has replaced it) and the new one has loaded."""
+    buttons = form.find_elements(By.CSS_SELECTOR, "button[type=submit], button:not([type]), input[type=submit]")
+    if not buttons:
+        raise AssertionError("form without a submit button")
+    buttons[0].click()
+    wait = WebDriverWait(form.parent, timeout, poll_frequency=0.05)
+    wait.until(lambda _d: gone(form), "the form's page did not go away after submitting it")
+    wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
+
+
+def gone(element: Any) -> bool:
+    """Whether `element`'s document has been replaced. chromedriver says so either as a stale
+    element or, mid-navigation, as "Node with given id does not belong to the document"."""
+    try:
+        element.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as e:
+        if "does not belong to the document" in str(e) or "no such element" in str(e).lower():
+            return True
+        raise
+    return False

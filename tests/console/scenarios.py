@@ -28,7 +28,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 
 from . import a11y
-from .browser import BROWSER_TZ, Browser
+from .browser import BROWSER_TZ, Browser, submit
 from .service import Service
 from .web import Api, Pages, forms, h1
 
@@ -52,6 +52,7 @@ PAGES = (
     "groups",
     "group",
     "vaults",
+    "vault-import",
     "users",
     "user",
     "key-created",
@@ -130,9 +131,7 @@ def form_with_action(b: Browser, suffix: str) -> Any:
 
 
 def click_submit(form: Any) -> None:
-    buttons = form.find_elements(By.CSS_SELECTOR, "button[type=submit], button:not([type]), input[type=submit]")
-    check(bool(buttons), "form without a submit button")
-    buttons[0].click()
+    submit(form)
 
 
 def choose(select_el: Any, value: str) -> None:
@@ -657,6 +656,9 @@ def the_remaining_pages(ctx: Ctx) -> None:
     b.get(f"/ui/groups/{ctx.state['group']['id']}")
     check(b.h1() != "Not found", "group page")
     ctx.look("group")
+    b.get("/ui/vaults/import")
+    check(b.h1() not in ("", "Not found"), f"the vault import page: h1 {b.h1()!r}")
+    ctx.look("vault-import")
     b.get("/ui/users")
     ctx.look("users")
     uid = owner_id(ctx)

@@ -14,7 +14,6 @@ pub mod extract;
 pub mod limiter;
 pub mod metrics;
 pub mod openapi;
-pub mod outbound;
 pub mod request_id;
 pub mod serve;
 pub mod startup;

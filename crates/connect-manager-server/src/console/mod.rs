@@ -95,7 +95,10 @@ pub fn router() -> Router<AppState> {
         .route("/ui/groups/{id}/grants/revoke", post(groups::revoke))
         .route("/ui/groups/{id}/delete", post(groups::delete))
         .route("/ui/vaults", get(vaults::list).post(vaults::create))
-        .route("/ui/vaults/import", post(vaults::import))
+        .route(
+            "/ui/vaults/import",
+            get(vaults::import_form).post(vaults::import),
+        )
         .route("/ui/vaults/{id}/rename", post(vaults::rename))
         .route("/ui/vaults/{id}/delete", post(vaults::delete))
         .route("/ui/users", get(users::list).post(users::create))

@@ -1,17 +1,13 @@
 //! The vault registry: everyone reads it (to pick vaults to grant); owners create, rename and
-//! delete (the API decides, and says no to anyone else), and import a Connect server's vaults
-//! under their real IDs (G8: core's import plan, carried out through the API's handlers, as the
-//! CLI's `vault import` carries it out over HTTP).
+//! delete (the API decides, and says no to anyone else).
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use connect_manager_core::api::ListParams;
 use connect_manager_core::api::vaults::{CreateVault, RenameVault};
-use connect_manager_core::audit::{AuditAction, TargetType};
 use connect_manager_core::import::{ConnectVault, Step, plan};
 use connect_manager_core::model::{Vault, VaultType};
-use connect_manager_core::principal::Permission;
 
 use super::page::{Layout, OrFail, PageResult, Paging, Posted, next_link, render, see, time};
 use super::session::Console;
@@ -29,21 +25,6 @@ pub struct VaultRow {
     pub created: String,
 }
 
-/// What an import did with one of the Connect server's vaults.
-pub struct ImportRow {
-    pub id: String,
-    pub name: String,
-    pub action: &'static str,
-    pub detail: String,
-}
-
-/// An import's outcome, shown above the registry.
-pub struct Imported {
-    pub host: String,
-    pub rows: Vec<ImportRow>,
-    pub summary: String,
-}
-
 #[derive(Template)]
 #[template(path = "console/vaults.html")]
 struct VaultsPage {
@@ -52,7 +33,6 @@ struct VaultsPage {
     types: Vec<&'static str>,
     vaults: Vec<VaultRow>,
     next: Option<String>,
-    imported: Option<Imported>,
 }
 
 async fn vaults_page(
@@ -61,17 +41,6 @@ async fn vaults_page(
     cursor: Option<String>,
     status: StatusCode,
     alert: Option<String>,
-) -> PageResult {
-    vaults_page_with(state, console, cursor, status, alert, None).await
-}
-
-async fn vaults_page_with(
-    state: &AppState,
-    console: &Console,
-    cursor: Option<String>,
-    status: StatusCode,
-    alert: Option<String>,
-    imported: Option<Imported>,
 ) -> PageResult {
     let page = api::vaults::list_vaults(
         State(state.clone()),
@@ -89,7 +58,6 @@ async fn vaults_page_with(
         &VaultsPage {
             layout: Layout::of(console, "vaults"),
             alert,
-            imported,
             types: VaultType::ALL.iter().map(|t| t.as_str()).collect(),
             next: next_link("/ui/vaults", &page),
             vaults: page
@@ -175,95 +143,36 @@ pub async fn delete(
     back(&state, &console, done).await
 }
 
-/// The most a Connect server's vault list may weigh.
-const MAX_CONNECT_VAULTS_BYTES: usize = 1024 * 1024;
-
-/// POST /ui/vaults/import (`connect_host`, `connect_token`): reads the Connect server's
-/// `GET /v1/vaults` and creates or renames registry entries by ID; never deletes. Owners only,
-/// decided by the API's own check before anything is fetched, so the console never makes the
-/// service call an address for someone who may not change the registry. The Connect token goes
-/// to that host only and is never shown, logged or kept.
-pub async fn import(
-    State(state): State<AppState>,
-    Posted { console, fields }: Posted,
-) -> PageResult {
-    let fail = |status, message: String| vaults_page(&state, &console, None, status, Some(message));
-    let caller = console.caller();
-    if let Err(e) = caller
-        .authorize(
-            &state,
-            Permission::Owner,
-            AuditAction::VaultCreate,
-            TargetType::Vault,
-            "import",
-        )
-        .await
-    {
-        return fail(e.status, e.message).await;
-    }
-    let host = fields.get("connect_host").trim_end_matches('/').to_owned();
-    let token = fields.get("connect_token");
-    if !(host.starts_with("https://") || host.starts_with("http://")) {
-        return fail(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "connect_host: give the Connect server's URL, like https://connect.example.com".into(),
-        )
-        .await;
-    }
-    if token.is_empty() {
-        return fail(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "connect_token: give a Connect token that may list the vaults".into(),
-        )
-        .await;
-    }
-    let url = format!("{host}/v1/vaults");
-    let http = crate::outbound::client();
-    let fetched =
-        crate::outbound::get_json(&http, &url, Some(token), MAX_CONNECT_VAULTS_BYTES).await;
-    let from_connect: Vec<ConnectVault> = match fetched.and_then(|v| {
-        serde_json::from_value(v).map_err(|_| format!("GET {url}: not a list of vaults"))
-    }) {
-        Ok(list) => list,
-        Err(e) => {
-            let hint = if e.ends_with("status 401") {
-                " (check the Connect token)"
-            } else {
-                ""
-            };
-            return fail(
-                StatusCode::BAD_GATEWAY,
-                format!("could not read Connect's vaults: {e}{hint}"),
-            )
-            .await;
-        }
-    };
-    let registry = match all_vaults(&state, &console).await {
-        Ok(v) => v,
-        Err(e) => return fail(e.status, e.message).await,
-    };
-    let mut rows = Vec::with_capacity(from_connect.len());
-    for cv in &from_connect {
-        rows.push(import_one(&state, &console, &registry, cv).await);
-    }
-    let count = |a: &str| rows.iter().filter(|r| r.action == a).count();
-    let summary = format!(
-        "{} created, {} renamed, {} unchanged, {} failed.",
-        count("created"),
-        count("renamed"),
-        count("unchanged"),
-        count("failed")
-    );
-    let imported = Imported {
-        host,
-        rows,
-        summary,
-    };
-    vaults_page_with(&state, &console, None, StatusCode::OK, None, Some(imported)).await
+/// One vault of an import, as the results table shows it.
+pub struct ImportRow {
+    pub id: String,
+    pub name: String,
+    pub outcome: String,
 }
 
-/// Every vault of the registry, page by page through the API's list.
-async fn all_vaults(state: &AppState, console: &Console) -> Result<Vec<Vault>, ApiError> {
+#[derive(Template)]
+#[template(path = "console/vault_import.html")]
+struct ImportPage {
+    layout: Layout,
+    alert: Option<String>,
+    pasted: String,
+    results: Vec<ImportRow>,
+}
+
+pub async fn import_form(console: Console) -> PageResult {
+    Ok(render(
+        StatusCode::OK,
+        &ImportPage {
+            layout: Layout::of(&console, "vaults"),
+            alert: None,
+            pasted: String::new(),
+            results: Vec::new(),
+        },
+    ))
+}
+
+/// Every vault of the registry (the import compares against all of it, as the CLI does).
+async fn whole_registry(state: &AppState, console: &Console) -> Result<Vec<Vault>, ApiError> {
     let mut all = Vec::new();
     let mut cursor = None;
     loop {
@@ -279,69 +188,99 @@ async fn all_vaults(state: &AppState, console: &Console) -> Result<Vec<Vault>, A
         .0;
         all.extend(page.items);
         match page.next_cursor {
-            Some(next) => cursor = Some(next),
+            Some(c) => cursor = Some(c),
             None => return Ok(all),
         }
     }
 }
 
-/// One vault of the import: core's plan, carried out through the API's handlers.
-async fn import_one(
-    state: &AppState,
-    console: &Console,
-    registry: &[Vault],
-    cv: &ConnectVault,
-) -> ImportRow {
-    let row = |name: &str, action, detail: String| ImportRow {
-        id: cv.id.clone(),
-        name: name.to_owned(),
-        action,
-        detail,
+/// POST /ui/vaults/import (G8): the vaults of Connect's `GET /v1/vaults` answer, pasted, into the
+/// registry under their real IDs by core's import plan (create, rename, leave; never delete),
+/// each step through the API as the signed-in user, so each change is audited as theirs.
+pub async fn import(
+    State(state): State<AppState>,
+    Posted { console, fields }: Posted,
+) -> PageResult {
+    let pasted = fields.get("connect_vaults").to_owned();
+    let page = |status, alert: Option<String>, results| {
+        render(
+            status,
+            &ImportPage {
+                layout: Layout::of(&console, "vaults"),
+                alert,
+                pasted: pasted.clone(),
+                results,
+            },
+        )
     };
-    let step = match plan(registry, cv) {
-        Ok(step) => step,
-        Err(e) => return row(&cv.name, "failed", e),
-    };
-    let (name, action, detail, done) = match step {
-        Step::Unchanged { name, .. } => (name, "unchanged", String::new(), Ok(())),
-        Step::Rename {
-            id,
-            name,
-            previous_name,
-        } => {
-            let done = api::vaults::rename_vault(
-                State(state.clone()),
-                console.caller(),
-                ApiPath(id),
-                ApiJson(RenameVault {
-                    name: name.as_str().to_owned(),
-                }),
-            )
-            .await
-            .map(drop);
-            (name, "renamed", format!("was '{previous_name}'"), done)
-        }
-        Step::Create {
-            id,
-            name,
-            vault_type,
-        } => {
-            let done = api::vaults::create_vault(
-                State(state.clone()),
-                console.caller(),
-                ApiJson(CreateVault {
-                    name: name.as_str().to_owned(),
-                    vault_type,
-                    id: Some(id),
-                }),
-            )
-            .await
-            .map(drop);
-            (name, "created", String::new(), done)
+    let vaults: Vec<ConnectVault> = match serde_json::from_str(&pasted) {
+        Ok(v) => v,
+        Err(e) => {
+            return Ok(page(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some(format!(
+                    "connect_vaults: paste the JSON array Connect's GET /v1/vaults answers ({e})"
+                )),
+                Vec::new(),
+            ));
         }
     };
-    match done {
-        Ok(()) => row(name.as_str(), action, detail),
-        Err(e) => row(name.as_str(), "failed", e.message),
+    let registry = match whole_registry(&state, &console).await {
+        Ok(r) => r,
+        Err(e) => return Ok(page(e.status, Some(e.message), Vec::new())),
+    };
+    let mut results = Vec::with_capacity(vaults.len());
+    for cv in &vaults {
+        let (name, outcome) = match plan(&registry, cv) {
+            Err(why) => (cv.name.clone(), format!("not imported: {why}")),
+            Ok(Step::Unchanged { name, .. }) => (name.into_string(), "unchanged".into()),
+            Ok(Step::Rename {
+                id,
+                name,
+                previous_name,
+            }) => {
+                let name = name.into_string();
+                let done = api::vaults::rename_vault(
+                    State(state.clone()),
+                    console.caller(),
+                    ApiPath(id),
+                    ApiJson(RenameVault { name: name.clone() }),
+                )
+                .await;
+                let outcome = match done {
+                    Ok(_) => format!("renamed (was {previous_name})"),
+                    Err(e) => format!("not imported: {}", e.message),
+                };
+                (name, outcome)
+            }
+            Ok(Step::Create {
+                id,
+                name,
+                vault_type,
+            }) => {
+                let name = name.into_string();
+                let done = api::vaults::create_vault(
+                    State(state.clone()),
+                    console.caller(),
+                    ApiJson(CreateVault {
+                        name: name.clone(),
+                        vault_type,
+                        id: Some(id),
+                    }),
+                )
+                .await;
+                let outcome = match done {
+                    Ok(_) => "created".into(),
+                    Err(e) => format!("not imported: {}", e.message),
+                };
+                (name, outcome)
+            }
+        };
+        results.push(ImportRow {
+            id: cv.id.clone(),
+            name,
+            outcome,
+        });
     }
+    Ok(page(StatusCode::OK, None, results))
 }

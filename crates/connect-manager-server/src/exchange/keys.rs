@@ -28,7 +28,7 @@ pub const REFETCH_INTERVAL: Duration = Duration::from_secs(60);
 /// A cached key set older than this is refreshed.
 pub const MAX_KEY_AGE: Duration = Duration::from_secs(3600);
 /// The time limit of one HTTP request (discovery or JWKS).
-pub use crate::outbound::FETCH_TIMEOUT;
+pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// The largest discovery document or JWKS read.
 pub const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
 /// The most keys kept of one JWKS.
@@ -74,7 +74,15 @@ pub struct IssuerKeys {
 
 impl IssuerKeys {
     pub fn new(allow_insecure: bool) -> Self {
-        let http = crate::outbound::client();
+        // One TLS stack for the whole binary: rustls with ring.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("connect-manager/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(FETCH_TIMEOUT)
+            .timeout(FETCH_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("an HTTP client");
         IssuerKeys {
             http,
             allow_insecure,
@@ -197,8 +205,48 @@ impl IssuerKeys {
     async fn get_json(&self, url: &str) -> Result<Value, String> {
         self.fetches
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        crate::outbound::get_json(&self.http, url, None, MAX_DOCUMENT_BYTES).await
+        let read = async {
+            let mut response = self
+                .http
+                .get(url)
+                .header(reqwest::header::ACCEPT, "application/json")
+                .send()
+                .await
+                .map_err(|e| format!("GET {url}: {}", without_url(&e)))?;
+            if !response.status().is_success() {
+                return Err(format!("GET {url}: status {}", response.status().as_u16()));
+            }
+            if response
+                .content_length()
+                .is_some_and(|n| n > MAX_DOCUMENT_BYTES as u64)
+            {
+                return Err(format!("GET {url}: over {MAX_DOCUMENT_BYTES} bytes"));
+            }
+            let mut body = Vec::new();
+            while let Some(chunk) = response
+                .chunk()
+                .await
+                .map_err(|e| format!("GET {url}: {}", without_url(&e)))?
+            {
+                if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
+                    return Err(format!("GET {url}: over {MAX_DOCUMENT_BYTES} bytes"));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            serde_json::from_slice(&body).map_err(|_| format!("GET {url}: not JSON"))
+        };
+        tokio::time::timeout(FETCH_TIMEOUT, read)
+            .await
+            .map_err(|_| format!("GET {url}: no answer within {} s", FETCH_TIMEOUT.as_secs()))?
     }
+}
+
+fn without_url(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    if let Some(url) = e.url() {
+        text = text.replace(url.as_str(), "");
+    }
+    text
 }
 
 /// A JWKS entry as a verification key: RSA (RS256), EC P-256 (ES256) or OKP Ed25519 (EdDSA), for

@@ -6,7 +6,7 @@ use connect_manager_core::audit::AuditAction;
 use connect_manager_core::model::{Actor, GrantScope, GroupGrant};
 use connect_manager_core::page::PageRequest;
 use connect_manager_store::testing::{TestDb, name};
-use connect_manager_store::{AuditFilter, DynStore, SessionLimits, backend_tests};
+use connect_manager_store::{AuditFilter, DynStore, NewApiKey, SessionLimits, backend_tests};
 
 use crate::support::*;
 
@@ -234,6 +234,60 @@ async fn deleting_the_key_or_the_user_ends_their_sessions(db: TestDb) {
     assert!(!live("b").await, "the user's session ended");
 }
 
+async fn an_expired_key_ends_its_sessions_and_opens_none(db: TestDb) {
+    let store = db.open().await;
+    let u = store
+        .create_user(&actor(), &name("alice"), "alice@example.test")
+        .await
+        .unwrap();
+    let soon = Timestamp(Timestamp::now().micros() + 60 * MINUTE);
+    store
+        .create_named_api_key(
+            &actor(),
+            &u.id,
+            &NewApiKey {
+                key_hash: "key-alice".into(),
+                name: name("laptop"),
+                expires_at: Some(soon),
+            },
+        )
+        .await
+        .unwrap();
+    let alice = Actor {
+        user_id: u.id.clone(),
+        ..actor()
+    };
+    store
+        .create_session(&alice, "key-alice", "s")
+        .await
+        .unwrap();
+    let long = SessionLimits {
+        idle_micros: 24 * 60 * MINUTE,
+        max_age_micros: 24 * 60 * MINUTE,
+    };
+    let before = Timestamp(soon.micros() - 1);
+    assert!(store.session("s", before, long).await.unwrap().is_some());
+    assert!(
+        store.session("s", soon, long).await.unwrap().is_none(),
+        "the key expired: the session is over"
+    );
+    // And an expired key opens no session (the service checks the key first; this is the
+    // store's own guard).
+    store
+        .create_named_api_key(
+            &actor(),
+            &u.id,
+            &NewApiKey {
+                key_hash: "key-old".into(),
+                name: name("old"),
+                expires_at: Some(Timestamp(1)),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(store.create_session(&alice, "key-old", "t").await.is_err());
+}
+
 async fn expired_sessions_are_swept(db: TestDb) {
     let store = db.open().await;
     let (alice, _) = user_with_key(&store, "alice").await;
@@ -265,5 +319,6 @@ backend_tests!(
     session_is_marked_used_at_most_once_a_minute,
     sign_out_ends_the_session_at_once_and_is_audited,
     deleting_the_key_or_the_user_ends_their_sessions,
+    an_expired_key_ends_its_sessions_and_opens_none,
     expired_sessions_are_swept,
 );

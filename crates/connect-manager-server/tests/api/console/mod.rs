@@ -6,7 +6,6 @@
 
 mod csrf;
 mod headers;
-mod import;
 mod owners;
 mod servers;
 mod sessions;

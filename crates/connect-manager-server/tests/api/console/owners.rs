@@ -147,7 +147,60 @@ async fn no_secret_appears_in_a_console_url(db: TestDb) {
     }
 }
 
+async fn g8_vaults_import_from_a_pasted_connect_answer(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    let existing = app.vault("Old name", "USER_CREATED").await;
+    let existing_id = existing["id"].as_str().unwrap();
+    let new_id = "abcdefghijklmnopqrstuvwxyz";
+    let pasted = serde_json::json!([
+        {"id": new_id, "name": "Kubernetes", "type": "USER_CREATED", "contentVersion": 3},
+        {"id": existing_id, "name": "New name", "type": "USER_CREATED"},
+        {"id": "NOT-AN-ID", "name": "Bad", "type": "USER_CREATED"},
+    ])
+    .to_string();
+    let b = Browser::signed_in(&app, OWNER_KEY).await;
+    b.get("/ui/vaults/import").await.expect(200);
+    let page = b
+        .post("/ui/vaults/import", &[("connect_vaults", &pasted)])
+        .await
+        .expect(200);
+    assert!(page.html.contains("<td>created</td>"), "{}", page.html);
+    assert!(page.html.contains("renamed (was Old name)"));
+    assert!(page.html.contains("not imported: not a vault ID"));
+    let created = app.get(&format!("/v1/vaults/{new_id}")).await.expect(200);
+    assert_eq!(created["name"], "Kubernetes");
+    let renamed = app
+        .get(&format!("/v1/vaults/{existing_id}"))
+        .await
+        .expect(200);
+    assert_eq!(renamed["name"], "New name");
+    // Not JSON: the form again, with the reason.
+    let bad = b
+        .post("/ui/vaults/import", &[("connect_vaults", "not json")])
+        .await
+        .expect(422);
+    assert!(bad.alert().is_some());
+    // A manager is refused by the API, vault by vault, and nothing changes.
+    let (_, key) = app.user_with("gina", Some("manager")).await;
+    let m = Browser::signed_in(&app, &key).await;
+    m.get("/ui/vaults/import").await.expect(200);
+    let other = serde_json::json!([{"id": "zyxwvutsrqponmlkjihgfedcba", "name": "X"}]).to_string();
+    let page = m
+        .post("/ui/vaults/import", &[("connect_vaults", &other)])
+        .await
+        .expect(200);
+    assert!(
+        page.html.contains("not imported: only owners"),
+        "{}",
+        page.html
+    );
+    app.get("/v1/vaults/zyxwvutsrqponmlkjihgfedcba")
+        .await
+        .expect(404);
+}
+
 backend_tests!(
+    g8_vaults_import_from_a_pasted_connect_answer,
     owners_manage_vaults_groups_users_and_keys,
     audit_pages_follow_the_apis_cursor,
     no_secret_appears_in_a_console_url,
