@@ -20,6 +20,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::Value;
 
@@ -33,6 +35,8 @@ pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 pub const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
 /// The most keys kept of one JWKS.
 const MAX_KEYS: usize = 100;
+/// The shortest RSA modulus accepted.
+const MIN_RSA_BITS: usize = 2048;
 
 /// A verification key and the one algorithm it verifies.
 #[derive(Clone)]
@@ -258,10 +262,18 @@ pub fn parse_jwk(jwk: &Value) -> Option<IssuerKey> {
         return None;
     }
     let (alg, key) = match (text("kty")?, text("crv")) {
-        ("RSA", _) => (
-            Algorithm::RS256,
-            DecodingKey::from_rsa_components(text("n")?, text("e")?).ok()?,
-        ),
+        ("RSA", _) => {
+            // At least 2048 bits: a shorter modulus is refused, not trusted.
+            let modulus = URL_SAFE_NO_PAD.decode(text("n")?).ok()?;
+            let bits = modulus.iter().skip_while(|b| **b == 0).count() * 8;
+            if bits < MIN_RSA_BITS {
+                return None;
+            }
+            (
+                Algorithm::RS256,
+                DecodingKey::from_rsa_components(text("n")?, text("e")?).ok()?,
+            )
+        }
         ("EC", Some("P-256")) => (
             Algorithm::ES256,
             DecodingKey::from_ec_components(text("x")?, text("y")?).ok()?,
@@ -283,4 +295,39 @@ pub fn parse_jwk(jwk: &Value) -> Option<IssuerKey> {
         key: Arc::new(key),
         alg,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn b64(bytes: &[u8]) -> String {
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    #[test]
+    fn jwks_keep_rsa_p256_and_ed25519_signature_keys_only() {
+        let n = {
+            let mut n = vec![0xc3u8; 256];
+            n[255] = 0x01;
+            b64(&n)
+        };
+        let rsa = json!({"kty": "RSA", "kid": "r", "n": n, "e": "AQAB"});
+        assert_eq!(parse_jwk(&rsa).map(|k| k.alg), Some(Algorithm::RS256));
+        let ed = json!({"kty": "OKP", "crv": "Ed25519", "kid": "e", "x": b64(&[7u8; 32])});
+        assert_eq!(parse_jwk(&ed).map(|k| k.alg), Some(Algorithm::EdDSA));
+        // Refused: a symmetric key, a short RSA modulus, another curve, an encryption key, an
+        // alg that disagrees with the key type.
+        for bad in [
+            json!({"kty": "oct", "kid": "h", "k": b64(b"secret"), "alg": "HS256"}),
+            json!({"kty": "RSA", "kid": "s", "n": b64(&[0xc3u8; 128]), "e": "AQAB"}),
+            json!({"kty": "EC", "crv": "P-384", "kid": "p", "x": b64(&[1u8; 48]), "y": b64(&[1u8; 48])}),
+            json!({"kty": "RSA", "kid": "u", "use": "enc", "n": n, "e": "AQAB"}),
+            json!({"kty": "RSA", "kid": "a", "alg": "HS256", "n": n, "e": "AQAB"}),
+            json!({"kty": "RSA", "kid": "b", "alg": "ES256", "n": n, "e": "AQAB"}),
+        ] {
+            assert!(parse_jwk(&bad).is_none(), "{bad}");
+        }
+    }
 }
