@@ -154,6 +154,23 @@ impl Output {
         self.custom(value, || fields(&value.fields(&self.style)))
     }
 
+    /// One object with a table of what belongs to it under a heading (`server get` and the
+    /// server's trust policies); in JSON, the object alone, as the API answers it.
+    pub fn show_with<T: Render, C: Render>(
+        &self,
+        value: &T,
+        heading: &str,
+        children: &[C],
+    ) -> anyhow::Result<()> {
+        self.custom(value, || {
+            fields(&value.fields(&self.style));
+            if !children.is_empty() {
+                println!("\n{heading}:");
+                self.table(children);
+            }
+        })
+    }
+
     /// One object as a table of one row (`create` where op prints a row).
     pub fn row<T: Render>(&self, value: &T) -> anyhow::Result<()> {
         self.custom(value, || self.table(std::slice::from_ref(value)))

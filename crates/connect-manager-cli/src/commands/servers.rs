@@ -7,12 +7,13 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use connect_manager_core::api::servers::{CreateServer, RenameServer, ServerWithCredentials};
+use connect_manager_core::api::trust::TrustPolicy;
 use connect_manager_core::model::Server;
 use serde_json::Value;
 
 use super::{one, references};
 use crate::client::{Client, enc};
-use crate::output::{Output, Render, Style};
+use crate::output::{Format, Output, Render, Style};
 
 #[derive(Debug, Subcommand)]
 pub enum ServerCommand {
@@ -136,7 +137,16 @@ pub async fn run(client: &Client, out: Output, command: ServerCommand) -> anyhow
         ServerCommand::Get { server } => {
             for server in references(vec![server])? {
                 let s: Server = client.get(&server_path(&server)).await?;
-                out.show(&s)?;
+                // The server's trust policies (issue 18) beside it, in the order the exchange
+                // tries them; JSON stays the API's server object, as op's is.
+                let mut policies: Vec<TrustPolicy> = match out.format {
+                    Format::Json => Vec::new(),
+                    Format::HumanReadable => {
+                        client.list_all(&super::trust::policies_path(&s.id)).await?
+                    }
+                };
+                policies.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+                out.show_with(&s, "Trust policies", &policies)?;
             }
             Ok(())
         }

@@ -157,7 +157,7 @@ impl Render for TrustPolicy {
     }
 }
 
-fn policies_path(server: &str) -> String {
+pub(crate) fn policies_path(server: &str) -> String {
     format!("/v1/connect/servers/{}/trust-policies", enc(server))
 }
 

@@ -80,6 +80,10 @@ pub fn router() -> Router<AppState> {
         )
         .route("/ui/servers/{id}/credentials", post(servers::rotate))
         .route("/ui/servers/{id}/delete", post(servers::delete))
+        .route(
+            "/ui/servers/{id}/trust-policies/{policy}/delete",
+            post(servers::delete_policy),
+        )
         .route("/ui/servers/{id}/tokens/new", get(tokens::new_form))
         .route("/ui/servers/{id}/tokens", post(tokens::create))
         .route("/ui/tokens/{id}/revoke", post(tokens::revoke))

@@ -8,6 +8,7 @@ use axum::response::IntoResponse;
 use connect_manager_core::api::ListParams;
 use connect_manager_core::api::servers::{CreateServer, ServerWithCredentials};
 use connect_manager_core::api::tokens::TokenParams;
+use connect_manager_core::api::trust::TrustPolicy;
 use connect_manager_core::credentials::CredentialsFile;
 use connect_manager_core::model::{Server, Vault};
 
@@ -251,9 +252,58 @@ struct ServerPage {
     created: String,
     grants: Vec<GrantRow>,
     grantable: Vec<GrantRow>,
+    policies: Vec<PolicyRow>,
     tokens: Vec<TokenRow>,
     next: Option<String>,
 }
+
+/// A trust policy (issue 18) as the server's page shows it: what a workload must present and
+/// what its exchanged tokens may reach.
+pub struct PolicyRow {
+    pub id: String,
+    pub name: String,
+    pub issuer: String,
+    pub audience: String,
+    pub subject: String,
+    pub claims: String,
+    pub vaults: String,
+    pub ttl: String,
+}
+
+impl PolicyRow {
+    fn of(p: TrustPolicy, server: &Server) -> Self {
+        let vault_name = |id: &str| {
+            server
+                .vaults
+                .iter()
+                .find(|v| v.id == id)
+                .map_or_else(|| id.to_owned(), |v| v.name.clone())
+        };
+        PolicyRow {
+            claims: p
+                .claims
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            vaults: p
+                .vaults
+                .iter()
+                .map(|v| format!("{} ({})", vault_name(&v.id), v.acl.join(", ")))
+                .collect::<Vec<_>>()
+                .join("; "),
+            ttl: format!("{} min", p.ttl_seconds / 60),
+            id: p.id,
+            name: p.name,
+            issuer: p.issuer,
+            audience: p.audience,
+            subject: p.subject,
+        }
+    }
+}
+
+/// The most trust policies a server's page lists (the order the exchange tries them in).
+const POLICIES_PER_PAGE: u32 = 50;
 
 /// A server's page, with `alert` (an action's error) shown at the top, answered with `status`.
 pub async fn server_page(
@@ -285,6 +335,22 @@ pub async fn server_page(
     .await
     .or_fail(console)?
     .0;
+    let policies = api::trust::list_trust_policies(
+        State(state.clone()),
+        console.caller(),
+        ApiPath(server.id.clone()),
+        ApiQuery(ListParams {
+            limit: Some(POLICIES_PER_PAGE),
+            cursor: None,
+        }),
+    )
+    .await
+    .or_fail(console)?
+    .0
+    .items
+    .into_iter()
+    .map(|p| PolicyRow::of(p, &server))
+    .collect();
     let grantable = vault_choices(state, console)
         .await?
         .into_iter()
@@ -310,6 +376,7 @@ pub async fn server_page(
                 })
                 .collect(),
             grantable,
+            policies,
             next: next_link(&base, &tokens),
             tokens: tokens.items.into_iter().map(TokenRow::from).collect(),
             server,
@@ -364,6 +431,22 @@ pub async fn revoke(
         State(state.clone()),
         console.caller(),
         ApiPath((id.clone(), vault)),
+    )
+    .await
+    .map(drop);
+    back(&state, &console, &id, done).await
+}
+
+/// POST …/trust-policies/{policy}/delete: no more exchanges under it (issue 18).
+pub async fn delete_policy(
+    State(state): State<AppState>,
+    Path((id, policy)): Path<(String, String)>,
+    Posted { console, .. }: Posted,
+) -> PageResult {
+    let done = api::trust::delete_trust_policy(
+        State(state.clone()),
+        console.caller(),
+        ApiPath((id.clone(), policy)),
     )
     .await
     .map(drop);

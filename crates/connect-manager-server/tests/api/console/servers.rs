@@ -198,7 +198,72 @@ async fn an_action_through_the_console_shows_in_the_audit_trail_like_the_apis(db
     assert!(!page.html.contains("<td>vault.create</td>"));
 }
 
+/// Issue 18's trust policies are shown on the server's page, in the order the exchange tries
+/// them, with what they bind and grant; deleting one there goes through the API (audited).
+async fn trust_policies_are_shown_on_the_server_and_deleted_there(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    app.vault("Prod", "USER_CREATED").await;
+    let (server, _) = app.server("web", &["Prod"]).await;
+    let server_id = server["id"].as_str().unwrap();
+    let b = Browser::signed_in(&app, OWNER_KEY).await;
+    let path = format!("/ui/servers/{server_id}");
+    assert!(
+        b.get(&path)
+            .await
+            .expect(200)
+            .html
+            .contains("No trust policies")
+    );
+    app.post(
+        "/v1/issuers",
+        serde_json::json!({"issuer": "https://token.actions.githubusercontent.com", "name": "github"}),
+    )
+    .await
+    .expect(201);
+    let policy = app
+        .post(
+            "/v1/connect/servers/web/trust-policies",
+            serde_json::json!({
+                "name": "deploy-main",
+                "issuer": "github",
+                "audience": "https://cm.example.test",
+                "subject": "repo:acme/api:ref:refs/heads/main",
+                "claims": {"environment": "production"},
+                "vaults": [{"vault": "Prod", "access": "read"}],
+                "ttl": "10m",
+            }),
+        )
+        .await
+        .expect(201);
+    let page = b.get(&path).await.expect(200);
+    for shown in [
+        "deploy-main",
+        "repo:acme/api:ref:refs/heads/main",
+        "environment=production",
+        "Prod (view_items, view_and_copy_passwords)",
+        "10 min",
+    ] {
+        assert!(page.html.contains(shown), "{shown} not on the page");
+    }
+    let policy_id = policy["id"].as_str().unwrap();
+    b.post(&format!("{path}/trust-policies/{policy_id}/delete"), &[])
+        .await
+        .expect_redirect(&path);
+    assert!(b.get(&path).await.html.contains("No trust policies"));
+    let listed = app
+        .get("/v1/connect/servers/web/trust-policies")
+        .await
+        .expect(200);
+    assert!(items(&listed).is_empty());
+    assert!(
+        app.audit_actions()
+            .await
+            .contains(&("trust_policy.delete".into(), "success".into()))
+    );
+}
+
 backend_tests!(
+    trust_policies_are_shown_on_the_server_and_deleted_there,
     a4_a_server_grant_manager_sees_only_that_server,
     creating_a_server_offers_its_credentials_file_once,
     vault_grants_rotation_and_deletion_by_name,

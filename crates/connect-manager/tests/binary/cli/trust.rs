@@ -306,6 +306,24 @@ async fn issuer_and_trust_commands_manage_issuers_and_policies(db: TestDb) {
     ])
     .fails("");
 
+    // ---- shown on the server: `server get` lists its policies; JSON stays the server's ---------------
+    let shown = cli.run(&["server", "get", "web"]).ok();
+    let (_, policies) = shown
+        .split_once("Trust policies:")
+        .expect("a policies table");
+    assert!(policies.contains("deploy"), "{shown}");
+    cli.run(&["server", "create", "bare", "-f"]).ok();
+    assert!(
+        !cli.run(&["server", "get", "bare"])
+            .ok()
+            .contains("Trust policies")
+    );
+    assert!(
+        json(&cli, &["server", "get", "web"])
+            .get("trust_policies")
+            .is_none()
+    );
+
     // ---- trust list | get --------------------------------------------------------------------
     let out = cli.run(&["trust", "list", "--server", "web"]).ok();
     assert_eq!(
