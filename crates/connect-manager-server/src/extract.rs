@@ -56,6 +56,16 @@ where
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJson(None));
         }
+        // An object or `null`, nothing else: serde would read a struct from an array too
+        // (`[null, null]`), which no client means.
+        let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+        if !matches!(first, Some(b'{') | Some(b'n')) {
+            return Err(ApiError::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                "invalid_body",
+                "the body does not fit this endpoint: expected a JSON object or null",
+            ));
+        }
         let req = axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes));
         let ApiJson(value) = ApiJson::<Option<T>>::from_request(req, state).await?;
         Ok(OptionalJson(value))

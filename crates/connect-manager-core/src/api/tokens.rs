@@ -57,9 +57,15 @@ pub struct TokenParams {
     pub server: Option<String>,
     /// Only live tokens (active, not expired) that expire within this long, in `--expires-in`'s
     /// syntax (`7d`).
+    #[param(
+        pattern = r"^[\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*(?:[0-9]{1,12}[smhdw])+[\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
+    )]
     pub expiring_within: Option<String>,
     /// Only live tokens with no use in this long (`30d`): never used, or last used (G7) before
     /// then.
+    #[param(
+        pattern = r"^[\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*(?:[0-9]{1,12}[smhdw])+[\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
+    )]
     pub unused_for: Option<String>,
     /// Items per page, 1–1000 (default 100).
     #[param(minimum = 1, maximum = 1000)]

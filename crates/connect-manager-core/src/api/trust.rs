@@ -25,6 +25,9 @@ pub const TOKEN_TYPE_ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:acce
 pub struct CreateIssuer {
     /// The issuer URL exactly as its tokens carry it in `iss` (`https://token.actions.githubusercontent.com`).
     /// `https` only; `http` on a loopback address when `CONNECT_MANAGER_ALLOW_INSECURE_ISSUERS=true`.
+    #[schema(
+        pattern = r"^https://[^\s\x00-\x1F\x7F-\x9F/?#@]{1,200}(/[^\s\x00-\x1F\x7F-\x9F?#]{0,300})?$"
+    )]
     pub issuer: String,
     #[schema(value_type = crate::name::Name)]
     pub name: String,
@@ -53,9 +56,11 @@ pub struct CreateTrustPolicy {
     /// A trusted issuer: its ID, name or URL.
     pub issuer: String,
     /// The subject token's `aud` must contain this.
+    #[schema(pattern = r"^[^\x00-\x1F\x7F-\x9F]{1,256}$")]
     pub audience: String,
     /// The subject token's `sub`: exact, or with `*` globs (`repo:acme/api:ref:refs/heads/*`);
     /// `*` matches any run of characters, `/` and `:` included.
+    #[schema(pattern = r"^[^\x00-\x1F\x7F-\x9F]{1,256}$")]
     pub subject: String,
     /// Further claims, each exact or with `*` globs, like `subject` (`{"environment":
     /// "production"}`). A claim matches when it is a string that matches (or a number or boolean
@@ -66,6 +71,9 @@ pub struct CreateTrustPolicy {
     #[schema(min_items = 1)]
     pub vaults: Vec<TokenVault>,
     /// How long an issued token lives: R7's syntax (`15m`, `1h`), at most 24 h; omitted: 15 min.
+    #[schema(
+        pattern = r"^[\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*(?:[0-9]{1,12}[smhdw])+[\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
+    )]
     pub ttl: Option<String>,
 }
 
@@ -97,14 +105,44 @@ pub struct TrustPolicy {
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 pub struct TokenExchangeRequest {
     /// `urn:ietf:params:oauth:grant-type:token-exchange`.
+    #[schema(
+        value_type = String,
+        nullable = false,
+        required = true,
+        pattern = r"^urn:ietf:params:oauth:grant-type:token-exchange$"
+    )]
     pub grant_type: Option<String>,
-    /// The workload's JWT (at most 16 KiB).
+    /// The workload's JWT (at most 16 KiB): `header.payload.signature`, base64url.
+    #[schema(
+        value_type = String,
+        nullable = false,
+        required = true,
+        pattern = r"^[A-Za-z0-9_-]{1,4096}\.[A-Za-z0-9_-]{1,8192}\.[A-Za-z0-9_-]{0,4000}$"
+    )]
     pub subject_token: Option<String>,
     /// `urn:ietf:params:oauth:token-type:jwt`.
+    #[schema(
+        value_type = String,
+        nullable = false,
+        required = true,
+        pattern = r"^urn:ietf:params:oauth:token-type:jwt$"
+    )]
     pub subject_token_type: Option<String>,
     /// The Connect server the token is for: its ID or name.
+    #[schema(
+        value_type = String,
+        nullable = false,
+        required = true,
+        min_length = 1,
+        max_length = 255
+    )]
     pub resource: Option<String>,
     /// Optional: `urn:ietf:params:oauth:token-type:access_token` or `…:jwt`.
+    #[schema(
+        value_type = String,
+        nullable = false,
+        pattern = r"^urn:ietf:params:oauth:token-type:(access_token|jwt)$"
+    )]
     pub requested_token_type: Option<String>,
 }
 

@@ -23,6 +23,9 @@ pub struct CreateApiKey {
     pub name: Option<String>,
     /// R7's duration (`90d`, `1w2d`): the key stops authenticating after it. Default: never.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(
+        pattern = r"^[\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*(?:[0-9]{1,12}[smhdw])+[\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
+    )]
     pub expires_in: Option<String>,
 }
 

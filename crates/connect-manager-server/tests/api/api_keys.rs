@@ -109,6 +109,20 @@ async fn an_empty_body_still_creates_a_key(db: TestDb) {
     app.get_as(null["key"].as_str(), "/v1/vaults")
         .await
         .expect(200);
+    // Anything but an object or null is refused: serde alone would read `[null, null]` as a
+    // struct (the fuzzer found it).
+    let array = reply(
+        app.client
+            .post(&url)
+            .bearer_auth(OWNER_KEY)
+            .header("content-type", "application/json")
+            .body("[null, null]")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    array.expect_error(400, "invalid_body");
     // A body that is not JSON is still refused, as everywhere.
     reply(
         app.client
