@@ -263,6 +263,12 @@ gateway_rows() {
 
     kill "$gw_pid" "$nginx_pid" 2>/dev/null || true
     wait "$gw_pid" "$nginx_pid" 2>/dev/null || true
-    extra_pids=()
+    # Forget only the gateway's processes: the exchange's stand-in issuer (scenario 8) is in the
+    # list too, and the EXIT trap must still stop it.
+    local kept=() p
+    for p in "${extra_pids[@]}"; do
+        [[ $p == "$gw_pid" || $p == "$nginx_pid" ]] || kept+=("$p")
+    done
+    extra_pids=("${kept[@]}")
     stop_service
 }
