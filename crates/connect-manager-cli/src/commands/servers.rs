@@ -145,7 +145,7 @@ pub async fn run(client: &Client, out: Output, command: ServerCommand) -> anyhow
                         client.list_all(&super::trust::policies_path(&s.id)).await?
                     }
                 };
-                policies.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+                super::trust::in_exchange_order(&mut policies);
                 out.show_with(&s, "Trust policies", &policies)?;
             }
             Ok(())

@@ -157,6 +157,11 @@ impl Render for TrustPolicy {
     }
 }
 
+/// A server's policies in the order the exchange tries them: oldest first, then by ID.
+pub(crate) fn in_exchange_order(policies: &mut [TrustPolicy]) {
+    policies.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+}
+
 pub(crate) fn policies_path(server: &str) -> String {
     format!("/v1/connect/servers/{}/trust-policies", enc(server))
 }
@@ -212,8 +217,7 @@ pub async fn run(client: &Client, out: Output, command: TrustCommand) -> anyhow:
             let mut all = Vec::new();
             for s in servers {
                 let mut policies = client.list_all::<TrustPolicy>(&policies_path(&s)).await?;
-                // In the order the exchange tries them: oldest first, then by ID.
-                policies.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+                in_exchange_order(&mut policies);
                 all.extend(policies);
             }
             out.list(all)

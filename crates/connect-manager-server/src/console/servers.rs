@@ -292,7 +292,10 @@ impl PolicyRow {
                 .map(|v| format!("{} ({})", vault_name(&v.id), v.acl.join(", ")))
                 .collect::<Vec<_>>()
                 .join("; "),
-            ttl: format!("{} min", p.ttl_seconds / 60),
+            ttl: match p.ttl_seconds % 60 {
+                0 => format!("{} min", p.ttl_seconds / 60),
+                _ => format!("{} s", p.ttl_seconds),
+            },
             id: p.id,
             name: p.name,
             issuer: p.issuer,
