@@ -193,6 +193,85 @@ pub fn audit_target(raw: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
+/// The kinds of thing an audit event names by ID that have a name to show in its place (the
+/// console shows the trail with names: [`target_parts`], [`actor_user`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum NamedKind {
+    User,
+    ApiKey,
+    Group,
+    Vault,
+    Server,
+    Token,
+    Issuer,
+    TrustPolicy,
+}
+
+/// One piece of an audit event's target as it reads: what it is (`label`) and its ID, with the
+/// kind of thing to show by name when it has one (`named`), else the ID is shown as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TargetPart<'a> {
+    pub label: &'static str,
+    pub id: &'a str,
+    pub named: Option<NamedKind>,
+}
+
+/// What an event's target names, in order: one part for a plain target (`server S`), two or three
+/// for the composite ones the store writes (`server_vault` `S/V`: server S, vault V;
+/// `group_member` `G/U`: group G, member U; `group_grant` `G/SCOPE[/S]`: group G, grant SCOPE,
+/// server S). A target that does not have its type's shape (a denied attempt stores what the
+/// caller typed) is one part, its type and text, named by nothing.
+pub fn target_parts<'a>(target_type: &str, target_id: &'a str) -> Vec<TargetPart<'a>> {
+    let part = |label, id, named| TargetPart { label, id, named };
+    let pieces: Vec<&str> = target_id.split('/').collect();
+    let Some(ty) = TargetType::parse(target_type) else {
+        return vec![part("target", target_id, None)];
+    };
+    let single = |named| match pieces.len() {
+        1 => Some(vec![part(ty.as_str(), target_id, Some(named))]),
+        _ => None,
+    };
+    let parts = match (ty, pieces.as_slice()) {
+        (TargetType::User, _) => single(NamedKind::User),
+        (TargetType::ApiKey, _) => single(NamedKind::ApiKey),
+        (TargetType::Group, _) => single(NamedKind::Group),
+        (TargetType::Vault, _) => single(NamedKind::Vault),
+        (TargetType::Server, _) => single(NamedKind::Server),
+        (TargetType::Token, _) => single(NamedKind::Token),
+        (TargetType::Issuer, _) => single(NamedKind::Issuer),
+        (TargetType::TrustPolicy, _) => single(NamedKind::TrustPolicy),
+        (TargetType::ServerVault, [server, vault]) => Some(vec![
+            part("server", server, Some(NamedKind::Server)),
+            part("vault", vault, Some(NamedKind::Vault)),
+        ]),
+        (TargetType::GroupMember, [group, user]) => Some(vec![
+            part("group", group, Some(NamedKind::Group)),
+            part("member", user, Some(NamedKind::User)),
+        ]),
+        (TargetType::GroupGrant, [group, scope, rest @ ..]) if rest.len() <= 1 => {
+            let mut parts = vec![
+                part("group", group, Some(NamedKind::Group)),
+                part("grant", scope, None),
+            ];
+            parts.extend(
+                rest.iter()
+                    .map(|s| part("server", s, Some(NamedKind::Server))),
+            );
+            Some(parts)
+        }
+        _ => None,
+    };
+    parts
+        .filter(|parts| parts.iter().all(|p| !p.id.is_empty()))
+        .unwrap_or_else(|| vec![part(ty.as_str(), target_id, None)])
+}
+
+/// The user an event's actor is, when it is one: a user's ID, not `system:…` nor an exchange's
+/// `exchange:…` (which carry no user).
+pub fn actor_user(actor_id: &str) -> Option<&str> {
+    (!actor_id.is_empty() && !actor_id.contains(':')).then_some(actor_id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,5 +301,68 @@ mod tests {
         assert!(long.starts_with("x\\u{a}x"));
         assert_eq!(audit_target(&"é".repeat(255)).chars().count(), 255);
         assert!(audit_target(&"é".repeat(256)).ends_with('…'));
+    }
+
+    #[test]
+    fn a5_composite_targets_name_each_thing_they_join() {
+        let named = |parts: Vec<TargetPart<'_>>| -> Vec<(&str, String, Option<NamedKind>)> {
+            parts
+                .into_iter()
+                .map(|p| (p.label, p.id.to_owned(), p.named))
+                .collect()
+        };
+        assert_eq!(
+            named(target_parts("server", "S1")),
+            [("server", "S1".into(), Some(NamedKind::Server))]
+        );
+        assert_eq!(
+            named(target_parts("server_vault", "S1/v1")),
+            [
+                ("server", "S1".into(), Some(NamedKind::Server)),
+                ("vault", "v1".into(), Some(NamedKind::Vault))
+            ]
+        );
+        assert_eq!(
+            named(target_parts("group_member", "g/U")),
+            [
+                ("group", "g".into(), Some(NamedKind::Group)),
+                ("member", "U".into(), Some(NamedKind::User))
+            ]
+        );
+        assert_eq!(
+            named(target_parts("group_grant", "g/SERVER/S1")),
+            [
+                ("group", "g".into(), Some(NamedKind::Group)),
+                ("grant", "SERVER".into(), None),
+                ("server", "S1".into(), Some(NamedKind::Server))
+            ]
+        );
+        assert_eq!(
+            named(target_parts("group_grant", "g/CREATE_SERVERS")),
+            [
+                ("group", "g".into(), Some(NamedKind::Group)),
+                ("grant", "CREATE_SERVERS".into(), None)
+            ]
+        );
+        // What a denied attempt stored as typed, and what has no name, stay text.
+        assert_eq!(
+            named(target_parts("server", "a/b")),
+            [("server", "a/b".into(), None)]
+        );
+        assert_eq!(
+            named(target_parts("server_vault", "S1/")),
+            [("server_vault", "S1/".into(), None)]
+        );
+        assert_eq!(
+            named(target_parts("signing_key", "k1")),
+            [("signing_key", "k1".into(), None)]
+        );
+        assert_eq!(
+            named(target_parts("nonsense", "x")),
+            [("target", "x".into(), None)]
+        );
+        assert_eq!(actor_user("U1"), Some("U1"));
+        assert_eq!(actor_user("system:bootstrap"), None);
+        assert_eq!(actor_user("exchange:p:https://i#s"), None);
     }
 }

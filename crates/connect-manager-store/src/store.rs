@@ -5,13 +5,14 @@
 //! [`DynStore`](crate::DynStore)) offers every method as is; code holding a concrete store brings
 //! the traits into scope with `use connect_manager_store::prelude::*;`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use connect_manager_core::Result;
 use connect_manager_core::Timestamp;
 use connect_manager_core::api::usage::TokenUsage;
-use connect_manager_core::audit::{AuditAction, TargetType};
+use connect_manager_core::audit::{AuditAction, NamedKind, TargetType};
 use connect_manager_core::lookup::Found;
 use connect_manager_core::model::{
     Actor, ApiKeyInfo, AuditEvent, Group, GroupGrant, Server, TokenRecord, User, Vault, VaultType,
@@ -370,6 +371,13 @@ pub trait AuditStore: Send + Sync + 'static {
         filter: &AuditFilter,
         page: &PageRequest,
     ) -> Result<Page<AuditEvent>>;
+    /// The names of the things an audit page refers to by ID, to show in their place: a user's
+    /// email, every other thing's name (a deleted server's or token's too; a deleted user, key,
+    /// group, vault, issuer or policy has none left and is absent). One query per kind asked.
+    async fn names_of(
+        &self,
+        things: &[(NamedKind, &str)],
+    ) -> Result<HashMap<(NamedKind, String), String>>;
 }
 
 /// Console sessions (issue 17): a browser signed in with a user's API key. Only the SHA-256 of

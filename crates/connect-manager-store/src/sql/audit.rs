@@ -1,14 +1,16 @@
 //! The audit trail ([`AuditStore`]): denied attempts (changes write their own events, in their
-//! transaction: see `super::audit`) and the filtered, paged list.
+//! transaction: see `super::audit`), the filtered, paged list, and the names of what it refers to.
+
+use std::collections::{BTreeSet, HashMap};
 
 use async_trait::async_trait;
 use connect_manager_core::Result;
-use connect_manager_core::audit::{AuditAction, TargetType};
+use connect_manager_core::audit::{AuditAction, NamedKind, TargetType};
 use connect_manager_core::model::{Actor, AuditEvent, Outcome};
 use connect_manager_core::page::{Page, PageRequest};
 
 use super::rows::AuditRow;
-use super::{ThisStore, commit, matchable, record_event};
+use super::{ThisStore, children_of, commit, matchable, record_event};
 use crate::{AuditFilter, AuditStore, DbResult};
 
 #[async_trait]
@@ -69,5 +71,49 @@ impl AuditStore for ThisStore {
         .await
         .db()?;
         Ok(page.finish(rows.into_iter().map(AuditEvent::from).collect()))
+    }
+
+    async fn names_of(
+        &self,
+        things: &[(NamedKind, &str)],
+    ) -> Result<HashMap<(NamedKind, String), String>> {
+        let mut by_kind: HashMap<NamedKind, BTreeSet<&str>> = HashMap::new();
+        for (kind, id) in things {
+            by_kind.entry(*kind).or_default().insert(id);
+        }
+        let mut names = HashMap::new();
+        let mut conn = self.conn().await?;
+        for (kind, ids) in by_kind {
+            let ids: Vec<&str> = ids.into_iter().collect();
+            let (table, column) = name_column(kind);
+            let found = children_of(
+                &mut conn,
+                &ids,
+                |ids| format!("SELECT id, {column} FROM {table} WHERE id IN ({ids})"),
+                |(id, name): (String, String)| Ok((id, name)),
+            )
+            .await?;
+            for (id, mut name) in found {
+                if let Some(name) = name.pop() {
+                    names.insert((kind, id), name);
+                }
+            }
+        }
+        Ok(names)
+    }
+}
+
+/// Where a kind of thing keeps the name shown for it: constants, formatted into SQL as
+/// `placeholders` says.
+fn name_column(kind: NamedKind) -> (&'static str, &'static str) {
+    match kind {
+        NamedKind::User => ("users", "email"),
+        NamedKind::ApiKey => ("api_keys", "name"),
+        NamedKind::Group => ("groups", "name"),
+        NamedKind::Vault => ("vaults", "name"),
+        NamedKind::Server => ("servers", "name"),
+        NamedKind::Token => ("tokens", "name"),
+        NamedKind::Issuer => ("issuers", "name"),
+        NamedKind::TrustPolicy => ("trust_policies", "name"),
     }
 }
