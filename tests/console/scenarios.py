@@ -641,8 +641,20 @@ def console_change_is_audited_with_the_user_as_actor(ctx: Ctx) -> None:
     check(r.status == 401, f"the old credentials after rotation: HTTP {r.status}, expected 401")
     ctx.state["secret"] = shown["secret"]
     check(introspect(ctx, "x.y.z") == {"active": False}, "the rotated credentials do not authenticate")
-    b.get(f"/ui/audit?action=server.credentials.rotate&actor={uid}")
-    check(server["id"] in b.driver.page_source, "the audit page filtered by action and actor does not show the event")
+    # The audit page, filtered by action and by the actor's email, shows the event with names:
+    # the actor's email and the server's name, linked to its page, with the IDs on hover.
+    email = ctx.owner.ok("GET", f"/v1/users/{uid}")["email"]
+    b.get(f"/ui/audit?action=server.credentials.rotate&actor={urllib.parse.quote(email)}")
+    rows = b.all("main tbody tr")
+    check(len(rows) >= 1, "the audit page filtered by action and actor email shows no event")
+    cells = rows[0].find_elements(By.TAG_NAME, "td")
+    actor = cells[1].find_element(By.TAG_NAME, "a")
+    check(actor.text == email and actor.get_attribute("title") == uid,
+          f"the actor shows as {actor.text!r} ({actor.get_attribute('title')!r}), expected {email} ({uid})")
+    target = cells[3].find_element(By.TAG_NAME, "a")
+    check(target.text == server["name"] and target.get_attribute("title") == server["id"]
+          and target.get_attribute("href").endswith(f"/ui/servers/{server['id']}"),
+          f"the target shows as {target.text!r}, expected the server's name {server['name']!r} linked to its page")
 
 
 def the_remaining_pages(ctx: Ctx) -> None:

@@ -7,7 +7,7 @@ use connect_manager_core::api::ListParams;
 use connect_manager_core::api::audit::AuditParams;
 use connect_manager_core::api::tokens::TokenParams;
 
-use super::audit::EventRow;
+use super::audit::{EventRow, event_rows};
 use super::page::{Layout, OrFail, PageResult, ok};
 use super::servers::ServerRow;
 use super::session::Console;
@@ -80,21 +80,20 @@ pub async fn show(State(state): State<AppState>, console: Console) -> PageResult
     .or_fail(&console)?;
     let events = match console.principal.owner {
         false => Vec::new(),
-        true => api::audit::list_events(
-            State(state.clone()),
-            console.caller(),
-            ApiQuery(AuditParams {
-                limit: Some(SECTION),
-                ..Default::default()
-            }),
-        )
-        .await
-        .or_fail(&console)?
-        .0
-        .items
-        .into_iter()
-        .map(EventRow::from)
-        .collect(),
+        true => {
+            let page = api::audit::list_events(
+                State(state.clone()),
+                console.caller(),
+                ApiQuery(AuditParams {
+                    limit: Some(SECTION),
+                    ..Default::default()
+                }),
+            )
+            .await
+            .or_fail(&console)?
+            .0;
+            event_rows(&state, page.items).await.or_fail(&console)?
+        }
     };
     Ok(ok(&Overview {
         layout: Layout::of(&console, "overview"),

@@ -194,8 +194,42 @@ async fn an_action_through_the_console_shows_in_the_audit_trail_like_the_apis(db
         .get(&format!("/ui/audit?action=vault.grant&actor={user}"))
         .await
         .expect(200);
-    assert!(page.html.contains("<td>vault.grant</td>"));
-    assert!(!page.html.contains("<td>vault.create</td>"));
+    assert!(page.html.contains(r#"<td class="nowrap">vault.grant</td>"#));
+    assert!(
+        !page
+            .html
+            .contains(r#"<td class="nowrap">vault.create</td>"#)
+    );
+    // It names who and what: the actor by email, the server and the vault by name, with their
+    // IDs on hover, and the filter takes the actor's email as well as the ID.
+    let vault = app.get("/v1/vaults/a").await.expect(200);
+    let vault_id = vault["id"].as_str().unwrap();
+    let by_email = o
+        .get("/ui/audit?action=vault.grant&actor=Dave%40example.test")
+        .await
+        .expect(200);
+    for html in [&page.html, &by_email.html] {
+        assert!(
+            html.contains(&format!(
+                r#"<a href="/ui/users/{user}" title="{user}">dave@example.test</a>"#
+            )),
+            "{html}"
+        );
+        assert!(html.contains(&format!(
+            r#"<span class="muted">server</span> <a href="/ui/servers/{id}" title="{id}">web</a>"#
+        )));
+        assert!(html.contains(&format!(
+            r#"<span class="muted">vault</span> <span title="{vault_id}">a</span>"#
+        )));
+    }
+    // A user deleted since is shown by the ID the trail keeps.
+    app.delete(&format!("/v1/users/{user}")).await.expect(204);
+    let after = o.get("/ui/audit?action=vault.grant").await.expect(200);
+    assert!(
+        after.html.contains(&format!("<td>{user}</td>")),
+        "{}",
+        after.html
+    );
 }
 
 /// Issue 18's trust policies are shown on the server's page, in the order the exchange tries
