@@ -226,7 +226,9 @@ async fn an_action_through_the_console_shows_in_the_audit_trail_like_the_apis(db
     app.delete(&format!("/v1/users/{user}")).await.expect(204);
     let after = o.get("/ui/audit?action=vault.grant").await.expect(200);
     assert!(
-        after.html.contains(&format!("<td>{user}</td>")),
+        after
+            .html
+            .contains(&format!(r#"<td class="word">{user}</td>"#)),
         "{}",
         after.html
     );
