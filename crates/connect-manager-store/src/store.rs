@@ -371,9 +371,10 @@ pub trait AuditStore: Send + Sync + 'static {
         filter: &AuditFilter,
         page: &PageRequest,
     ) -> Result<Page<AuditEvent>>;
-    /// The names of the things an audit page refers to by ID, to show in their place: a user's
-    /// email, every other thing's name (a deleted server's or token's too; a deleted user, key,
-    /// group, vault, issuer or policy has none left and is absent). One query per kind asked.
+    /// The names of the things a page refers to by ID (the audit trail's actors and targets, a
+    /// group's members and servers), to show in their place: a user's email, every other thing's
+    /// name (a deleted server's or token's too; a deleted user, key, group, vault, issuer or
+    /// policy has none left and is absent). One query per kind asked, none when nothing is.
     async fn names_of(
         &self,
         things: &[(NamedKind, &str)],

@@ -1,18 +1,21 @@
 //! Groups (owners): members and the three grant scopes (R11). Every change is the API's.
 
+use std::collections::HashMap;
+
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use connect_manager_core::api::ListParams;
 use connect_manager_core::api::groups::CreateGroup;
-use connect_manager_core::model::{GrantScope, Group};
+use connect_manager_core::audit::NamedKind;
+use connect_manager_core::model::{GrantScope, Group, GroupGrant};
 
 use super::page::{
     Fields, Layout, OrFail, PageResult, Paging, Posted, encode, next_link, render, see, time,
 };
 use super::session::Console;
 use crate::api;
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
 
@@ -26,16 +29,43 @@ pub struct GroupRow {
     pub created: String,
 }
 
-fn grant_text(scope: GrantScope, server: Option<&str>) -> String {
-    match (scope, server) {
-        (GrantScope::Manager, _) => "Secrets Automation manager (MANAGER)".into(),
-        (GrantScope::AllServers, _) => "every server (ALL_SERVERS)".into(),
-        (GrantScope::Server, s) => format!("server {} (SERVER)", s.unwrap_or("")),
-    }
-}
+/// The names of the users and servers some groups refer to by ID (their members, their SERVER
+/// grants), read in one query per kind; an ID without a name left is shown as it is.
+struct Names(HashMap<(NamedKind, String), String>);
 
-impl From<Group> for GroupRow {
-    fn from(g: Group) -> Self {
+impl Names {
+    async fn of(state: &AppState, groups: &[Group]) -> ApiResult<Names> {
+        let mut things = Vec::new();
+        for g in groups {
+            things.extend(g.members.iter().map(|m| (NamedKind::User, m.as_str())));
+            things.extend(
+                g.grants
+                    .iter()
+                    .filter_map(|x| x.server_id.as_deref())
+                    .map(|s| (NamedKind::Server, s)),
+            );
+        }
+        Ok(Names(state.store.names_of(&things).await?))
+    }
+
+    fn get<'a>(&'a self, kind: NamedKind, id: &'a str) -> &'a str {
+        self.0
+            .get(&(kind, id.to_owned()))
+            .map_or(id, String::as_str)
+    }
+
+    fn grant_text(&self, grant: &GroupGrant) -> String {
+        match (grant.scope, grant.server_id.as_deref()) {
+            (GrantScope::Manager, _) => "Secrets Automation manager (MANAGER)".into(),
+            (GrantScope::AllServers, _) => "every server (ALL_SERVERS)".into(),
+            (GrantScope::Server, s) => format!(
+                "server {} (SERVER)",
+                s.map_or("", |s| self.get(NamedKind::Server, s))
+            ),
+        }
+    }
+
+    fn row(&self, g: Group) -> GroupRow {
         GroupRow {
             members: g.members.len(),
             grants: match g.grants.is_empty() {
@@ -43,7 +73,7 @@ impl From<Group> for GroupRow {
                 false => g
                     .grants
                     .iter()
-                    .map(|x| grant_text(x.scope, x.server_id.as_deref()))
+                    .map(|x| self.grant_text(x))
                     .collect::<Vec<_>>()
                     .join(", "),
             },
@@ -81,13 +111,14 @@ async fn groups_page(
     .await
     .or_fail(console)?
     .0;
+    let names = Names::of(state, &page.items).await.or_fail(console)?;
     Ok(render(
         status,
         &GroupsPage {
             layout: Layout::of(console, "groups"),
             alert,
             next: next_link("/ui/groups", &page),
-            groups: page.items.into_iter().map(GroupRow::from).collect(),
+            groups: page.items.into_iter().map(|g| names.row(g)).collect(),
         },
     ))
 }
@@ -124,6 +155,12 @@ pub struct GrantRow {
     pub text: String,
 }
 
+/// A member as the page shows them: by email, the ID on hover and in the link.
+pub struct Member {
+    pub id: String,
+    pub email: String,
+}
+
 #[derive(Template)]
 #[template(path = "console/group.html")]
 struct GroupPage {
@@ -131,6 +168,7 @@ struct GroupPage {
     alert: Option<String>,
     group: Group,
     created: String,
+    members: Vec<Member>,
     grants: Vec<GrantRow>,
 }
 
@@ -149,19 +187,30 @@ async fn group_page(
     .await
     .or_fail(console)?
     .0;
+    let names = Names::of(state, std::slice::from_ref(&group))
+        .await
+        .or_fail(console)?;
     Ok(render(
         status,
         &GroupPage {
             layout: Layout::of(console, "groups"),
             alert,
             created: time(group.created_at),
+            members: group
+                .members
+                .iter()
+                .map(|m| Member {
+                    email: names.get(NamedKind::User, m).to_owned(),
+                    id: m.clone(),
+                })
+                .collect(),
             grants: group
                 .grants
                 .iter()
                 .map(|g| GrantRow {
                     scope: g.scope.as_str(),
                     server: g.server_id.clone().unwrap_or_default(),
-                    text: grant_text(g.scope, g.server_id.as_deref()),
+                    text: names.grant_text(g),
                 })
                 .collect(),
             group,

@@ -77,6 +77,9 @@ impl AuditStore for ThisStore {
         &self,
         things: &[(NamedKind, &str)],
     ) -> Result<HashMap<(NamedKind, String), String>> {
+        if things.is_empty() {
+            return Ok(HashMap::new());
+        }
         let mut by_kind: HashMap<NamedKind, BTreeSet<&str>> = HashMap::new();
         for (kind, id) in things {
             by_kind.entry(*kind).or_default().insert(id);

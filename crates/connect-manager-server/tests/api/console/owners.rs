@@ -55,6 +55,24 @@ async fn owners_manage_vaults_groups_users_and_keys(db: TestDb) {
     .expect_redirect(&group_path);
     let page = b.get(&group_path).await.expect(200);
     assert!(page.html.contains(&user_id) && page.html.contains(server_id));
+    // Members by email and servers by name, the IDs on hover and in the forms.
+    assert!(
+        page.html.contains(&format!(
+            r#"<a href="/ui/users/{user_id}" title="{user_id}">frank@example.test</a>"#
+        )),
+        "{}",
+        page.html
+    );
+    assert!(page.html.contains("server web (SERVER)"));
+    assert!(page.html.contains(&format!(
+        r#"<input type="hidden" name="server" value="{server_id}">"#
+    )));
+    let list = b.get("/ui/groups").await.expect(200);
+    assert!(
+        list.html.contains("<td>server web (SERVER)</td>"),
+        "{}",
+        list.html
+    );
     let frank = Browser::signed_in(&app, &key).await;
     assert!(frank.get("/ui/servers").await.html.contains(server_id));
     // Revoking the grant: the next page shows the server no more.
