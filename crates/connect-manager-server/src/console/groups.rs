@@ -29,23 +29,21 @@ pub struct GroupRow {
     pub created: String,
 }
 
-/// The names of the users and servers some groups refer to by ID (their members, their SERVER
+/// The names of the users and servers a groups page refers to by ID (a group's members, SERVER
 /// grants), read in one query per kind; an ID without a name left is shown as it is.
 struct Names(HashMap<(NamedKind, String), String>);
 
+/// The servers a group's SERVER grants name.
+fn granted_servers(g: &Group) -> impl Iterator<Item = (NamedKind, &str)> {
+    g.grants
+        .iter()
+        .filter_map(|x| x.server_id.as_deref())
+        .map(|s| (NamedKind::Server, s))
+}
+
 impl Names {
-    async fn of(state: &AppState, groups: &[Group]) -> ApiResult<Names> {
-        let mut things = Vec::new();
-        for g in groups {
-            things.extend(g.members.iter().map(|m| (NamedKind::User, m.as_str())));
-            things.extend(
-                g.grants
-                    .iter()
-                    .filter_map(|x| x.server_id.as_deref())
-                    .map(|s| (NamedKind::Server, s)),
-            );
-        }
-        Ok(Names(state.store.names_of(&things).await?))
+    async fn of(state: &AppState, things: &[(NamedKind, &str)]) -> ApiResult<Names> {
+        Ok(Names(state.store.names_of(things).await?))
     }
 
     fn get<'a>(&'a self, kind: NamedKind, id: &'a str) -> &'a str {
@@ -111,7 +109,9 @@ async fn groups_page(
     .await
     .or_fail(console)?
     .0;
-    let names = Names::of(state, &page.items).await.or_fail(console)?;
+    // The list shows member counts, not members: only the granted servers are named.
+    let servers: Vec<_> = page.items.iter().flat_map(granted_servers).collect();
+    let names = Names::of(state, &servers).await.or_fail(console)?;
     Ok(render(
         status,
         &GroupsPage {
@@ -187,9 +187,13 @@ async fn group_page(
     .await
     .or_fail(console)?
     .0;
-    let names = Names::of(state, std::slice::from_ref(&group))
-        .await
-        .or_fail(console)?;
+    let things: Vec<_> = group
+        .members
+        .iter()
+        .map(|m| (NamedKind::User, m.as_str()))
+        .chain(granted_servers(&group))
+        .collect();
+    let names = Names::of(state, &things).await.or_fail(console)?;
     Ok(render(
         status,
         &GroupPage {
